@@ -1,0 +1,209 @@
+"""Building the MCP server from the catalog: what is listed, and what a call does.
+
+A call goes: listed? -> arguments validated by the tool's pydantic model -> (writes)
+the guard -> one request through the PostHog client -> result shaping. Nothing is
+sent upstream before the arguments are valid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import mcp.types as types
+from mcp.server import Server, ServerRequestContext
+from pydantic import BaseModel, ValidationError
+
+from server import __version__, results
+from server.audit import AuditLog
+from server.config import ConfigError, Settings, default_audit_path
+from server.definitions import TOKEN_PARAM, tool_definition
+from server.guard import Guard, GuardedCall, TokenSigner
+from server.posthog import PostHogClient, PostHogError, ProjectUpstream
+from server.visibility import KeyAccess, check_names, visible, why_hidden
+from tools.catalog import BY_NAME, CATALOG
+from tools.spec import ToolSpec, Upstream, path_for
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = (
+    "Operate PostHog batch exports: inspect exports, runs, backfills and logs; pause, unpause, backfill, "
+    "retry, cancel, create, change and delete. Every write previews first and needs the user's confirmation."
+)
+
+
+async def perform(spec: ToolSpec, params: BaseModel, upstream: Upstream) -> Any:
+    """Carry out one catalog entry: its own function, or the plain request it declares."""
+    if spec.handler is not None:
+        data = await spec.handler(upstream, params)
+    else:
+        values = params.model_dump(mode="json", exclude_none=True)
+        values.pop("project_id", None)
+        path = path_for(spec.path, **{name: values.pop(name) for name in spec.path_params})
+        query = {name: values.pop(name) for name in spec.query if name in values}
+        query.update(spec.fixed_query or {})
+        body = None
+        if spec.method == "GET":
+            query.update(values)
+        elif spec.method != "DELETE":
+            body = values
+        data = await upstream.request(spec.method, path, query=query or None, json=body)
+    return spec.shape(data) if spec.shape is not None else data
+
+
+def describe_invalid(spec: ToolSpec, error: ValidationError, allowed: list[str]) -> str:
+    problems = []
+    for item in error.errors()[:6]:
+        where = ".".join(str(part) for part in item["loc"]) or "arguments"
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            problems.append(f"unknown parameter {where!r} (allowed: {', '.join(allowed)})")
+        elif kind == "missing":
+            problems.append(f"{where} is required")
+        elif kind == "value_error":
+            problems.append(str(item["msg"]).removeprefix("Value error, "))
+        else:
+            problems.append(f"{where}: {item['msg']}")
+    return f"Invalid arguments for {spec.name}: " + "; ".join(problems) + ". Nothing was sent to PostHog."
+
+
+class App:
+    """One configured server: settings, the PostHog client, what the key may do, the guard."""
+
+    def __init__(self, settings: Settings, client: PostHogClient, access: KeyAccess) -> None:
+        self.settings = settings
+        self.client = client
+        self.access = access
+        self.audit = AuditLog(settings.audit_log or default_audit_path())
+        self.guard = Guard(TokenSigner(settings.confirm_secret), self.audit, settings.confirm)
+        self.specs = visible(CATALOG, settings, access)
+        self.definitions = [
+            tool_definition(spec, pinned_project=settings.project_id is not None, guarded=self.guard.applies(spec))
+            for spec in self.specs
+        ]
+        self._allowed = {
+            d.name: sorted(d.input_schema.get("properties", {})) for d in self.definitions
+        }
+        self.server: Server[Any] = Server(
+            "posthog-batch-exports-mcp",
+            version=__version__,
+            title="PostHog batch exports",
+            instructions=INSTRUCTIONS,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+        )
+
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=self.definitions)
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        secrets = {self.settings.api_key or ""} | results.secret_values(params.arguments or {})
+        try:
+            return await self.call(ctx, params, secrets)
+        except Exception as exc:  # never a bare "Error executing tool": say what broke, log the rest
+            log.exception("tool %s failed", params.name)
+            return results.failure(f"{params.name} failed inside the MCP server ({type(exc).__name__}).", secrets)
+
+    async def call(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams, secrets: set[str]
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        spec = BY_NAME.get(params.name)
+        if spec is None:
+            names = ", ".join(s.name for s in self.specs)
+            return results.failure(f"Unknown tool {params.name!r}. Available tools: {names}.")
+        hidden = why_hidden(spec, self.settings, self.access)
+        if hidden:
+            return results.failure(f"{spec.name} is not available here: {hidden}. Nothing was sent to PostHog.")
+        arguments = dict(params.arguments or {})
+        guarded = self.guard.applies(spec)
+        token = arguments.pop(TOKEN_PARAM, None) if guarded else None
+        if token is not None and not isinstance(token, str):
+            return results.failure(f"{TOKEN_PARAM} must be the string a preview returned.", secrets)
+        pinned = self.settings.project_id
+        if pinned is not None:
+            if "project_id" in arguments:
+                return results.failure(
+                    f"project_id is not a parameter here: this server is pinned to project {pinned} "
+                    "(POSTHOG_PROJECT_ID). Drop project_id and call again.",
+                    secrets,
+                )
+            arguments["project_id"] = pinned
+        try:
+            model = spec.params.model_validate(arguments)
+        except ValidationError as error:
+            return results.failure(describe_invalid(spec, error, self._allowed[spec.name]), secrets)
+
+        upstream = ProjectUpstream(self.client, model.project_id)  # type: ignore[attr-defined]
+
+        async def execute() -> Any:
+            return await perform(spec, model, upstream)
+
+        if guarded:
+            assert spec.preview is not None, f"{spec.name} is guarded but declares no preview"
+            preview_fn = spec.preview
+            call = GuardedCall(
+                spec=spec,
+                project=model.project_id,  # type: ignore[attr-defined]
+                arguments=model.model_dump(mode="json", exclude_none=True),
+                token=token,
+                read_preview=lambda: preview_fn(upstream, model),
+                execute=execute,
+                secrets=secrets,
+            )
+            return await self.guard.run(call, ctx, params)
+        try:
+            data = await execute()
+        except PostHogError as error:
+            return results.failure(str(error), secrets, {"upstream": error.as_dict()})
+        return results.success(data, secrets)
+
+
+async def discover_access(client: PostHogClient, settings: Settings) -> KeyAccess:
+    """Ask PostHog once what the key may do; when it will not say, list everything."""
+    try:
+        key = await client.current_key()
+    except PostHogError as error:
+        log.warning("Could not read the key's scopes (%s); listing every tool and letting PostHog refuse.", error)
+        return KeyAccess()
+    scopes = key.get("scopes") if isinstance(key, dict) else None
+    teams = key.get("scoped_teams") if isinstance(key, dict) else None
+    access = KeyAccess(
+        scopes=tuple(str(s) for s in scopes) if isinstance(scopes, list) else None,
+        scoped_teams=tuple(int(t) for t in teams) if isinstance(teams, list) else (),
+    )
+    pinned = settings.project_id
+    if pinned is not None and access.scoped_teams and pinned not in access.scoped_teams:
+        raise ConfigError(
+            f"The personal API key is limited to project(s) {', '.join(map(str, access.scoped_teams))}, "
+            f"but POSTHOG_PROJECT_ID is {pinned}. Pin one of those projects or use a key scoped to {pinned}."
+        )
+    return access
+
+
+@asynccontextmanager
+async def open_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[App]:
+    """Start the PostHog client, learn the key's scopes, and build the server around them."""
+    check_names(settings, CATALOG)
+    client = PostHogClient(
+        settings.host,
+        settings.require_key(),
+        api_route=settings.api_route,
+        timeout=settings.timeout,
+        transport=transport,
+    )
+    try:
+        access = await discover_access(client, settings)
+        app = App(settings, client, access)
+        if settings.confirm == "never":
+            log.warning("POSTHOG_MCP_CONFIRM=never: writes run without any confirmation.")
+        yield app
+        app.audit.flush()
+    finally:
+        await client.aclose()

@@ -1,0 +1,68 @@
+"""The audit trail: one JSON line per guarded call, written off the request path.
+
+A full queue or a failing disk drops lines (with one warning on stderr) rather than
+slowing or breaking a call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class AuditLog:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=10_000)
+        self._warned = False
+        self._thread: threading.Thread | None = None
+        if path is not None:
+            self._thread = threading.Thread(target=self._drain, name="audit-log", daemon=True)
+            self._thread.start()
+
+    def record(self, **fields: Any) -> None:
+        if self.path is None:
+            return
+        line = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **fields}
+        try:
+            self._queue.put_nowait(line)
+        except queue.Full:
+            self._warn("audit queue full; dropping lines")
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every recorded line is on disk (tests and shutdown)."""
+        if self._thread is None:
+            return
+        done = threading.Event()
+        self._queue.put(None)
+        self._queue.put({"__flush__": done})
+        done.wait(timeout)
+
+    def _drain(self) -> None:
+        assert self.path is not None
+        while True:
+            item = self._queue.get()
+            if item is None:
+                continue
+            flag = item.get("__flush__")
+            if isinstance(flag, threading.Event):
+                flag.set()
+                continue
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(item, default=str, separators=(",", ":")) + "\n")
+            except OSError as exc:
+                self._warn(f"cannot write audit log {self.path}: {exc}")
+
+    def _warn(self, message: str) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(message)

@@ -1,0 +1,177 @@
+"""The command line: `serve` (default), `sandbox`, `demo`, `tools`.
+
+Logs go to stderr; stdout belongs to the stdio protocol (and to `tools`/`demo` output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+from server import __version__
+from server.config import ConfigError, Settings
+
+COMMANDS = ("serve", "sandbox", "demo", "tools")
+log = logging.getLogger("posthog_batch_exports_mcp")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="MCP transport (default stdio).")
+    parser.add_argument("--host", default="127.0.0.1", help="Address to bind with --transport http (default 127.0.0.1).")
+    parser.add_argument("--port", type=int, default=8000, help="Port for --transport http (default 8000).")
+    parser.add_argument("--read-only", action="store_true", default=None, help="List and allow read tools only.")
+    parser.add_argument("--sandbox", action="store_true", help="Start the local PostHog sandbox in-process and use it.")
+    parser.add_argument("--tools", type=_csv, help="Allow-list of tool names, comma-separated (POSTHOG_MCP_TOOLS).")
+    parser.add_argument("--exclude-tools", type=_csv, help="Tools to hide, comma-separated (POSTHOG_MCP_EXCLUDE_TOOLS).")
+    parser.add_argument("--include-deprecated", action="store_true", default=None, help="Also list deprecated tools.")
+    parser.add_argument("--api-key", help="PostHog personal API key (prefer POSTHOG_PERSONAL_API_KEY: flags show in ps).")
+    parser.add_argument("--posthog-host", help="PostHog base URL (POSTHOG_HOST; default https://us.posthog.com).")
+    parser.add_argument("--project-id", type=int, help="Pin every call to this project (POSTHOG_PROJECT_ID).")
+    parser.add_argument("--api-route", choices=("projects", "environments"), help="PostHog route family (POSTHOG_API_ROUTE).")
+    parser.add_argument("--confirm", choices=("always", "destructive", "never"), help="Which writes need confirmation.")
+    parser.add_argument("--audit-log", help="Audit trail file (POSTHOG_MCP_AUDIT_LOG).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="posthog-batch-exports-mcp",
+        description="MCP server for PostHog batch exports. Without a command it serves MCP (see 'serve --help').",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    _serve_arguments(sub.add_parser("serve", help="Serve MCP over stdio (default) or streamable HTTP."))
+    sub.add_parser("sandbox", help="Run the local PostHog batch-exports sandbox (see 'sandbox --help').", add_help=False)
+    demo = sub.add_parser("demo", help="Run a scripted assistant session against the embedded sandbox.")
+    demo.add_argument("--generation", type=int, choices=(1, 3), default=3, help="Sandbox API generation (default 3).")
+    tools = sub.add_parser("tools", help="Print the tool catalog: name, scope, annotations, guarded.")
+    tools.add_argument("--json", action="store_true", help="Machine-readable output.")
+    return parser
+
+
+def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -> Settings:
+    from pathlib import Path
+
+    overrides: dict[str, Any] = {
+        "api_key": args.api_key,
+        "host": args.posthog_host,
+        "project_id": args.project_id,
+        "api_route": args.api_route,
+        "tools": args.tools,
+        "exclude_tools": args.exclude_tools,
+        "include_deprecated": args.include_deprecated,
+        "read_only": args.read_only,
+        "confirm": args.confirm,
+        "audit_log": Path(args.audit_log) if args.audit_log else None,
+        "sandbox": args.sandbox or None,
+    }
+    return Settings.from_env(env, **overrides)
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("POSTHOG_MCP_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sandbox"]:
+        from server.sandbox.cli import main as sandbox_main
+
+        return sandbox_main(argv[1:])
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["serve", *argv]
+    args = build_parser().parse_args(argv)
+    _setup_logging()
+    try:
+        if args.command == "tools":
+            return print_tools(as_json=args.json)
+        if args.command == "demo":
+            from server.demo import run_demo
+
+            return run_demo(generation=args.generation)
+        return serve(args)
+    except ConfigError as error:
+        print(f"posthog-batch-exports-mcp: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    sandbox = None
+    if settings.sandbox:
+        from server.sandbox import DEFAULT_API_KEY, SandboxConfig, start_sandbox
+
+        # Simulated minutes pass in real seconds, so a retried run visibly completes.
+        sandbox = start_sandbox(SandboxConfig(speed=60.0))
+        settings = settings.with_(host=sandbox.base_url, api_key=DEFAULT_API_KEY)
+        log.warning("Using the local sandbox at %s (project 1 and 2).", sandbox.base_url)
+    try:
+        if args.transport == "http":
+            from server.http import serve_http
+
+            anyio.run(serve_http, settings, args.host, args.port)
+        else:
+            anyio.run(serve_stdio, settings)
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+    return 0
+
+
+async def serve_stdio(settings: Settings) -> None:
+    from mcp.server.stdio import stdio_server
+
+    from server.app import open_app
+
+    async with open_app(settings) as app, stdio_server() as (read, write):
+        await app.server.run(read, write, app.server.create_initialization_options())
+
+
+def catalog_rows() -> list[dict[str, Any]]:
+    from tools.catalog import CATALOG
+
+    return [
+        {
+            "name": spec.name,
+            "scope": spec.scope,
+            "method": spec.method,
+            "path": spec.path,
+            "readOnlyHint": spec.read_only,
+            "destructiveHint": spec.destructive,
+            "idempotentHint": spec.idempotent,
+            "openWorldHint": spec.open_world,
+            "guarded": spec.is_guarded,
+            "deprecated": spec.deprecated,
+        }
+        for spec in CATALOG
+    ]
+
+
+def print_tools(*, as_json: bool) -> int:
+    rows = catalog_rows()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'tool':32} {'scope':20} RO    D     I     OW    guarded")
+    for r in rows:
+        flags = " ".join(f"{str(r[k]).lower():5}" for k in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"))
+        note = " (deprecated)" if r["deprecated"] else ""
+        print(f"{r['name']:32} {r['scope']:20} {flags} {'yes' if r['guarded'] else 'no'}{note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

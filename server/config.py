@@ -1,0 +1,103 @@
+"""All configuration in one settings object: environment variables, overridden by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+ConfirmPolicy = Literal["always", "destructive", "never"]
+ApiRoute = Literal["projects", "environments"]
+
+DEFAULT_HOST = "https://us.posthog.com"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _names(value: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (value or "").split(",") if n.strip())
+
+
+def default_audit_path() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "posthog-batch-exports-mcp" / "audit.jsonl"
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: str | None = field(default=None, repr=False)
+    host: str = DEFAULT_HOST
+    project_id: int | None = None
+    api_route: ApiRoute = "projects"
+    tools: tuple[str, ...] = ()
+    exclude_tools: tuple[str, ...] = ()
+    include_deprecated: bool = False
+    read_only: bool = False
+    confirm: ConfirmPolicy = "always"
+    confirm_secret: bytes | None = field(default=None, repr=False)
+    audit_log: Path | None = None
+    timeout: float = 20.0
+    sandbox: bool = False
+    auth_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read the environment, then apply non-None overrides (the CLI's flags)."""
+        env = os.environ if env is None else env
+        project = env.get("POSTHOG_PROJECT_ID", "").strip()
+        secret = env.get("POSTHOG_MCP_CONFIRM_SECRET")
+        audit = env.get("POSTHOG_MCP_AUDIT_LOG")
+        values: dict[str, Any] = {
+            "api_key": env.get("POSTHOG_PERSONAL_API_KEY") or None,
+            "host": env.get("POSTHOG_HOST") or DEFAULT_HOST,
+            "project_id": _project(project) if project else None,
+            "api_route": env.get("POSTHOG_API_ROUTE") or "projects",
+            "tools": _names(env.get("POSTHOG_MCP_TOOLS")),
+            "exclude_tools": _names(env.get("POSTHOG_MCP_EXCLUDE_TOOLS")),
+            "include_deprecated": _flag(env.get("POSTHOG_MCP_INCLUDE_DEPRECATED")),
+            "read_only": _flag(env.get("POSTHOG_MCP_READ_ONLY")),
+            "confirm": (env.get("POSTHOG_MCP_CONFIRM") or "always").strip().lower(),
+            "confirm_secret": secret.encode() if secret else None,
+            "audit_log": Path(audit) if audit else None,
+            "timeout": float(env.get("POSTHOG_MCP_TIMEOUT") or 20.0),
+            "auth_token": env.get("POSTHOG_MCP_AUTH_TOKEN") or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def check(self) -> None:
+        if self.api_route not in ("projects", "environments"):
+            raise ConfigError(f"POSTHOG_API_ROUTE must be 'projects' or 'environments', not {self.api_route!r}.")
+        if self.confirm not in ("always", "destructive", "never"):
+            raise ConfigError(f"POSTHOG_MCP_CONFIRM must be always, destructive or never, not {self.confirm!r}.")
+        if not self.host.startswith(("http://", "https://")):
+            raise ConfigError(f"POSTHOG_HOST must start with https:// (or http:// for local hosts), got {self.host!r}.")
+        if self.timeout <= 0:
+            raise ConfigError("POSTHOG_MCP_TIMEOUT must be a positive number of seconds.")
+
+    def require_key(self) -> str:
+        if not self.api_key:
+            raise ConfigError(
+                "POSTHOG_PERSONAL_API_KEY is not set. Create a personal API key in PostHog (Settings > Personal API keys) "
+                "with batch_export:read (and batch_export:write to make changes), or try the local sandbox with --sandbox."
+            )
+        return self.api_key
+
+
+def _project(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"POSTHOG_PROJECT_ID must be a positive number (the id in your project's URL), got {value!r}.")
+    return int(value)

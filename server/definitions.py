@@ -1,0 +1,130 @@
+"""What a tool advertises: a catalog entry turned into an MCP `Tool` definition.
+
+Pydantic's JSON Schema is trimmed here (titles, `$defs`, null branches of optional
+inputs) because every byte of `tools/list` is paid for in the model's context.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import mcp.types as types
+
+from tools.spec import ToolSpec
+
+TOKEN_PARAM = "confirmation_token"
+TOKEN_SCHEMA = {
+    "type": "string",
+    "maxLength": 2000,
+    "description": "From this call's preview; send only after the user agreed to it.",
+}
+SCOPES_META = "posthog/requiredScopes"
+GUARDED_STATUSES = ["executed", "confirmation_required", "declined", "cancelled"]
+
+
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline_refs(copy.deepcopy(defs[ref.rsplit("/", 1)[1]]), defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
+def _trim(node: Any, *, keep_null: bool) -> Any:
+    """Drop titles and fold `anyOf [X, null]`: optional inputs become plain X (absent = null);
+    nullable outputs become `type: [X, "null"]`."""
+    if isinstance(node, list):
+        return [_trim(v, keep_null=keep_null) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "title":
+            continue
+        if key == "properties":
+            out[key] = {name: _trim(prop, keep_null=keep_null) for name, prop in value.items()}
+        else:
+            out[key] = _trim(value, keep_null=keep_null)
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
+        other = next(b for b in branches if b != {"type": "null"})
+        del out["anyOf"]
+        if keep_null and isinstance(other.get("type"), str):
+            other = {**other, "type": [other["type"], "null"]}
+        elif keep_null:
+            out["anyOf"] = [other, {"type": "null"}]
+            other = {}
+        out = {**other, **out}
+    if out.get("default", 0) is None:
+        del out["default"]
+    if out.get("additionalProperties") is True:
+        del out["additionalProperties"]  # the default, so it costs bytes and says nothing
+    return out
+
+
+def compact_schema(model: type, *, keep_null: bool) -> dict[str, Any]:
+    raw = model.model_json_schema()
+    return _trim(_inline_refs(raw, raw.get("$defs", {})), keep_null=keep_null)
+
+
+def input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict[str, Any]:
+    schema = compact_schema(spec.params, keep_null=False)
+    properties = dict(schema.get("properties", {}))
+    required = [r for r in schema.get("required", [])]
+    if pinned_project:
+        properties.pop("project_id", None)
+        required = [r for r in required if r != "project_id"]
+    if guarded:
+        properties[TOKEN_PARAM] = TOKEN_SCHEMA
+    result: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        result["required"] = required
+    result["additionalProperties"] = False
+    return result
+
+
+def output_schema(spec: ToolSpec, *, guarded: bool) -> dict[str, Any]:
+    inner = compact_schema(spec.output, keep_null=True)
+    if not guarded:
+        return inner
+    return {
+        "type": "object",
+        "properties": {
+            "status": {"type": "string", "enum": GUARDED_STATUSES},
+            "message": {"type": "string"},
+            "result": inner,
+            "preview": {"type": "object"},
+            TOKEN_PARAM: {"type": "string"},
+            "expires_at": {"type": "string"},
+        },
+        "required": ["status", "message"],
+    }
+
+
+def description(spec: ToolSpec, *, guarded: bool) -> str:
+    text = spec.description
+    if guarded:
+        text += " Previews and asks to confirm first."
+    return f"{text} Requires scope: {spec.scope}."
+
+
+def tool_definition(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> types.Tool:
+    return types.Tool(
+        name=spec.name,
+        title=spec.title,
+        description=description(spec, guarded=guarded),
+        input_schema=input_schema(spec, pinned_project=pinned_project, guarded=guarded),
+        output_schema=output_schema(spec, guarded=guarded),
+        annotations=types.ToolAnnotations(
+            title=spec.title,
+            read_only_hint=spec.read_only,
+            destructive_hint=spec.destructive,
+            idempotent_hint=spec.idempotent,
+            open_world_hint=spec.open_world,
+        ),
+        _meta={SCOPES_META: [spec.scope]},
+    )

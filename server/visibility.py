@@ -1,0 +1,59 @@
+"""The one place that decides which tools are listed and callable.
+
+Order matters: read-only mode wins over every allow-list, the exclude list wins over
+the allow-list, and tools the key cannot use are hidden (write implies read; `*` and
+legacy unscoped keys may do everything).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from server.config import ConfigError, Settings
+from tools.spec import ToolSpec
+
+
+@dataclass(frozen=True)
+class KeyAccess:
+    """What the personal API key may do; `scopes is None` means unknown (discovery failed)."""
+
+    scopes: tuple[str, ...] | None = None
+    scoped_teams: tuple[int, ...] = ()
+
+    def allows(self, scope: str) -> bool:
+        if self.scopes is None or not self.scopes or "*" in self.scopes:
+            return True
+        if scope in self.scopes:
+            return True
+        obj, _, action = scope.partition(":")
+        return action == "read" and f"{obj}:write" in self.scopes
+
+
+def check_names(settings: Settings, catalog: Sequence[ToolSpec]) -> None:
+    known = {spec.name for spec in catalog}
+    unknown = sorted((set(settings.tools) | set(settings.exclude_tools)) - known)
+    if unknown:
+        raise ConfigError(
+            f"Unknown tool name(s) in POSTHOG_MCP_TOOLS/POSTHOG_MCP_EXCLUDE_TOOLS: {', '.join(unknown)}. "
+            "Run 'posthog-batch-exports-mcp tools' for the list."
+        )
+
+
+def why_hidden(spec: ToolSpec, settings: Settings, access: KeyAccess) -> str | None:
+    """None when the tool is listed; otherwise the reason, phrased for a refused call."""
+    if settings.read_only and not spec.read_only:
+        return "the server runs in read-only mode (POSTHOG_MCP_READ_ONLY / --read-only), which allows read tools only"
+    if spec.name in settings.exclude_tools:
+        return "it is excluded by POSTHOG_MCP_EXCLUDE_TOOLS"
+    if settings.tools and spec.name not in settings.tools:
+        return "it is not in the POSTHOG_MCP_TOOLS allow-list"
+    if spec.deprecated and not settings.include_deprecated and spec.name not in settings.tools:
+        return "it is deprecated; set POSTHOG_MCP_INCLUDE_DEPRECATED=1 to enable it"
+    if not access.allows(spec.scope):
+        return f"the personal API key lacks the scope {spec.scope}"
+    return None
+
+
+def visible(catalog: Sequence[ToolSpec], settings: Settings, access: KeyAccess) -> list[ToolSpec]:
+    return [spec for spec in catalog if why_hidden(spec, settings, access) is None]

@@ -1,0 +1,79 @@
+"""Log rows of a batch export, optionally narrowed to one run."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from pydantic import Field
+
+from tools.models import LogLevel, LogPage, Params, RunParams
+from tools.runs import read_run
+from tools.spec import READ, ToolSpec, Upstream, path_for
+
+LOGS_PATH = "batch_exports/{batch_export_id}/logs/"
+# Workers log a moment before a run row is created and after it is marked finished.
+_RUN_WINDOW_SLACK = timedelta(minutes=2)
+
+
+class LogsParams(Params):
+    batch_export_id: UUID = Field(description="Batch export id (UUID).")
+    run_id: UUID | None = Field(None, description="Only logs written while this run was in progress.")
+    level: list[LogLevel] | None = Field(None, max_length=5, description="Only these levels, e.g. [ERROR, WARNING].")
+    search: str | None = Field(None, max_length=200, description="Case-insensitive text to find in messages.")
+    after: datetime | None = Field(None, description="Only rows after this time.")
+    before: datetime | None = Field(None, description="Only rows before this time.")
+    limit: int | None = Field(None, ge=1, le=500, description="Max rows, newest first (default 50).")
+
+
+def _parse(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+async def read_logs(upstream: Upstream, params: LogsParams) -> Any:
+    """PostHog's own runs/{id}/logs/ route is broken (reference 10.4): narrow the export's
+    logs to the run's lifetime instead."""
+    after, before = params.after, params.before
+    if params.run_id is not None:
+        run = await read_run(upstream, RunParams(project_id=params.project_id, batch_export_id=params.batch_export_id, run_id=params.run_id))
+        started, finished = _parse(run.get("created_at")), _parse(run.get("finished_at"))
+        if started is not None:
+            start = started - _RUN_WINDOW_SLACK
+            after = max(after, start) if after and after.tzinfo else start
+        if finished is not None:
+            end = finished + _RUN_WINDOW_SLACK
+            before = min(before, end) if before and before.tzinfo else end
+    query: dict[str, Any] = {
+        # One value works on every PostHog; the newer API takes several comma-separated.
+        "level": ",".join(params.level) if params.level else None,
+        "search": params.search,
+        "after": after.isoformat() if after else None,
+        "before": before.isoformat() if before else None,
+        "limit": params.limit,
+    }
+    path = path_for(LOGS_PATH, batch_export_id=params.batch_export_id)
+    return await upstream.request("GET", path, query={k: v for k, v in query.items() if v is not None})
+
+
+TOOLS = [
+    ToolSpec(
+        name="batch-export-logs",
+        title="Read batch export logs",
+        description="Read a batch export's log rows, newest first; give run_id to see one run's logs.",
+        method="GET",
+        path=LOGS_PATH,
+        scope=READ,
+        params=LogsParams,
+        output=LogPage,
+        handler=read_logs,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    ),
+]
