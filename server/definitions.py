@@ -27,7 +27,9 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return _inline_refs(copy.deepcopy(defs[ref.rsplit("/", 1)[1]]), defs)
+            target = _inline_refs(copy.deepcopy(defs[ref.rsplit("/", 1)[1]]), defs)
+            siblings = {k: _inline_refs(v, defs) for k, v in node.items() if k != "$ref"}
+            return {**target, **siblings}
         return {k: _inline_refs(v, defs) for k, v in node.items() if k != "$defs"}
     if isinstance(node, list):
         return [_inline_refs(v, defs) for v in node]

@@ -1,0 +1,213 @@
+"""Unit tests per tool: the exact request built (method, path, query, body) and the response mapped.
+
+PostHog is mocked with respx here; tests/test_tools_sandbox.py runs every tool against the
+sandbox over real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+import respx
+from mcp import Client
+
+from server.app import open_app
+from server.config import Settings
+from tests.support import data, text
+
+HOST = "https://posthog.test"
+E = "0190f4b2-6c1e-7c3a-9a51-2b1f0e7a1d11"
+R = "11111111-2222-4333-8444-555555555555"
+B = "66666666-7777-4888-9999-000000000000"
+P = f"/api/projects/1/batch_exports"
+EXPORT = {
+    "id": E,
+    "name": "Events to HTTP",
+    "interval": "hour",
+    "paused": False,
+    "destination": {"type": "HTTP", "config": {"url": "https://us.i.posthog.com/batch/", "token": "tok-secret-1"}},
+    "last_updated_at": "2025-01-01T00:00:00Z",
+    "last_paused_at": None,
+    "latest_runs": [],
+}
+RUN = {"id": R, "status": "Failed", "data_interval_start": "2025-01-01T00:00:00Z",
+       "data_interval_end": "2025-01-01T01:00:00Z", "created_at": "2025-01-01T01:00:05Z",
+       "finished_at": "2025-01-01T01:02:00Z", "latest_error": "boom"}
+BACKFILL = {"id": B, "status": "Running", "start_at": "2025-01-01T00:00:00Z", "end_at": "2025-01-02T00:00:00Z"}
+DEST = {"type": "HTTP", "config": {"url": "https://us.i.posthog.com/batch/", "token": "tok-secret-2"}}
+WIDE = {"after": "2000-01-01T00:00:00Z"}
+
+# tool, arguments, (method, path, query, json body), response body, expected structured result
+CASES: list[tuple[str, dict[str, Any], tuple[str, str, dict[str, Any], Any], Any, Any]] = [
+    ("batch-exports-list", {"limit": 5, "offset": 10}, ("GET", f"{P}/", {"limit": "5", "offset": "10"}, None),
+     {"count": 1, "next": None, "previous": None, "results": [EXPORT]}, None),
+    ("batch-export-get", {"batch_export_id": E}, ("GET", f"{P}/{E}/", {}, None), EXPORT, None),
+    ("batch-export-create", {"name": "n", "interval": "day", "destination": DEST, "paused": True},
+     ("POST", f"{P}/", {}, {"name": "n", "interval": "day", "destination": DEST, "paused": True}), EXPORT, None),
+    ("batch-export-update", {"batch_export_id": E, "name": "renamed"},
+     ("PATCH", f"{P}/{E}/", {}, {"name": "renamed"}), EXPORT, None),
+    ("batch-export-delete", {"batch_export_id": E}, ("DELETE", f"{P}/{E}/", {}, None), None,
+     {"deleted": True, "id": E}),
+    ("batch-export-pause", {"batch_export_id": E}, ("POST", f"{P}/{E}/pause/", {}, {}), {"paused": True}, None),
+    ("batch-export-unpause", {"batch_export_id": E, "backfill": True},
+     ("POST", f"{P}/{E}/unpause/", {}, {"backfill": True}), {"paused": False}, None),
+    ("batch-export-logs", {"batch_export_id": E, "level": ["ERROR", "WARNING"], "search": "failed", "limit": 20},
+     ("GET", f"{P}/{E}/logs/", {"level": "ERROR,WARNING", "search": "failed", "limit": "20"}, None),
+     {"count": 0, "next": None, "previous": None, "results": []}, None),
+    ("batch-export-runs-list", {"batch_export_id": E, "status": ["Failed", "FailedRetryable"], "after": "-30d"},
+     ("GET", f"{P}/{E}/runs/", {"status": ["Failed", "FailedRetryable"], "after": "-30d"}, None),
+     {"next": None, "previous": None, "results": [RUN]}, None),
+    ("batch-export-run-get", {"batch_export_id": E, "run_id": R}, ("GET", f"{P}/{E}/runs/{R}/", WIDE, None), RUN, None),
+    ("batch-export-run-retry", {"batch_export_id": E, "run_id": R},
+     ("POST", f"{P}/{E}/runs/{R}/retry/", WIDE, {}), {"backfill_id": "x-Backfill-a-b"}, None),
+    ("batch-export-run-cancel", {"batch_export_id": E, "run_id": R},
+     ("POST", f"{P}/{E}/runs/{R}/cancel/", WIDE, {}), {"cancelled": True}, None),
+    ("batch-export-backfills-list", {"batch_export_id": E, "ordering": "-start_at"},
+     ("GET", f"{P}/{E}/backfills/", {"ordering": "-start_at"}, None), {"next": None, "results": [BACKFILL]}, None),
+    ("batch-export-backfill-get", {"batch_export_id": E, "backfill_id": B},
+     ("GET", f"{P}/{E}/backfills/{B}/", {}, None), BACKFILL, None),
+    ("batch-export-backfill-create", {"batch_export_id": E, "start_at": "2025-01-01", "end_at": "2025-01-08"},
+     ("POST", f"{P}/{E}/backfills/", {}, {"start_at": "2025-01-01", "end_at": "2025-01-08"}), {"backfill_id": B}, None),
+    ("batch-export-backfill-cancel", {"batch_export_id": E, "backfill_id": B},
+     ("POST", f"{P}/{E}/backfills/{B}/cancel/", {}, {}), {"cancelled": True}, None),
+    ("batch-export-backfill-legacy",
+     {"batch_export_id": E, "start_at": "2025-01-01T00:00:00Z", "end_at": "2025-01-02T00:00:00+00:00"},
+     ("POST", f"{P}/{E}/backfill/", {}, {"start_at": "2025-01-01T00:00:00Z", "end_at": "2025-01-02T00:00:00+00:00"}),
+     {"backfill_id": "wf"}, None),
+    ("batch-export-destination-test", {"destination": "AwsS3"},
+     ("GET", f"{P}/test/", {"destination": "AwsS3"}, None), {"steps": [{"name": "s", "result": None}]}, None),
+    ("batch-export-run-test-step", {"batch_export_id": E, "name": "n", "interval": "hour", "destination": DEST, "step": 1},
+     ("POST", f"{P}/{E}/run_test_step/", {}, {"name": "n", "interval": "hour", "destination": DEST, "step": 1}),
+     {"name": "s", "result": {"status": "Passed", "message": None}}, None),
+    ("batch-export-run-test-step-new", {"name": "n", "interval": "hour", "destination": DEST},
+     ("POST", f"{P}/run_test_step_new/", {}, {"name": "n", "interval": "hour", "destination": DEST, "step": 0}),
+     {"name": "s", "result": {"status": "Passed", "message": None}}, None),
+]
+
+
+def _query(request: httpx.Request) -> dict[str, Any]:
+    pairs = parse_qsl(urlsplit(str(request.url)).query)
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        out[key] = [*out[key], value] if isinstance(out.get(key), list) else [out[key], value] if key in out else value
+    return out
+
+
+def _settings(tmp_path: Path, **overrides: Any) -> Settings:
+    return Settings(api_key="phx_unit_key_1234", host=HOST, audit_log=tmp_path / "audit.jsonl", **overrides)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_every_tool_builds_its_request_and_maps_the_response(tmp_path: Path, mode: str) -> None:
+    assert {c[0] for c in CASES} == {
+        "batch-exports-list", "batch-export-get", "batch-export-create", "batch-export-update",
+        "batch-export-delete", "batch-export-pause", "batch-export-unpause", "batch-export-logs",
+        "batch-export-runs-list", "batch-export-run-get", "batch-export-run-retry", "batch-export-run-cancel",
+        "batch-export-backfills-list", "batch-export-backfill-get", "batch-export-backfill-create",
+        "batch-export-backfill-cancel", "batch-export-backfill-legacy", "batch-export-destination-test",
+        "batch-export-run-test-step", "batch-export-run-test-step-new",
+    }
+    settings = _settings(tmp_path, confirm="never", include_deprecated=True)
+    for name, arguments, (method, path, query, body), response, expected in CASES:
+        with respx.mock(base_url=HOST, assert_all_called=True) as mock:
+            mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"], "scoped_teams": []})
+            status = 204 if response is None else 200
+            route = mock.request(method, path).respond(status, json=response) if response is not None else (
+                mock.request(method, path).respond(204)
+            )
+            async with open_app(settings) as app, Client(app.server, mode=mode) as client:
+                result = await client.call_tool(name, {"project_id": 1, **arguments})
+            assert route.call_count == 1, name
+            sent = route.calls.last.request
+            assert sent.headers["authorization"] == "Bearer phx_unit_key_1234"
+            assert sent.headers["user-agent"].startswith("posthog-batch-exports-mcp/")
+            assert _query(sent) == query, name
+            assert (json.loads(sent.content) if sent.content else None) == body, name
+            got = data(result)
+            if expected is not None:
+                assert got == expected, name
+            assert "tok-secret" not in text(result), f"{name} echoed a secret"
+            assert "phx_unit_key_1234" not in text(result)
+
+
+async def test_environments_route_family(tmp_path: Path) -> None:
+    with respx.mock(base_url=HOST) as mock:
+        mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["batch_export:read"]})
+        route = mock.get(f"/api/environments/2/batch_exports/{E}/").respond(200, json=EXPORT)
+        async with open_app(_settings(tmp_path, api_route="environments")) as app, Client(app.server) as client:
+            data(await client.call_tool("batch-export-get", {"project_id": 2, "batch_export_id": E}))
+        assert route.call_count == 1
+
+
+async def test_list_shape_keeps_latest_runs_small(tmp_path: Path) -> None:
+    runs = [{**RUN, "id": f"{R[:-2]}{i:02d}", "records_completed": 5, "bytes_exported": 9} for i in range(10)]
+    with respx.mock(base_url=HOST) as mock:
+        mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
+        mock.get(f"{P}/").respond(200, json={"count": 1, "results": [{**EXPORT, "latest_runs": runs}]})
+        async with open_app(_settings(tmp_path)) as app, Client(app.server) as client:
+            page = data(await client.call_tool("batch-exports-list", {"project_id": 1}))
+    digest = page["results"][0]["latest_runs"]
+    assert len(digest) == 5 and set(digest[0]) == {"id", "status", "data_interval_end", "latest_error"}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (401, {"type": "authentication_error", "code": "authentication_failed",
+               "detail": "Personal API key found in request Authorization header is invalid.", "attr": None},
+         ["HTTP 401", "authentication_failed", "check POSTHOG_PERSONAL_API_KEY"]),
+        (403, {"type": "authentication_error", "code": "permission_denied",
+               "detail": "API key missing required scope 'batch_export:write'", "attr": None},
+         ["HTTP 403", "permission_denied", "batch_export:write"]),
+        (404, {"type": "invalid_request", "code": "not_found", "detail": "Not found.", "attr": None},
+         ["HTTP 404", "not_found", "7-day"]),
+        (400, {"type": "validation_error", "code": "invalid_choice", "detail": "\"x\" is not a valid choice.",
+               "attr": "destination__type"},
+         ["HTTP 400", "invalid_choice", "attr=destination__type"]),
+    ],
+)
+async def test_error_envelope_becomes_one_clear_line(tmp_path: Path, status: int, body: Any, expected: list[str]) -> None:
+    with respx.mock(base_url=HOST) as mock:
+        mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
+        mock.get(f"{P}/{E}/").respond(status, json=body)
+        async with open_app(_settings(tmp_path)) as app, Client(app.server) as client:
+            result = await client.call_tool("batch-export-get", {"project_id": 1, "batch_export_id": E})
+    assert result.is_error
+    message = text(result)
+    assert "\n" not in message and "Error executing tool" not in message
+    for part in expected:
+        assert part in message
+    assert body["detail"] in message
+
+
+async def test_schema_invalid_arguments_send_nothing(tmp_path: Path) -> None:
+    with respx.mock(base_url=HOST) as mock:
+        mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
+        async with open_app(_settings(tmp_path)) as app, Client(app.server) as client:
+            bad = [
+                ("batch-export-get", {"project_id": 1, "batch_export_id": "../../x"}, "batch_export_id"),
+                ("batch-export-get", {"project_id": 1, "batch_export_id": E, "extra": 1}, "unknown parameter 'extra'"),
+                ("batch-export-create", {"project_id": 1, "name": "n", "interval": "day",
+                                         "destination": {"type": "Snowflake", "config": {"database": "d"}}},
+                 "missing required key(s) warehouse, schema"),
+                ("batch-export-create", {"project_id": 1, "name": "n", "interval": "day",
+                                         "destination": {"type": "HTTP", "config": {"url": "u", "token": "t", "x": 1}}},
+                 "unknown key(s) 'x'"),
+                ("batch-export-backfill-create", {"project_id": 1, "batch_export_id": E,
+                                                  "start_at": "2025-02-01", "end_at": "2025-01-01"},
+                 "must be before end_at"),
+                ("batch-export-update", {"project_id": 1, "batch_export_id": E, "offset_hour": 3},
+                 "need interval"),
+                ("batch-exports-list", {"project_id": -1}, "project_id"),
+            ]
+            for name, arguments, fragment in bad:
+                result = await client.call_tool(name, arguments)
+                assert result.is_error, name
+                assert fragment in text(result), (name, text(result))
+                assert "Nothing was sent to PostHog" in text(result)
+        assert mock.calls.call_count == 1  # only the start-up scope discovery
