@@ -1,0 +1,18 @@
+"""A local stand-in for PostHog's batch-exports API, written from the reference, not from our client.
+
+It imports nothing from `tools/` or the rest of `server/`: a mistake in our client models must not be
+mirrored on both sides of the wire.
+"""
+
+from .config import DEFAULT_API_KEY, SandboxConfig, SandboxKey
+from .app import create_app
+from .server import RunningSandbox, start_sandbox
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "RunningSandbox",
+    "SandboxConfig",
+    "SandboxKey",
+    "create_app",
+    "start_sandbox",
+]

@@ -1,0 +1,166 @@
+"""The HTTP application: request pipeline for `/api/` (faults, auth, scopes, project, throttle, handler),
+the `/_sandbox/` controls, and the request log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import traceback
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import errors
+from .auth import check_scope, find_key
+from .config import SandboxConfig
+from .controls import control_routes
+from .errors import ApiError
+from .faults import FaultRule
+from .handlers import Ctx
+from .routes import match
+from .state import CURRENT_PROJECT, PROJECTS, USER_ORGANIZATION, Sandbox
+
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def _parse_body(raw: bytes, content_type: str) -> Any:
+    if not raw.strip():
+        return None
+    if "application/x-www-form-urlencoded" in content_type:
+        return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise errors.parse_error(f"JSON parse error - {exc}") from None
+
+
+def _resolve_project(raw: str) -> int:
+    if raw == "@current":
+        return CURRENT_PROJECT
+    if not raw.isdigit():
+        raise errors.not_found("Project not found.")
+    return int(raw)
+
+
+def dispatch(sb: Sandbox, request: Request, raw_body: bytes) -> tuple[int, Any]:
+    """Everything between the socket and a handler, in DRF's order. Returns `(status, body or None)`."""
+    route = match(request.url.path, sb.generation)
+    if route is None:
+        raise errors.not_found()
+    parse_failure: ApiError | None = None
+    try:
+        body = _parse_body(raw_body, request.headers.get("content-type", ""))
+    except ApiError as exc:
+        body, parse_failure = None, exc
+    key = find_key(request.headers, body, request.query_params, sb.keys)
+    if parse_failure:
+        raise parse_failure
+    action = route.methods.get(request.method)
+    if action is None:
+        raise errors.method_not_allowed(request.method)
+    project = _resolve_project(route.project) if route.project is not None else None
+    required = action.scope(sb.generation)
+    if route.project is None:  # GET /api/personal_api_keys/@current/
+        if sb.current_key_requires_scope:
+            check_scope(key, "personal_api_key:read", None)
+    else:
+        check_scope(key, required, project)
+        if project not in PROJECTS:
+            raise errors.not_found("Project not found.")
+        if PROJECTS[project] != USER_ORGANIZATION:
+            raise errors.permission_denied("You don't have access to the project.")
+    sb.throttle.check(key.value)
+    with sb.transaction() as now:
+        ctx = Ctx(sb, project or CURRENT_PROJECT, key, request.query_params, body, str(request.url), now)
+        return action.handler(ctx, **route.params)
+
+
+async def api_endpoint(request: Request) -> Response:
+    sb: Sandbox = request.app.state.sandbox
+    raw = await request.body()
+    try:
+        status, body = dispatch(sb, request, raw)
+    except ApiError as exc:
+        if exc.empty:
+            return Response(status_code=exc.status)
+        return JSONResponse(exc.body(), exc.status, headers=exc.headers)
+    except Exception:  # noqa: BLE001 - PostHog answers the generic 500 envelope
+        traceback.print_exc(file=sys.stderr)
+        return JSONResponse(errors.server_error().body(), 500)
+    if body is None:
+        return Response(status_code=status)
+    return JSONResponse(body, status)
+
+
+def _fault_response(rule: FaultRule) -> Response:
+    if rule.malformed_json:
+        return Response('{"count": 3, "next": null, "previous": null, "results": [{"id": "0190f4b2-',
+                        status_code=rule.status or 200, media_type="application/json")
+    status = rule.status or 502
+    if rule.html:
+        return Response(f"<!DOCTYPE html><html><head><title>{status}</title></head><body><h1>{status} Bad Gateway"
+                        "</h1><p>The upstream server is temporarily unavailable.</p></body></html>",
+                        status_code=status, media_type="text/html")
+    body = errors.generic_for_status(status)
+    headers = {}
+    if status == 429 and rule.retry_after is not None:
+        headers["Retry-After"] = rule.retry_after
+        if rule.retry_after.isdigit():
+            body = errors.throttled(int(rule.retry_after)).body()
+    return JSONResponse(body, status, headers=headers)
+
+
+async def _drop_connection(send: Any) -> None:
+    """Close the socket without writing a response (uvicorn passes its cycle's bound `send`)."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:
+        raise ConnectionAbortedError("sandbox fault: drop connection")
+    transport.abort()
+    await asyncio.sleep(0.01)  # let uvicorn see the disconnect before the app returns
+
+
+class SandboxApp(Starlette):
+    """Starlette plus the outermost layer for `/api/`: record the request, apply injected faults."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await super().__call__(scope, receive, send)
+            return
+        sb: Sandbox = self.state.sandbox
+        seen: dict[str, Any] = {"status": None}
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+            await send(message)
+
+        rule = sb.faults.take(scope["method"], scope["path"])
+        try:
+            if rule and rule.latency_ms:
+                await asyncio.sleep(rule.latency_ms / 1000)
+            if rule and rule.drop_connection:
+                await _drop_connection(send)
+            elif rule and (rule.status or rule.html or rule.malformed_json):
+                await _fault_response(rule)(scope, receive, capture)
+            else:
+                await super().__call__(scope, receive, capture)
+        finally:
+            sb.requests.add({
+                "method": scope["method"], "path": scope["path"],
+                "query": scope.get("query_string", b"").decode("latin-1"), "status": seen["status"],
+                "time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            })
+
+
+def create_app(config: SandboxConfig) -> Starlette:
+    """A Starlette app serving the sandbox for `config` (state is created now, seeded if the database is new)."""
+    sandbox = Sandbox(config)
+    app = SandboxApp(routes=[*control_routes(), Route("/{path:path}", api_endpoint, methods=ALL_METHODS)])
+    app.state.sandbox = sandbox
+    return app

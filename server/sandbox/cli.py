@@ -1,0 +1,74 @@
+"""`posthog-batch-exports-mcp sandbox [...]`: serve the sandbox on loopback until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .config import DEFAULT_SCOPES, SandboxConfig, SandboxKey
+from .state import PROJECTS, USER_ORGANIZATION
+
+
+def parse_key(text: str) -> SandboxKey:
+    """`VALUE=SCOPES[@TEAM,TEAM]`: comma-separated scopes (`*` for all, empty for a legacy key)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--key expects VALUE=SCOPES[@TEAM,TEAM], got {text!r}")
+    value, rest = text.split("=", 1)
+    scopes_text, _, teams_text = rest.partition("@")
+    try:
+        teams = [int(t) for t in teams_text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--key teams must be project ids, got {teams_text!r}") from None
+    if not value:
+        raise argparse.ArgumentTypeError("--key needs a value before '='")
+    return SandboxKey(value, [s.strip() for s in scopes_text.split(",") if s.strip()], teams)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="posthog-batch-exports-mcp sandbox",
+                                     description="Serve a local PostHog batch-exports sandbox.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8010)
+    parser.add_argument("--generation", type=int, choices=(3, 1), default=3)
+    parser.add_argument("--db", metavar="PATH", default=None, help="SQLite file (state survives restarts)")
+    parser.add_argument("--key", metavar="VALUE=SCOPES[@TEAM,TEAM]", action="append", type=parse_key,
+                        help="accept this key (repeatable); without --key the default key is accepted")
+    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (0 = frozen)")
+    parser.add_argument("--empty", action="store_true", help="no demo data")
+    parser.add_argument("--no-throttle", action="store_true", help="disable the 480/min, 4800/h per-key limits")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .server import start_sandbox
+
+    config = SandboxConfig(generation=args.generation, db_path=args.db, keys=args.key, seed=not args.empty,
+                           speed=args.speed, throttle=not args.no_throttle)
+    try:
+        running = start_sandbox(config, host=args.host, port=args.port)
+    except (OSError, RuntimeError) as exc:
+        print(f"error: cannot start the sandbox on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    projects = ", ".join(f"{p} ({'your organization' if o == USER_ORGANIZATION else 'another organization'})"
+                         for p, o in PROJECTS.items())
+    print(f"PostHog batch-exports sandbox (generation {args.generation}) at {running.base_url}")
+    print(f"  projects: {projects}; @current = 1")
+    print("  keys:")
+    for key in config.accepted_keys():
+        scopes = ",".join(key.scopes) or "(legacy: all)"
+        teams = f" @{','.join(map(str, key.scoped_teams))}" if key.scoped_teams else ""
+        print(f"    {key.value}  {scopes}{teams}")
+    print(f"  clock speed: {args.speed:g}x; controls under {running.base_url}/_sandbox/; Ctrl-C to stop", flush=True)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.close()
+    return 0
+
+
+__all__ = ["main", "parse_key", "DEFAULT_SCOPES"]

@@ -1,0 +1,144 @@
+"""Test controls under `/_sandbox/` (never under `/api/`, no auth): clock, outcomes, faults, request log,
+state, throttle and reset. JSON in, JSON out; errors use the same envelope as the API."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import serializers, simulation
+from .errors import ApiError, not_found, validation
+from .faults import parse_rule
+from .timeutil import drf, parse_drf_datetime
+
+
+def _json_route(path: str, methods: list[str]) -> Callable:
+    def wrap(fn: Callable) -> Route:
+        async def endpoint(request: Request) -> Response:
+            raw = await request.body()
+            try:
+                body = json.loads(raw) if raw.strip() else {}
+            except json.JSONDecodeError as exc:
+                return JSONResponse(validation(f"JSON parse error - {exc}").body(), 400)
+            try:
+                result = fn(request.app.state.sandbox, request, body)
+            except ApiError as exc:
+                return JSONResponse(exc.body(), exc.status)
+            status, payload = result if isinstance(result, tuple) else (200, result)
+            return JSONResponse(payload, status)
+        return Route(path, endpoint, methods=methods, name=fn.__name__)
+    return wrap
+
+
+def _clock(sb: Any) -> dict[str, Any]:
+    return {"now": drf(sb.catch_up())}
+
+
+def _plain(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: (drf(v) if hasattr(v, "tzinfo") else v) for k, v in obj.items() if not k.startswith("_")}
+
+
+def control_routes() -> list[Route]:
+    routes: list[Route] = []
+
+    @_json_route("/_sandbox/clock", ["GET"])
+    def get_clock(sb, request, body):  # noqa: ANN001, ANN202
+        return _clock(sb)
+
+    @_json_route("/_sandbox/clock/advance", ["POST"])
+    def advance_clock(sb, request, body):  # noqa: ANN001, ANN202
+        seconds = body.get("seconds") if isinstance(body, dict) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise validation("'seconds' must be a non-negative number.", "seconds")
+        sb.catch_up()
+        with sb.store.lock:
+            sb.clock.set(sb.clock.now() + timedelta(seconds=seconds))
+            return _clock(sb)
+
+    @_json_route("/_sandbox/clock/set", ["POST"])
+    def set_clock(sb, request, body):  # noqa: ANN001, ANN202
+        try:
+            target = parse_drf_datetime(body.get("now") if isinstance(body, dict) else None)
+        except ValueError:
+            raise validation("'now' must be an ISO-8601 datetime.", "now") from None
+        now = sb.catch_up()
+        if target < now:
+            raise validation("The sandbox clock only moves forward.", "now")
+        with sb.store.lock:
+            sb.clock.set(target)
+            return _clock(sb)
+
+    @_json_route("/_sandbox/exports/{id}/outcome", ["POST"])
+    def set_outcome(sb, request, body):  # noqa: ANN001, ANN202
+        if not isinstance(body, dict) or body.get("outcome") not in ("succeed", "fail", "fail_retryable"):
+            raise validation("'outcome' must be one of 'succeed', 'fail', 'fail_retryable'.", "outcome")
+        records = body.get("records")
+        if records is not None and (isinstance(records, bool) or not isinstance(records, int) or records < 0):
+            raise validation("'records' must be a non-negative integer or null.", "records")
+        with sb.transaction():
+            export = sb.store.get_export(request.path_params["id"])
+            if export is None:
+                raise not_found()
+            export["_outcome"] = {"outcome": body["outcome"], "error": body.get("error"), "records": records}
+            sb.store.put_export(export)
+        return {"id": export["id"], **export["_outcome"]}
+
+    @_json_route("/_sandbox/faults", ["GET", "POST", "DELETE"])
+    def faults(sb, request, body):  # noqa: ANN001, ANN202
+        if request.method == "POST":
+            sb.faults.add(parse_rule(body))
+            return 201, {"faults": sb.faults.list()}
+        if request.method == "DELETE":
+            sb.faults.clear()
+        return {"faults": sb.faults.list()}
+
+    @_json_route("/_sandbox/requests", ["GET", "DELETE"])
+    def requests(sb, request, body):  # noqa: ANN001, ANN202
+        if request.method == "DELETE":
+            sb.requests.clear()
+        return {"requests": sb.requests.list()}
+
+    @_json_route("/_sandbox/state", ["GET"])
+    def state(sb, request, body):  # noqa: ANN001, ANN202
+        with sb.transaction() as now:
+            store = sb.store
+            exports = store.list_exports(include_deleted=True)
+            by_id = {e["id"]: e for e in exports}
+            out_exports = []
+            for e in exports:
+                item = _plain(e)
+                item.update(deleted=bool(e.get("deleted")), outcome=e["_outcome"],
+                            interval_offset=e.get("interval_offset"))
+                out_exports.append(item)
+            return {
+                "now": drf(now), "generation": sb.generation,
+                "exports": out_exports,
+                "runs": [serializers.run(r) for r in store.list_runs()],
+                "backfills": [serializers.backfill(b, 3, simulation.progress(store, b, by_id.get(b["batch_export"]), now))
+                              for b in store.list_backfills()],
+                "log_count": store.count_logs(),
+                "integrations": store.list_integrations(),
+            }
+
+    @_json_route("/_sandbox/throttle", ["POST"])
+    def throttle(sb, request, body):  # noqa: ANN001, ANN202
+        enabled = body.get("enabled") if isinstance(body, dict) else None
+        if not isinstance(enabled, bool):
+            raise validation("'enabled' must be a boolean.", "enabled")
+        sb.throttle.enabled = enabled
+        if not enabled:
+            sb.throttle.reset()
+        return {"enabled": enabled}
+
+    @_json_route("/_sandbox/reset", ["POST"])
+    def reset(sb, request, body):  # noqa: ANN001, ANN202
+        sb.reset()
+        return _clock(sb)
+
+    routes += [get_clock, advance_clock, set_clock, set_outcome, faults, requests, state, throttle, reset]
+    return routes

@@ -1,0 +1,84 @@
+"""The route table of reference 1.2: path pattern → per-method handler and required scope per generation.
+
+Scopes: `read`/`write` mean `batch_export:read`/`batch_export:write`; `INTERNAL` is grantable only via `*`;
+`None` means the action maps to no scope (scoped keys get 403, reference 3.1 and 3.3).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from . import handlers as h
+
+READ, WRITE, INTERNAL = "batch_export:read", "batch_export:write", "INTERNAL"
+
+
+@dataclass(frozen=True)
+class Action:
+    handler: Callable
+    scope_gen3: str | None
+    scope_gen1: str | None
+    generations: tuple[int, ...] = (1, 3)
+
+    def scope(self, generation: int) -> str | None:
+        return self.scope_gen3 if generation >= 3 else self.scope_gen1
+
+
+def _same(handler: Callable, scope: str) -> Action:
+    return Action(handler, scope, scope)
+
+
+_ID = r"(?P<id>[^/]+)"
+_EID = r"(?P<batch_export_id>[^/]+)"
+
+# Order matters: list-level actions (`test`, `run_test_step_new`) come before the `{id}` detail routes.
+BATCH_EXPORT_ROUTES: list[tuple[re.Pattern[str], dict[str, Action]]] = [(re.compile(p + "$"), m) for p, m in [
+    ("", {"GET": _same(h.list_exports, READ), "POST": _same(h.create_export, WRITE)}),
+    ("/test", {"GET": Action(h.destination_test, READ, INTERNAL)}),
+    ("/run_test_step_new", {"POST": Action(h.run_test_step_new, WRITE, INTERNAL)}),
+    (f"/{_ID}", {"GET": _same(h.retrieve_export, READ), "PUT": _same(h.update_export, WRITE),
+                 "PATCH": _same(h.partial_update_export, WRITE), "DELETE": _same(h.destroy_export, WRITE)}),
+    (f"/{_ID}/pause", {"POST": _same(h.pause_export, WRITE)}),
+    (f"/{_ID}/unpause", {"POST": _same(h.unpause_export, WRITE)}),
+    (f"/{_ID}/backfill", {"POST": Action(h.deprecated_backfill, WRITE, WRITE, generations=(1,))}),
+    (f"/{_ID}/logs", {"GET": Action(h.export_logs, READ, None)}),
+    (f"/{_ID}/run_test_step", {"POST": Action(h.run_test_step, WRITE, INTERNAL)}),
+    (f"/{_EID}/runs", {"GET": _same(h.list_runs, READ)}),
+    (f"/{_EID}/runs/{_ID}", {"GET": _same(h.retrieve_run, READ)}),
+    (f"/{_EID}/runs/{_ID}/retry", {"POST": _same(h.retry_run, WRITE)}),
+    (f"/{_EID}/runs/{_ID}/cancel", {"POST": _same(h.cancel_run, WRITE)}),
+    (f"/{_EID}/runs/{_ID}/logs", {"GET": Action(h.run_logs, READ, None)}),
+    (f"/{_EID}/backfills", {"GET": _same(h.list_backfills, READ), "POST": _same(h.create_backfill, WRITE)}),
+    (f"/{_EID}/backfills/{_ID}", {"GET": _same(h.retrieve_backfill, READ)}),
+    (f"/{_EID}/backfills/{_ID}/cancel", {"POST": _same(h.cancel_backfill, WRITE)}),
+]]
+
+PROJECT_PREFIX = re.compile(r"^/api/(?:projects|environments)/(?P<project>[^/]+)/batch_exports(?P<rest>(?:/[^/]+)*)/?$")
+CURRENT_KEY = re.compile(r"^/api/personal_api_keys/(?P<key_id>[^/]+)/?$")
+
+
+@dataclass
+class Match:
+    methods: dict[str, Action]
+    project: str | None
+    params: dict[str, str]
+
+
+def match(path: str, generation: int) -> Match | None:
+    found = PROJECT_PREFIX.match(path)
+    if found:
+        rest = found["rest"]
+        for pattern, methods in BATCH_EXPORT_ROUTES:
+            m = pattern.fullmatch(rest)
+            if m:
+                available = {k: a for k, a in methods.items() if generation in a.generations}
+                if not available:
+                    continue
+                return Match(available, found["project"], m.groupdict())
+        return None
+    found = CURRENT_KEY.match(path)
+    if found and found["key_id"] == "@current":
+        return Match({"GET": Action(h.current_key, None, None)}, None, {})
+    return None

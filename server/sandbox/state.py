@@ -1,0 +1,94 @@
+"""The running sandbox: configuration, store, clock, throttle, faults and the request log in one place."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Iterator
+from contextlib import contextmanager
+
+from . import simulation
+from .auth import Throttle
+from .config import SandboxConfig, SandboxKey
+from .faults import Faults, RequestLog
+from .store import Store
+from .timeutil import from_db, to_db, utcnow
+
+# The key user belongs to organization A (projects 1 and 2, current project 1); project 3 is in another one.
+USER_ORGANIZATION = "0195f5c0-0000-7000-8000-00000000000a"
+OTHER_ORGANIZATION = "0195f5c0-0000-7000-8000-00000000000b"
+PROJECTS = {1: USER_ORGANIZATION, 2: USER_ORGANIZATION, 3: OTHER_ORGANIZATION}
+CURRENT_PROJECT = 1
+USER_ID = 1
+
+# Integrations seeded in every new database: id -> kind, per project (project 2 uses 2xx).
+INTEGRATION_KINDS = {1: "aws-s3", 2: "snowflake", 3: "postgresql", 4: "google-cloud-service-account",
+                     5: "databricks", 6: "azure-blob", 7: "s3-compatible", 8: "aws-redshift"}
+
+
+class Sandbox:
+    def __init__(self, config: SandboxConfig):
+        if config.generation not in (1, 3):
+            raise ValueError("generation must be 3 or 1")
+        self.config = config
+        self.generation = config.generation
+        self.keys: dict[str, SandboxKey] = {k.value: k for k in config.accepted_keys()}
+        self.store = Store(config.db_path)
+        self.throttle = Throttle(config.throttle)
+        self.faults = Faults()
+        self.requests = RequestLog()
+        self.current_key_requires_scope = config.current_key_requires_scope
+        stored = self.store.get_meta("clock")
+        start = from_db(stored) if stored else (config.now or utcnow())
+        self.clock = simulation.Clock(start, config.speed)
+        if stored is None:
+            self._initialise(start)
+
+    def _initialise(self, start: datetime) -> None:
+        from .seed import seed  # seed builds on handlers, which build on this module
+
+        with self.store.transaction():
+            self.store.set_meta("clock", to_db(start))
+            self.store.set_meta("generation", str(self.generation))
+            earliest = (start - timedelta(days=60)).replace(hour=0, minute=0, second=0, microsecond=0)
+            self.store.set_meta("earliest_data", to_db(earliest))
+            for project in (1, 2):
+                for offset, kind in INTEGRATION_KINDS.items():
+                    self.store.add_integration(project * 100 + offset, project, kind)
+            if self.config.seed:
+                seed(self, start)
+
+    @property
+    def earliest_data(self) -> datetime:
+        return from_db(self.store.get_meta("earliest_data"))  # type: ignore[return-value]
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def catch_up(self) -> datetime:
+        """Advance the simulation to the clock's now, in one transaction; returns now."""
+        with self.store.transaction():
+            now = self.clock.now()
+            simulation.catch_up(self.store, now, self.generation, self.earliest_data)
+            self.store.set_meta("clock", to_db(now))
+            return now
+
+    @contextmanager
+    def transaction(self) -> Iterator[datetime]:
+        """Catch up, then run the caller's changes in their own transaction (yields now)."""
+        now = self.catch_up()
+        with self.store.transaction():
+            yield now
+
+    def reset(self) -> None:
+        """Wipe everything and start again (reseeding unless the config says not to)."""
+        with self.store.transaction():
+            self.store.wipe()
+            start = self.config.now or utcnow()
+            self.clock = simulation.Clock(start, self.config.speed)
+            self._initialise(start)
+        self.throttle.reset()
+        self.faults.clear()
+        self.requests.clear()
+
+    def close(self) -> None:
+        self.store.close()
