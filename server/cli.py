@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import anyio
@@ -18,7 +18,9 @@ import anyio
 from server import __version__
 from server.config import ConfigError, Settings
 
+PROG = "posthog-batch-exports-mcp"
 COMMANDS = ("serve", "sandbox", "demo", "tools")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 log = logging.getLogger("posthog_batch_exports_mcp")
 
 
@@ -26,9 +28,18 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def _version(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+
+
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    _version(parser)
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="MCP transport (default stdio).")
-    parser.add_argument("--host", default="127.0.0.1", help="Address to bind with --transport http (default 127.0.0.1).")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="Address to bind with --transport http (default 127.0.0.1; any other address needs POSTHOG_MCP_AUTH_TOKEN).",
+    )
     parser.add_argument("--port", type=int, default=8000, help="Port for --transport http (default 8000).")
     parser.add_argument("--read-only", action="store_true", default=None, help="List and allow read tools only.")
     parser.add_argument("--sandbox", action="store_true", help="Start the local PostHog sandbox in-process and use it.")
@@ -45,17 +56,22 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="posthog-batch-exports-mcp",
+        prog=PROG,
         description="MCP server for PostHog batch exports. Without a command it serves MCP (see 'serve --help').",
+        epilog=f"Logs go to stderr; set POSTHOG_MCP_LOG_LEVEL to one of {', '.join(LOG_LEVELS)} (default WARNING).",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command")
+    _version(parser)
+    sub = parser.add_subparsers(dest="command", metavar="{serve,sandbox,demo,tools}")
     _serve_arguments(sub.add_parser("serve", help="Serve MCP over stdio (default) or streamable HTTP."))
     sub.add_parser("sandbox", help="Run the local PostHog batch-exports sandbox (see 'sandbox --help').", add_help=False)
     demo = sub.add_parser("demo", help="Run a scripted assistant session against the embedded sandbox.")
+    _version(demo)
     demo.add_argument("--generation", type=int, choices=(1, 3), default=3, help="Sandbox API generation (default 3).")
     tools = sub.add_parser("tools", help="Print the tool catalog: name, scope, annotations, guarded.")
-    tools.add_argument("--json", action="store_true", help="Machine-readable output.")
+    _version(tools)
+    form = tools.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="Machine-readable output.")
+    form.add_argument("--markdown", action="store_true", help="The Markdown table the README embeds.")
     return parser
 
 
@@ -78,9 +94,52 @@ def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -
     return Settings.from_env(env, **overrides)
 
 
+class RedactSecrets(logging.Filter):
+    """Last line of defence: no log line shows the API key or the bearer token, whoever logs it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def hide(self, *values: str | None) -> None:
+        self.secrets.update(v for v in values if v and len(v) >= 8)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if any(secret in message for secret in self.secrets):
+                for secret in self.secrets:
+                    message = message.replace(secret, "[redacted]")
+                record.msg, record.args = message, None
+        return True
+
+
+_redactor = RedactSecrets()
+
+
 def _setup_logging() -> None:
-    level = os.environ.get("POSTHOG_MCP_LOG_LEVEL", "WARNING").upper()
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    wanted = os.environ.get("POSTHOG_MCP_LOG_LEVEL", "WARNING").strip().upper() or "WARNING"
+    level = wanted if wanted in LOG_LEVELS else "WARNING"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_redactor)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    if level != wanted:
+        log.warning("POSTHOG_MCP_LOG_LEVEL=%r is not one of %s; using WARNING.", wanted, ", ".join(LOG_LEVELS))
+
+
+def _config_error(error: BaseException) -> ConfigError | None:
+    """A ConfigError, even when it surfaces from inside a task group."""
+    if isinstance(error, ConfigError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _config_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,21 +154,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging()
     try:
         if args.command == "tools":
-            return print_tools(as_json=args.json)
+            return print_tools(as_json=args.json, as_markdown=args.markdown)
         if args.command == "demo":
             from server.demo import run_demo
 
             return run_demo(generation=args.generation)
         return serve(args)
-    except ConfigError as error:
-        print(f"posthog-batch-exports-mcp: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except BaseException as error:
+        config = _config_error(error)
+        if config is None:
+            raise
+        print(f"{PROG}: {config}", file=sys.stderr)
+        return 2
 
 
 def serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    _redactor.hide(settings.api_key, settings.auth_token)
+    if args.transport == "http":
+        from server.http import check_bind
+
+        check_bind(args.host, settings.auth_token)
+    if not settings.sandbox:
+        settings.require_key()  # fail before anything starts, with the message that says how to fix it
     sandbox = None
     if settings.sandbox:
         from server.sandbox import DEFAULT_API_KEY, SandboxConfig, start_sandbox
@@ -146,6 +215,7 @@ def catalog_rows() -> list[dict[str, Any]]:
     return [
         {
             "name": spec.name,
+            "title": spec.title,
             "scope": spec.scope,
             "method": spec.method,
             "path": spec.path,
@@ -160,10 +230,30 @@ def catalog_rows() -> list[dict[str, Any]]:
     ]
 
 
-def print_tools(*, as_json: bool) -> int:
+def markdown_table(rows: Iterable[dict[str, Any]]) -> str:
+    """The README's tools table; `tests/test_readme.py` keeps the README equal to it."""
+
+    def mark(value: bool) -> str:
+        return "✓" if value else "·"
+
+    lines = [
+        "| Tool | What it does | Scope | RO | D | I | OW | Guarded |",
+        "|---|---|---|:-:|:-:|:-:|:-:|:-:|",
+    ]
+    for r in rows:
+        title = r["title"] + (" (hidden by default)" if r["deprecated"] else "")
+        flags = " | ".join(mark(r[k]) for k in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"))
+        lines.append(f"| `{r['name']}` | {title} | `{r['scope']}` | {flags} | {'yes' if r['guarded'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def print_tools(*, as_json: bool = False, as_markdown: bool = False) -> int:
     rows = catalog_rows()
     if as_json:
         print(json.dumps(rows, indent=2))
+        return 0
+    if as_markdown:
+        sys.stdout.write(markdown_table(rows))
         return 0
     print(f"{'tool':32} {'scope':20} RO    D     I     OW    guarded")
     for r in rows:

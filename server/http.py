@@ -1,0 +1,158 @@
+"""Streamable HTTP transport: one stateless MCP endpoint at `/mcp`, for teams sharing a deployment.
+
+Stateless means any replica can answer any request, so the server runs behind any load
+balancer. The confirmation guard keeps working across replicas because its tokens and
+the 2026-07-28 `requestState` are HMAC-sealed with POSTHOG_MCP_CONFIRM_SECRET: give every
+replica the same secret. (In the handshake era, mid-call elicitation needs the call's own
+response stream, so clients without 2026-07-28 support fall back to the token channel only
+if they do not declare elicitation.)
+
+Clients authenticate to this server with the operator's bearer token
+(POSTHOG_MCP_AUTH_TOKEN). That token stays here: PostHog only ever sees the server's own
+personal API key, as the MCP specification forbids token passthrough.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server import __version__
+from server.app import App, open_app
+from server.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+HEALTH_PATH = "/healthz"
+STARTUP_TIMEOUT_SECONDS = 15.0
+SHUTDOWN_TIMEOUT_SECONDS = 10.0
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a hostname other than localhost may resolve anywhere
+
+
+def check_bind(host: str, auth_token: str | None) -> None:
+    """Refuse to expose an unauthenticated MCP endpoint beyond this machine."""
+    if not is_loopback(host) and not auth_token:
+        raise ConfigError(
+            f"Refusing to serve MCP on {host} without authentication: set POSTHOG_MCP_AUTH_TOKEN to a long random "
+            "string (clients send it as 'Authorization: Bearer <token>'), or bind 127.0.0.1."
+        )
+
+
+class BearerAuth:
+    """Require `Authorization: Bearer <token>` on every HTTP request except the health check."""
+
+    def __init__(self, app: ASGIApp, token: str, exempt: tuple[str, ...] = (HEALTH_PATH,)) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        presented = dict(scope["headers"]).get(b"authorization", b"")
+        # Constant-time: the comparison must not reveal how much of a guess was right.
+        if not hmac.compare_digest(presented, self._expected):
+            response = JSONResponse(
+                {"error": "unauthorized", "message": "Send 'Authorization: Bearer <POSTHOG_MCP_AUTH_TOKEN>'."},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="posthog-batch-exports-mcp"'},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def build_http_app(app: App, *, host: str = "127.0.0.1", auth_token: str | None = None) -> ASGIApp:
+    """The ASGI application: `/mcp` (stateless streamable HTTP) and `/healthz`."""
+
+    async def health(request: Request) -> Response:
+        # Answers from memory only: a health probe must not spend PostHog's rate limit.
+        return JSONResponse({"status": "ok", "version": __version__, "tools": len(app.definitions)})
+
+    starlette: Starlette = app.server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=True,
+        host=host,
+        custom_starlette_routes=[Route(HEALTH_PATH, health, methods=["GET"])],
+    )
+    return BearerAuth(starlette, auth_token) if auth_token else starlette
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"Cannot listen on {host}:{port} ({error.strerror}). Pick another --port.") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass(frozen=True)
+class RunningHttp:
+    url: str
+    """The MCP endpoint, e.g. http://127.0.0.1:8000/mcp."""
+    health_url: str
+    server: uvicorn.Server
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
+@asynccontextmanager
+async def running_http(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[RunningHttp]:
+    """Serve until the block ends (port 0 picks a free port); then shut down gracefully."""
+    check_bind(host, settings.auth_token)
+    async with open_app(settings) as app:
+        asgi = build_http_app(app, host=host, auth_token=settings.auth_token)
+        with bind_socket(host, port) as sock:
+            bound = sock.getsockname()[1]
+            config = uvicorn.Config(asgi, log_config=None, lifespan="on", access_log=False, timeout_graceful_shutdown=5)
+            server = uvicorn.Server(config)
+            shown = f"[{host}]" if ":" in host else host
+            running = RunningHttp(f"http://{shown}:{bound}{MCP_PATH}", f"http://{shown}:{bound}{HEALTH_PATH}", server)
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(server.serve, [sock])
+                with anyio.fail_after(STARTUP_TIMEOUT_SECONDS):
+                    while not server.started:
+                        if server.should_exit:
+                            raise ConfigError(f"The HTTP server on {host}:{bound} stopped while starting; see the log.")
+                        await anyio.sleep(0.01)
+                log.warning("Serving MCP at %s (health: %s).", running.url, running.health_url)
+                try:
+                    yield running
+                finally:
+                    server.should_exit = True
+
+
+async def serve_http(settings: Settings, host: str, port: int) -> None:
+    """Serve until interrupted (uvicorn turns SIGINT/SIGTERM into a graceful stop)."""
+    async with running_http(settings, host, port) as running:
+        while not running.server.should_exit:
+            await anyio.sleep(0.2)
