@@ -61,7 +61,14 @@ def _hint(status: int, code: str | None, detail: str, method: str) -> str | None
     if status == 401:
         return "check POSTHOG_PERSONAL_API_KEY: the key is missing, wrong or revoked."
     if status == 403:
+        if "does not support Personal API Key" in detail:
+            return (
+                "this PostHog version serves this action to no scoped personal API key (not even *); "
+                "use a legacy unscoped key, or a newer PostHog."
+            )
         scope = re.search(r"scope '([^']+)'", detail)
+        if scope and scope.group(1) == "INTERNAL":
+            return "older PostHog allows this only to keys with scope * (or legacy unscoped keys)."
         if scope:
             return f"give the personal API key the scope {scope.group(1)} in PostHog, or use a key that has it."
         return "the key's user or scopes do not allow this project or action."
@@ -166,7 +173,19 @@ class PostHogClient:
         query: Mapping[str, Any] | None = None,
         json_body: Any = None,
     ) -> Any:
-        """Send one request (with the retries above) and decode its JSON body.
+        """Send one request (with the retries above) and decode its JSON body."""
+        _, body = await self.exchange(method, path, query=query, json_body=json_body)
+        return body
+
+    async def exchange(
+        self,
+        method: HttpMethod,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+    ) -> tuple[int, Any]:
+        """Like `request`, but also return the HTTP status (the audit trail records it).
 
         The whole call, retries and waits included, ends within twice the timeout.
         """
@@ -202,7 +221,7 @@ class PostHogClient:
                     hint=_ambiguous_hint(method, "check POSTHOG_HOST and the network."),
                 ) from None
             if response.status_code < 400:
-                return _decode(response)
+                return response.status_code, _decode(response)
             error = error_from_response(response, method)
             wait = error.retry_after if error.status == 429 and error.retry_after is not None else _BACKOFF[attempt % 2]
             fits = wait + 0.5 < deadline - anyio.current_time()
@@ -264,6 +283,7 @@ class ProjectUpstream:
     def __init__(self, client: PostHogClient, project_id: int) -> None:
         self._client = client
         self.project_id = project_id
+        self.last_status: int | None = None  # of the last successful request (the write, after one)
 
     async def request(
         self,
@@ -273,6 +293,7 @@ class ProjectUpstream:
         query: Mapping[str, Any] | None = None,
         json: Any = None,
     ) -> Any:
-        return await self._client.request(
+        self.last_status, body = await self._client.exchange(
             method, self._client.project_path(self.project_id, path), query=query, json_body=json
         )
+        return body
