@@ -211,3 +211,32 @@ async def test_schema_invalid_arguments_send_nothing(tmp_path: Path) -> None:
                 assert fragment in text(result), (name, text(result))
                 assert "Nothing was sent to PostHog" in text(result)
         assert mock.calls.call_count == 1  # only the start-up scope discovery
+
+
+async def test_newer_posthog_fields_statuses_and_201_pass_through(tmp_path: Path) -> None:
+    """Unknown fields and enum values from a newer PostHog reach the model unchanged and still validate."""
+    future_run = {**RUN, "status": "PausedForMaintenance", "records_failed": 3, "brand_new_field": {"x": [1, 2]}}
+    with respx.mock(base_url=HOST) as mock:
+        mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"], "future": True})
+        mock.get(f"{P}/{E}/runs/{R}/").respond(200, json=future_run)
+        mock.post(f"{P}/{E}/runs/{R}/retry/").respond(201, json={"backfill_id": "opaque:thing", "extra": 1})
+        settings = _settings(tmp_path, confirm="never")
+        for mode in ("auto", "legacy"):
+            async with open_app(settings) as app, Client(app.server, mode=mode) as client:
+                got = data(await client.call_tool("batch-export-run-get", {"project_id": 1, "batch_export_id": E, "run_id": R}))
+                assert got["status"] == "PausedForMaintenance" and got["brand_new_field"] == {"x": [1, 2]}
+                retried = data(await client.call_tool("batch-export-run-retry", {"project_id": 1, "batch_export_id": E, "run_id": R}))
+                assert retried == {"backfill_id": "opaque:thing", "extra": 1}
+
+
+async def test_secrets_are_stripped_even_if_posthog_returned_them(tmp_path: Path) -> None:
+    leaky = {**EXPORT, "destination": {"type": "Redshift", "config": {
+        "database": "d", "password": "pw-leak-1", "copy_inputs": {"authorization": {"aws_secret_access_key": "k-leak-2"}}}}}
+    with respx.mock(base_url=HOST) as mock:
+        mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
+        mock.get(f"{P}/{E}/").respond(200, json=leaky)
+        async with open_app(_settings(tmp_path)) as app, Client(app.server) as client:
+            result = await client.call_tool("batch-export-get", {"project_id": 1, "batch_export_id": E})
+    got = data(result)
+    assert got["destination"]["config"] == {"database": "d", "copy_inputs": {"authorization": {}}}
+    assert "leak" not in text(result)
