@@ -3,9 +3,10 @@
 Stateless means any replica can answer any request, so the server runs behind any load
 balancer. The confirmation guard keeps working across replicas because its tokens and
 the 2026-07-28 `requestState` are HMAC-sealed with POSTHOG_MCP_CONFIRM_SECRET: give every
-replica the same secret. (In the handshake era, mid-call elicitation needs the call's own
-response stream, so clients without 2026-07-28 support fall back to the token channel only
-if they do not declare elicitation.)
+replica the same secret. In the handshake era a stateless server learns nothing about the
+client between requests (no session keeps its capabilities), so the guard answers older
+clients over HTTP with its token channel; clients speaking 2026-07-28 send their
+capabilities with each request and get elicitation.
 
 Clients authenticate to this server with the operator's bearer token
 (POSTHOG_MCP_AUTH_TOKEN). That token stays here: PostHog only ever sees the server's own
@@ -23,6 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -126,10 +128,19 @@ class RunningHttp:
 
 
 @asynccontextmanager
-async def running_http(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[RunningHttp]:
-    """Serve until the block ends (port 0 picks a free port); then shut down gracefully."""
+async def running_http(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[RunningHttp]:
+    """Serve until the block ends (port 0 picks a free port); then shut down gracefully.
+
+    `upstream_transport` replaces the PostHog client's transport (tests record what goes upstream).
+    """
     check_bind(host, settings.auth_token)
-    async with open_app(settings) as app:
+    async with open_app(settings, transport=upstream_transport) as app:
         asgi = build_http_app(app, host=host, auth_token=settings.auth_token)
         with bind_socket(host, port) as sock:
             bound = sock.getsockname()[1]
