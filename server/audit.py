@@ -17,10 +17,15 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+_STOP = object()
+
+
 class AuditLog:
+    """Appends audit lines from a background thread; `record` never blocks or raises."""
+
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=10_000)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=10_000)
         self._warned = False
         self._thread: threading.Thread | None = None
         if path is not None:
@@ -28,7 +33,7 @@ class AuditLog:
             self._thread.start()
 
     def record(self, **fields: Any) -> None:
-        if self.path is None:
+        if self._thread is None:
             return
         line = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **fields}
         try:
@@ -41,25 +46,38 @@ class AuditLog:
         if self._thread is None:
             return
         done = threading.Event()
-        self._queue.put(None)
-        self._queue.put({"__flush__": done})
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return
         done.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the writer thread."""
+        if self._thread is None:
+            return
+        self.flush(timeout)
+        try:
+            self._queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+        self._thread = None
 
     def _drain(self) -> None:
         assert self.path is not None
         while True:
             item = self._queue.get()
-            if item is None:
-                continue
-            flag = item.get("__flush__")
-            if isinstance(flag, threading.Event):
-                flag.set()
+            if item is _STOP:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
                 continue
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(item, default=str, separators=(",", ":")) + "\n")
-            except OSError as exc:
+            except Exception as exc:  # a full disk or a bad path must not kill the writer
                 self._warn(f"cannot write audit log {self.path}: {exc}")
 
     def _warn(self, message: str) -> None:

@@ -37,6 +37,11 @@ from tools.spec import Preview, ToolSpec
 
 TOKEN_TTL_SECONDS = 600
 ELICIT_KEY = "confirm"
+# What a signed value is for: a confirmation_token a model relays, or the requestState a
+# 2026-07-28 client echoes with the user's answer. Bound into the signature so one cannot
+# stand in for the other (a requestState replayed as a token would skip the user's answer).
+TOKEN_KIND = "token"
+STATE_KIND = "state"
 
 
 class Refused(Exception):
@@ -45,6 +50,7 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Claim:
+    kind: str
     tool: str
     project: int
     digest: str
@@ -67,25 +73,33 @@ def _unb64(text: str) -> bytes:
 
 
 class TokenSigner:
-    """HMAC-SHA256 tokens binding tool, project, canonical arguments and target version."""
+    """HMAC-SHA256 tokens binding kind, tool, project, canonical arguments and target version.
 
-    def __init__(self, secret: bytes | None, ttl: int = TOKEN_TTL_SECONDS) -> None:
+    `clock` is injectable so expiry can be tested without waiting ten minutes.
+    """
+
+    def __init__(
+        self, secret: bytes | None, ttl: int = TOKEN_TTL_SECONDS, clock: Callable[[], float] = time.time
+    ) -> None:
         self._key = secret or secrets.token_bytes(32)
         self.ttl = ttl
+        self.clock = clock
         self._used: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def issue(self, tool: str, project: int, digest: str, version: str | None) -> tuple[str, int]:
-        expires = int(time.time()) + self.ttl
-        body = {"t": tool, "p": project, "a": digest, "v": version, "x": expires, "n": secrets.token_hex(8)}
+    def issue(
+        self, tool: str, project: int, digest: str, version: str | None, kind: str = TOKEN_KIND
+    ) -> tuple[str, int]:
+        expires = int(self.clock()) + self.ttl
+        body = {"k": kind, "t": tool, "p": project, "a": digest, "v": version, "x": expires, "n": secrets.token_hex(8)}
         payload = _b64(json.dumps(body, separators=(",", ":")).encode())
         return f"{payload}.{self._sign(payload)}", expires
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
 
-    def verify(self, token: str, tool: str, project: int, digest: str) -> Claim:
-        """Check everything but the target's version; raises Refused with the reason."""
+    def verify(self, token: str, tool: str, project: int, digest: str, kind: str = TOKEN_KIND) -> Claim:
+        """Check everything but the target's version, and spend the token; raises Refused with the reason."""
         payload, _, signature = token.partition(".")
         if not payload or not signature or not hmac.compare_digest(self._sign(payload), signature):
             raise Refused(
@@ -94,9 +108,14 @@ class TokenSigner:
             )
         try:
             body = json.loads(_unb64(payload))
-            claim = Claim(body["t"], int(body["p"]), body["a"], body["v"], int(body["x"]), body["n"])
+            claim = Claim(body["k"], body["t"], int(body["p"]), body["a"], body["v"], int(body["x"]), body["n"])
         except (ValueError, KeyError, TypeError):
             raise Refused("confirmation_token is not valid. Call again without it to get a fresh preview.") from None
+        if claim.kind != kind:
+            raise Refused(
+                "This value was issued for the other confirmation channel and does not confirm this call. "
+                "Call again without it to get a fresh preview."
+            )
         if claim.tool != tool:
             raise Refused(f"confirmation_token was issued for {claim.tool}, not {tool}. Preview this call first.")
         if claim.project != project:
@@ -108,10 +127,14 @@ class TokenSigner:
                 "The arguments differ from the previewed call, so the confirmation does not cover them. "
                 "Call again without confirmation_token to preview these arguments."
             )
-        if claim.expires < time.time():
-            raise Refused("confirmation_token has expired (valid 10 minutes). Call again without it to preview anew.")
+        now = int(self.clock())
+        if claim.expires < now:
+            minutes = max(1, self.ttl // 60)
+            raise Refused(
+                f"confirmation_token has expired (valid {minutes} minute{'s' if minutes != 1 else ''}). "
+                "Call again without it to preview anew."
+            )
         with self._lock:
-            now = int(time.time())
             self._used = {n: x for n, x in self._used.items() if x >= now}
             if claim.nonce in self._used:
                 raise Refused("confirmation_token was already used. Call again without it to preview anew.")
@@ -123,6 +146,10 @@ Execute = Callable[[], Awaitable[Any]]
 PreviewRead = Callable[[], Awaitable[Preview]]
 
 
+def _no_status() -> int | None:
+    return None
+
+
 @dataclass
 class GuardedCall:
     spec: ToolSpec
@@ -132,6 +159,8 @@ class GuardedCall:
     read_preview: PreviewRead
     execute: Execute
     secrets: set[str]
+    # The HTTP status of the last request sent for this call (the write, once executed).
+    upstream_status: Callable[[], int | None] = _no_status
 
 
 class Guard:
@@ -150,32 +179,36 @@ class Guard:
     ) -> types.CallToolResult | types.InputRequiredResult:
         digest = canonical_digest(call.arguments)
         modern = ctx.protocol_version in protocol_versions.MODERN_PROTOCOL_VERSIONS
+        channel = "token" if call.token is not None else "elicitation"
         try:
             if call.token is not None:
-                claim = self.signer.verify(call.token, call.spec.name, call.project, digest)
+                claim = self.signer.verify(call.token, call.spec.name, call.project, digest, TOKEN_KIND)
+                self._audit(call, "confirmed", channel="token")
                 return await self._execute(call, claim.version, "token")
             if modern and params.request_state and params.input_responses:
-                claim = self.signer.verify(params.request_state, call.spec.name, call.project, digest)
+                claim = self.signer.verify(params.request_state, call.spec.name, call.project, digest, STATE_KIND)
                 answer = params.input_responses.get(ELICIT_KEY)
                 return await self._answered(call, answer, claim.version, await call.read_preview())
         except Refused as refusal:
-            self._audit(call, "refused", channel="token" if call.token else "elicitation", reason=str(refusal))
+            self._audit(call, "refused", channel=channel, reason=str(refusal))
             return results.failure(f"Refused: {refusal}", call.secrets)
         except PostHogError as error:
-            self._audit(call, "failed", upstream_status=error.status)
+            self._audit(call, "failed", channel=channel, upstream_status=error.status, reason=str(error))
             return results.failure(str(error), call.secrets, {"upstream": error.as_dict()})
 
         try:
             preview = await call.read_preview()
         except PostHogError as error:
-            self._audit(call, "failed", upstream_status=error.status)
-            return results.failure(f"Could not preview {call.spec.name}: {error}", call.secrets)
+            self._audit(call, "failed", channel=channel, upstream_status=error.status, reason=str(error))
+            return results.failure(
+                f"Could not preview {call.spec.name}: {error}", call.secrets, {"upstream": error.as_dict()}
+            )
         caps = ctx.session.client_capabilities
         if caps is None or caps.elicitation is None:
             return self._require_token(call, preview, digest)
-        message, schema = self._question(call.spec, preview)
+        message, schema = self._question(call, preview)
         if modern:
-            state, _ = self.signer.issue(call.spec.name, call.project, digest, preview.version)
+            state, _ = self.signer.issue(call.spec.name, call.project, digest, preview.version, STATE_KIND)
             self._audit(call, "previewed", channel="elicitation")
             return types.InputRequiredResult(
                 input_requests={
@@ -190,17 +223,19 @@ class Guard:
             answer = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
         except Exception as exc:  # a client that declared elicitation but failed to answer
             self._audit(call, "cancelled", channel="elicitation", reason=type(exc).__name__)
-            return results.failure(f"Not done: asking the user for confirmation failed ({type(exc).__name__}).")
+            return results.failure(
+                f"Not done: asking the user for confirmation failed ({type(exc).__name__}); nothing changed."
+            )
         try:
             return await self._answered(call, answer, preview.version, preview)
         except Refused as refusal:
             self._audit(call, "refused", channel="elicitation", reason=str(refusal))
             return results.failure(f"Refused: {refusal}", call.secrets)
 
-    def _question(self, spec: ToolSpec, preview: Preview) -> tuple[str, dict[str, Any]]:
-        detail = results.dumps(results.strip_secrets(preview.details))
-        message = f"{preview.summary}\n\nDetails: {detail}"
-        if spec.destructive and preview.confirm_name:
+    def _question(self, call: GuardedCall, preview: Preview) -> tuple[str, dict[str, Any]]:
+        detail = results.dumps(results.redact(results.strip_secrets(preview.details), call.secrets))
+        message = results.redact(f"{preview.summary}\n\nDetails: {detail}", call.secrets)
+        if call.spec.destructive and preview.confirm_name:
             message += f"\n\nType the export's name ({preview.confirm_name}) to confirm."
             field = {"type": "string", "title": "Export name", "description": "Type the name exactly to confirm."}
             return message, {"type": "object", "properties": {"name": field}, "required": ["name"]}
@@ -217,10 +252,15 @@ class Guard:
                 typed = str(content.get("name", "")).strip()
                 if typed != preview.confirm_name:
                     self._audit(call, "declined", channel="elicitation", reason="typed name did not match")
-                    return self._outcome(call, "declined", "Not done: the typed name did not match the export's name.", preview)
+                    return self._outcome(
+                        call,
+                        "declined",
+                        "Not done: the typed name did not match the export's name; nothing changed.",
+                        preview,
+                    )
             elif content.get("confirm") is not True:
-                self._audit(call, "declined", channel="elicitation")
-                return self._outcome(call, "declined", "Not done: the user did not confirm.", preview)
+                self._audit(call, "declined", channel="elicitation", reason="confirm was not true")
+                return self._outcome(call, "declined", "Not done: the user did not confirm; nothing changed.", preview)
             self._audit(call, "confirmed", channel="elicitation")
             return await self._execute(call, version, "elicitation")
         status = "cancelled" if action == "cancel" else "declined"
@@ -228,7 +268,16 @@ class Guard:
         return self._outcome(call, status, f"Not done: the user {status} the confirmation; nothing changed.", preview)
 
     async def _execute(self, call: GuardedCall, version: str | None, channel: str) -> types.CallToolResult:
-        current = await call.read_preview()
+        """Read the target again, refuse if it moved since the preview, then write once."""
+        try:
+            current = await call.read_preview()
+        except PostHogError as error:
+            self._audit(call, "refused", channel=channel, upstream_status=error.status, reason=str(error))
+            return results.failure(
+                f"Refused: the target could not be read again before the write ({error}). Nothing was changed.",
+                call.secrets,
+                {"upstream": error.as_dict()},
+            )
         if current.version != version:
             raise Refused(
                 f"The target changed since the preview (version {version} is now {current.version}). "
@@ -237,15 +286,17 @@ class Guard:
         try:
             result = await call.execute()
         except PostHogError as error:
-            self._audit(call, "failed", channel=channel, upstream_status=error.status)
+            self._audit(call, "failed", channel=channel, upstream_status=error.status, reason=str(error))
             return results.failure(str(error), call.secrets, {"upstream": error.as_dict()})
-        self._audit(call, "executed", channel=channel, upstream_status="2xx")
+        target = result.get("id") if isinstance(result, dict) and current.target_id is None else None
+        extra = {"target": target} if target else {}
+        self._audit(call, "executed", channel=channel, upstream_status=call.upstream_status(), **extra)
         return results.success(
             {"status": "executed", "message": f"Done: {current.summary}", "result": result}, call.secrets
         )
 
     def _require_token(self, call: GuardedCall, preview: Preview, digest: str) -> types.CallToolResult:
-        token, expires = self.signer.issue(call.spec.name, call.project, digest, preview.version)
+        token, expires = self.signer.issue(call.spec.name, call.project, digest, preview.version, TOKEN_KIND)
         self._audit(call, "previewed", channel="token")
         message = (
             f"Nothing changed yet. {preview.summary} Show this preview to the user; only if they agree, "
@@ -274,6 +325,8 @@ class Guard:
         fields.setdefault("target", target)
         fields.setdefault("channel", "token" if call.token else "elicitation")
         fields.setdefault("upstream_status", None)
+        if "reason" in fields:
+            fields["reason"] = results.redact(fields["reason"], call.secrets)
         self.audit.record(
             tool=call.spec.name, project=call.project, arguments=arguments, decision=decision, **fields
         )

@@ -98,3 +98,97 @@ class SandboxControl:
             if export["name"] == name:
                 return export["id"]
         raise AssertionError(f"no export named {name!r} in project {project}")
+
+
+# --- the confirmation guard (issue 4) ---------------------------------------------------
+
+GUARDED_TOOLS = (
+    "batch-export-create",
+    "batch-export-update",
+    "batch-export-pause",
+    "batch-export-unpause",
+    "batch-export-backfill-create",
+    "batch-export-run-retry",
+    "batch-export-run-cancel",
+    "batch-export-backfill-cancel",
+    "batch-export-delete",
+)
+"""Every guarded tool but the deprecated legacy backfill (Gen-1 only), in an order where
+each call's target is still there and in the state the call needs."""
+
+SECRET_CANARY = "sandbox-canary"
+
+
+def answering(action: str, content: dict[str, Any] | None = None, asked: list[Any] | None = None) -> Any:
+    """An elicitation callback that gives one answer and records each question it was asked."""
+
+    async def callback(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        if asked is not None:
+            asked.append(params)
+        return types.ElicitResult(action=action, content=content)  # type: ignore[arg-type]
+
+    return callback
+
+
+def sandbox_now(control: SandboxControl) -> str:
+    return control.http.get("/_sandbox/clock").raise_for_status().json()["now"]
+
+
+def guarded_arguments(control: SandboxControl) -> dict[str, dict[str, Any]]:
+    """Valid arguments for every guarded tool against the seeded project 1 (either generation).
+
+    Targets: pause/update/backfill the healthy hourly S3 export, unpause (with backfill) and then
+    delete the paused Postgres export, retry a failed Snowflake run, cancel the running run and
+    the running backfill of the BigQuery export.
+    """
+    from datetime import datetime, timedelta
+
+    s3 = control.export_id("Hourly events to S3")
+    snowflake = control.export_id("Daily events to Snowflake")
+    postgres = control.export_id("Paused events to Postgres")
+    bigquery = control.export_id("Events to BigQuery (backfilling)")
+    state = control.state()
+    failed = next(r for r in state["runs"] if r["batch_export"] == snowflake and r["status"] == "Failed")
+    running = next(r for r in state["runs"] if r["batch_export"] == bigquery and r["status"] == "Running")
+    backfill = next(b for b in state["backfills"] if b["batch_export"] == bigquery and b["status"] == "Running")
+    now = datetime.fromisoformat(sandbox_now(control).replace("Z", "+00:00"))
+    end = (now - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=6)
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    backfill_range = {"start_at": start.strftime(iso), "end_at": end.strftime(iso)}
+    return {
+        "batch-export-create": {
+            "project_id": 1,
+            "name": "Guarded HTTP export",
+            "interval": "hour",
+            "destination": {
+                "type": "HTTP",
+                "config": {"url": "https://us.i.posthog.com/batch/", "token": f"{SECRET_CANARY}-guard-token"},
+            },
+        },
+        "batch-export-update": {"project_id": 1, "batch_export_id": s3, "name": "Hourly events to S3 (renamed)"},
+        "batch-export-pause": {"project_id": 1, "batch_export_id": s3},
+        "batch-export-unpause": {"project_id": 1, "batch_export_id": postgres, "backfill": True},
+        "batch-export-backfill-create": {"project_id": 1, "batch_export_id": s3, **backfill_range},
+        "batch-export-backfill-legacy": {"project_id": 1, "batch_export_id": s3, **backfill_range},
+        "batch-export-run-retry": {"project_id": 1, "batch_export_id": snowflake, "run_id": failed["id"]},
+        "batch-export-run-cancel": {"project_id": 1, "batch_export_id": bigquery, "run_id": running["id"]},
+        "batch-export-backfill-cancel": {"project_id": 1, "batch_export_id": bigquery, "backfill_id": backfill["id"]},
+        "batch-export-delete": {"project_id": 1, "batch_export_id": postgres},
+    }
+
+
+async def tools_by_name(client: Client) -> dict[str, types.Tool]:
+    return {tool.name: tool for tool in (await client.list_tools()).tools}
+
+
+def assert_output_valid(tool: types.Tool, result: types.CallToolResult) -> None:
+    """Check a non-error result's structuredContent against the tool's advertised outputSchema.
+
+    The SDK client validates too; this makes the check explicit and independent of it.
+    """
+    import jsonschema
+
+    assert not result.is_error, text(result)
+    assert tool.output_schema is not None, f"{tool.name} advertises no outputSchema"
+    jsonschema.Draft202012Validator(tool.output_schema).validate(result.structured_content)
