@@ -156,6 +156,7 @@ class App:
                 read_preview=lambda: preview_fn(upstream, model),
                 execute=execute,
                 secrets=secrets,
+                upstream_status=lambda: upstream.last_status,
             )
             return await self.guard.run(call, ctx, params)
         try:
@@ -203,7 +204,9 @@ async def open_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
         app = App(settings, client, access)
         if settings.confirm == "never":
             log.warning("POSTHOG_MCP_CONFIRM=never: writes run without any confirmation.")
-        yield app
-        app.audit.flush()
+        try:
+            yield app
+        finally:
+            app.audit.close()
     finally:
         await client.aclose()
