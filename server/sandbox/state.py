@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from datetime import datetime, timedelta
 from typing import Iterator
 from contextlib import contextmanager
@@ -40,8 +42,14 @@ class Sandbox:
         stored = self.store.get_meta("clock")
         start = from_db(stored) if stored else (config.now or utcnow())
         self.clock = simulation.Clock(start, config.speed)
+        self._snapshot: sqlite3.Connection | None = None
         if stored is None:
             self._initialise(start)
+            if config.now is not None:
+                # A fixed initial clock makes the seeded state reproducible: keep a copy so reset is cheap.
+                self._snapshot = sqlite3.connect(":memory:", check_same_thread=False)
+                with self.store.lock:
+                    self.store.conn.backup(self._snapshot)
 
     def _initialise(self, start: datetime) -> None:
         from .seed import seed  # seed builds on handlers, which build on this module
@@ -81,11 +89,16 @@ class Sandbox:
 
     def reset(self) -> None:
         """Wipe everything and start again (reseeding unless the config says not to)."""
-        with self.store.transaction():
-            self.store.wipe()
-            start = self.config.now or utcnow()
-            self.clock = simulation.Clock(start, self.config.speed)
-            self._initialise(start)
+        start = self.config.now or utcnow()
+        if self._snapshot is not None:
+            with self.store.lock:
+                self._snapshot.backup(self.store.conn)
+                self.clock = simulation.Clock(start, self.config.speed)
+        else:
+            with self.store.transaction():
+                self.store.wipe()
+                self.clock = simulation.Clock(start, self.config.speed)
+                self._initialise(start)
         self.throttle.reset()
         self.faults.clear()
         self.requests.clear()

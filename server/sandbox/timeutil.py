@@ -43,7 +43,9 @@ def to_db(value: datetime | None) -> str | None:
     """Fixed-width UTC text that sorts lexicographically."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 def from_db(value: str | None) -> datetime | None:
