@@ -1,0 +1,246 @@
+"""The command line as users run it: real subprocesses, stdio over real pipes, the sandbox over loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from server import __version__
+from server.sandbox import SandboxKey
+from tests.support import MODES, data
+from tools.catalog import CATALOG
+
+ROOT = Path(__file__).resolve().parent.parent
+CANARY_KEY = "phx_cli_canary_key_0123456789abcdef"
+TIMEOUT = 60
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without any POSTHOG_* setting, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTHOG_")}
+    env.update(extra)
+    return env
+
+
+def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=clean_env() if env is None else env,
+        cwd=ROOT,
+        input=stdin,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), ("serve", "sandbox", "demo", "tools", "POSTHOG_MCP_LOG_LEVEL")),
+        (("serve",), ("--transport", "--host", "--port", "--read-only", "--sandbox", "--tools", "--exclude-tools")),
+        (("demo",), ("--generation",)),
+        (("tools",), ("--json", "--markdown")),
+    ],
+)
+def test_help_everywhere(args: tuple[str, ...], expected: tuple[str, ...]) -> None:
+    done = cli(*args, "--help")
+    assert done.returncode == 0, done.stderr
+    for word in expected:
+        assert word in done.stdout
+
+
+@pytest.mark.parametrize("args", [(), ("serve",), ("demo",), ("tools",)])
+def test_version_everywhere_matches_the_package(args: tuple[str, ...]) -> None:
+    done = cli(*args, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"posthog-batch-exports-mcp {__version__}"
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == __version__
+
+
+def test_tools_json_is_the_catalog() -> None:
+    done = cli("tools", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [r["name"] for r in rows] == [s.name for s in CATALOG]
+    by_name = {r["name"]: r for r in rows}
+    for spec in CATALOG:
+        row = by_name[spec.name]
+        assert (row["scope"], row["readOnlyHint"], row["destructiveHint"], row["guarded"]) == (
+            spec.scope,
+            spec.read_only,
+            spec.destructive,
+            spec.is_guarded,
+        )
+
+
+def test_tools_table_lists_every_tool() -> None:
+    done = cli("tools")
+    assert done.returncode == 0, done.stderr
+    for spec in CATALOG:
+        assert spec.name in done.stdout
+
+
+def test_serve_without_a_key_fails_clearly_and_starts_nothing() -> None:
+    done = cli("serve")
+    assert done.returncode == 2
+    assert done.stdout == ""  # stdout belongs to the protocol, even when failing
+    assert "POSTHOG_PERSONAL_API_KEY is not set" in done.stderr
+    assert "--sandbox" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (("--transport", "http", "--host", "0.0.0.0"), {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY}, "POSTHOG_MCP_AUTH_TOKEN"),
+        ((), {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_PROJECT_ID": "abc"}, "POSTHOG_PROJECT_ID must be"),
+        ((), {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_HOST": "us.posthog.com"}, "POSTHOG_HOST must start"),
+        (("--tools", "batch-export-nope"), {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_HOST": "http://127.0.0.1:9"}, "batch-export-nope"),
+    ],
+)
+def test_bad_configuration_exits_2_with_the_fix(args: tuple[str, ...], env: dict[str, str], message: str) -> None:
+    done = cli(*args, env=clean_env(**env))
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert done.stdout == ""
+    assert CANARY_KEY not in done.stderr
+
+
+def test_unknown_command_or_flag_is_a_usage_error() -> None:
+    done = cli("serve", "--no-such-flag")
+    assert done.returncode == 2
+    assert "unrecognized arguments: --no-such-flag" in done.stderr
+
+
+def _rpc(id_: int | None, method: str, params: dict[str, Any] | None = None) -> str:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if id_ is not None:
+        message["id"] = id_
+    if params is not None:
+        message["params"] = params
+    return json.dumps(message) + "\n"
+
+
+def test_stdio_stdout_carries_only_protocol_and_logs_never_show_the_key(
+    make_sandbox: Callable[..., Any], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(keys=[SandboxKey(CANARY_KEY, ["batch_export:read", "batch_export:write"])])
+    env = clean_env(
+        POSTHOG_PERSONAL_API_KEY=CANARY_KEY,
+        POSTHOG_HOST=sandbox.base_url,
+        POSTHOG_MCP_LOG_LEVEL="DEBUG",  # the chattiest level must still keep the key out
+        POSTHOG_MCP_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
+    )
+    requests = [
+        _rpc(1, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}),
+        _rpc(None, "notifications/initialized"),
+        _rpc(2, "tools/list"),
+        _rpc(3, "tools/call", {"name": "batch-exports-list", "arguments": {"project_id": 1}}),
+        _rpc(4, "tools/call", {"name": "batch-export-get", "arguments": {"project_id": 1, "batch_export_id": "nope"}}),
+    ]
+    # No command: `serve` over stdio is the default. Stdin stays open until every answer is in; EOF then ends it.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )
+    lines = queue.Queue[str]()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    assert process.stdin is not None
+    process.stdin.write("".join(requests))
+    process.stdin.flush()
+    stdout: list[str] = []
+    try:
+        while {1, 2, 3, 4} - {json.loads(line).get("id") for line in stdout}:
+            stdout.append(lines.get(timeout=TIMEOUT))
+    finally:
+        process.stdin.close()
+        process.wait(timeout=TIMEOUT)
+        reader.join(timeout=TIMEOUT)
+    while not lines.empty():
+        stdout.append(lines.get_nowait())
+    stderr = process.stderr.read()  # type: ignore[union-attr]
+    assert process.returncode == 0, stderr
+    messages = [json.loads(line) for line in stdout]  # every stdout line is a JSON-RPC message
+    assert all(m.get("jsonrpc") == "2.0" for m in messages)
+    by_id = {m["id"]: m for m in messages if "id" in m}
+    assert set(by_id) == {1, 2, 3, 4}
+    assert by_id[1]["result"]["serverInfo"]["name"] == "posthog-batch-exports-mcp"
+    assert len(by_id[2]["result"]["tools"]) == len(CATALOG) - 1  # the deprecated tool is hidden by default
+    assert by_id[3]["result"]["structuredContent"]["count"] == 4
+    assert by_id[4]["result"]["isError"] is True
+    assert "DEBUG" in stderr  # the level came from the environment
+    assert CANARY_KEY not in stderr
+    assert CANARY_KEY not in "".join(stdout)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_stdio_server_subprocess_with_a_real_client(
+    mode: str, make_sandbox: Callable[..., Any], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(keys=[SandboxKey(CANARY_KEY, ["batch_export:read"])])
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "server", "serve", "--read-only"],
+        cwd=str(ROOT),
+        env=clean_env(
+            POSTHOG_PERSONAL_API_KEY=CANARY_KEY,
+            POSTHOG_HOST=sandbox.base_url,
+            POSTHOG_MCP_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
+        ),
+    )
+    async with Client(params, mode=mode, read_timeout_seconds=30) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert "batch-exports-list" in tools
+        assert not any(spec.name in tools for spec in CATALOG if not spec.read_only)
+        exports = data(await client.call_tool("batch-exports-list", {"project_id": 1}))
+        assert {e["name"] for e in exports["results"]} >= {"Hourly events to S3", "Daily events to Snowflake"}
+
+
+async def test_serve_sandbox_flag_starts_its_own_sandbox(tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "server", "serve", "--sandbox"],
+        cwd=str(ROOT),
+        env=clean_env(POSTHOG_MCP_AUDIT_LOG=str(tmp_path / "audit.jsonl")),
+    )
+    async with Client(params, read_timeout_seconds=30) as client:
+        exports = data(await client.call_tool("batch-exports-list", {"project_id": 1}))
+        assert exports["count"] == 4
+
+
+def test_log_redaction_hides_secrets_whoever_logs_them() -> None:
+    import io
+    import logging
+
+    from server.cli import RedactSecrets
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    redactor = RedactSecrets()
+    redactor.hide(CANARY_KEY, None, "short")  # too-short values are not secrets worth masking
+    handler.addFilter(redactor)
+    logger = logging.getLogger("tests.redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("request failed with headers %s", {"Authorization": f"Bearer {CANARY_KEY}"})
+        logger.warning("a short word stays")
+    finally:
+        logger.removeHandler(handler)
+    assert CANARY_KEY not in stream.getvalue()
+    assert "Bearer [redacted]" in stream.getvalue()
+    assert "a short word stays" in stream.getvalue()
