@@ -135,27 +135,37 @@ class SandboxApp(Starlette):
         sb: Sandbox = self.state.sandbox
         seen: dict[str, Any] = {"status": None}
 
-        async def capture(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                seen["status"] = message["status"]
-            await send(message)
-
         rule = sb.faults.take(scope["method"], scope["path"])
-        try:
-            if rule and rule.latency_ms:
-                await asyncio.sleep(rule.latency_ms / 1000)
-            if rule and rule.drop_connection:
-                await _drop_connection(send)
-            elif rule and (rule.status or rule.html or rule.malformed_json):
-                await _fault_response(rule)(scope, receive, capture)
-            else:
-                await super().__call__(scope, receive, capture)
-        finally:
+
+        def record() -> None:
+            if seen.get("recorded"):
+                return
+            seen["recorded"] = True
             sb.requests.add({
                 "method": scope["method"], "path": scope["path"],
                 "query": scope.get("query_string", b"").decode("latin-1"), "status": seen["status"],
                 "time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
             })
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+                record()  # before the client can see the response, so the log is never behind it
+            await send(message)
+
+        if rule and rule.latency_ms:
+            await asyncio.sleep(rule.latency_ms / 1000)
+        if rule and rule.drop_connection:
+            record()  # before the socket goes, so the log is complete when the client sees the failure
+            await _drop_connection(send)
+            return
+        try:
+            if rule and (rule.status or rule.html or rule.malformed_json):
+                await _fault_response(rule)(scope, receive, capture)
+            else:
+                await super().__call__(scope, receive, capture)
+        finally:
+            record()
 
 
 def create_app(config: SandboxConfig) -> Starlette:

@@ -258,7 +258,11 @@ def run_test_step(ctx: Ctx, id: str) -> Result:
     if isinstance(body, dict) and isinstance(body.get("destination"), dict) \
             and isinstance(body["destination"].get("config"), dict):
         destination = dict(body["destination"])
-        destination["config"] = {**export["destination"]["config"], **destination["config"]}
+        stored = export["destination"]
+        known = d.fields_for(ctx.gen, stored["type"]) or {}
+        # stored values fill in what the body leaves out (legacy keys the type no longer accepts are skipped)
+        base = {k: v for k, v in stored["config"].items() if k in known} if destination.get("type") == stored["type"] else {}
+        destination["config"] = {**base, **destination["config"]}
         if "integration" not in destination and "integration_id" not in destination:
             destination["integration"] = export["destination"].get("integration")
         body = {**body, "destination": destination}
