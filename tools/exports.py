@@ -144,8 +144,17 @@ def export_summary(export: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _secret_safe(key: str, value: Any) -> Any:
-    return "(secret, changed)" if key in SECRET_CONFIG_KEYS else value
+def _masked(value: Any, marker: str) -> Any:
+    """A config value with every secret key's value, at any depth, replaced by a marker.
+
+    Secrets nest (Redshift `copy_inputs.authorization`), so masking only the top level would
+    put a nested key's value in front of a person.
+    """
+    if isinstance(value, dict):
+        return {k: (marker if k in SECRET_CONFIG_KEYS else _masked(v, marker)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, marker) for v in value]
+    return value
 
 
 def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
@@ -164,7 +173,7 @@ def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
             if key in SECRET_CONFIG_KEYS:
                 changes[f"destination.config.{key}"] = "(secret, changed)"
             elif stored.get(key) != new:
-                changes[f"destination.config.{key}"] = {"from": stored.get(key), "to": _secret_safe(key, new)}
+                changes[f"destination.config.{key}"] = {"from": stored.get(key), "to": _masked(new, "(secret, changed)")}
         old_type = (current.get("destination") or {}).get("type")
         if destination.get("type") != old_type:
             changes["destination.type"] = {"from": old_type, "to": destination.get("type")}
@@ -176,17 +185,15 @@ def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
     return changes
 
 
-def _redacted_config(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: ("(secret, set)" if k in SECRET_CONFIG_KEYS else v) for k, v in config.items()}
-
-
 async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
     details = {
         "name": params.name,
         "model": params.model or "events",
         "interval": params.interval,
         "destination_type": params.destination.type,
-        "config": _redacted_config(params.destination.config),
+        # Not named "config": results drop secret keys under any "config", and the person should
+        # still see which secrets will be set (as markers, never values).
+        "destination_config": _masked(params.destination.config, "(secret, set)"),
         "paused": bool(params.paused),
     }
     if params.destination.integration_id is not None:
