@@ -111,3 +111,17 @@ def test_empty_sandbox(start) -> None:  # noqa: ANN001
     api = start(3, seed=False)
     assert api.get("").json() == {"count": 0, "next": None, "previous": None, "results": []}
     assert len(api.state()["integrations"]) == 16
+
+
+def test_speed_makes_the_clock_run(start) -> None:  # noqa: ANN001
+    import time
+
+    api = start(3, speed=3600.0)
+    first = api.control("GET", "clock")["now"]
+    time.sleep(0.2)
+    second = api.control("GET", "clock")["now"]
+    assert second > first
+    export = api.export_named("Hourly events to S3")["id"]
+    time.sleep(1.1)  # > one simulated hour: the next scheduled run exists
+    latest = api.get(f"{export}/runs/").json()["results"][0]
+    assert latest["data_interval_end"] > "2025-06-15T12:00:00Z"

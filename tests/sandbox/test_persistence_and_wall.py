@@ -1,0 +1,135 @@
+"""Persistence across restarts, concurrent writers, the import wall and the CLI."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+
+from server.sandbox import DEFAULT_API_KEY, SandboxConfig, SandboxKey, start_sandbox
+from server.sandbox.cli import parse_key
+
+from .conftest import KEYS, NOW, Api, s3_body
+
+SANDBOX = Path(__file__).resolve().parents[2] / "server" / "sandbox"
+
+
+def test_restart_with_db_path_loses_nothing(tmp_path: Path) -> None:
+    db = str(tmp_path / "sandbox.db")
+    first = start_sandbox(SandboxConfig(db_path=db, keys=KEYS, now=NOW))
+    api = Api(first)
+    try:
+        created = api.post("", json=s3_body(3, name="Survivor")).json()
+        export = api.export_named("Hourly events to S3")["id"]
+        api.post(f"{export}/pause/")
+        api.post(f"{export}/backfills/", json={"start_at": "2025-06-14T00:00:00+00:00",
+                                               "end_at": "2025-06-14T02:00:00+00:00"})
+        api.advance(3600)
+        before = api.state()
+    finally:
+        api.close()
+        first.close()
+    # A new sandbox on the same file: no reseed, same clock, same everything (even with another `now`).
+    second = start_sandbox(SandboxConfig(db_path=db, keys=KEYS, now=NOW.replace(year=2030)))
+    api = Api(second)
+    try:
+        after = api.state()
+        assert after == before
+        assert api.get(f"{created['id']}/").json()["name"] == "Survivor"
+        assert api.control("GET", "clock")["now"] == "2025-06-15T13:00:00Z"
+        assert [e["name"] for e in after["exports"]].count("Hourly events to S3") == 1
+    finally:
+        api.close()
+        second.close()
+
+
+def test_concurrent_writers_lose_nothing(start) -> None:  # noqa: ANN001
+    api = start(3, seed=False, throttle=False)
+    export = api.post("", json=s3_body(3, name="Shared")).json()["id"]
+    errors: list[str] = []
+
+    def worker(index: int) -> None:
+        with httpx.Client(timeout=10) as client:
+            headers = {"Authorization": f"Bearer {DEFAULT_API_KEY}"}
+            response = client.post(api.url(""), json=s3_body(3, name=f"Export {index}"), headers=headers)
+            if response.status_code != 201:
+                errors.append(response.text)
+            patch = {"destination": {"type": "AwsS3", "config": {f"include_events": [f"event-{index}"]}}}
+            # every writer patches the same export: each PATCH is atomic, the last one wins
+            response = client.patch(api.url(f"{export}/"), json=patch, headers=headers)
+            if response.status_code != 200:
+                errors.append(response.text)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    names = {e["name"] for e in api.get("?limit=100").json()["results"]}
+    assert names == {"Shared"} | {f"Export {i}" for i in range(20)}
+    shared = api.get(f"{export}/").json()
+    assert shared["destination"]["config"]["include_events"][0].startswith("event-")
+    assert shared["destination"]["config"]["bucket_name"] == "b"  # never half-written
+
+
+def test_sandbox_imports_nothing_from_the_rest_of_the_project() -> None:
+    offenders = []
+    for path in SANDBOX.rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    # relative imports must stay inside server/sandbox
+                    depth = len(path.relative_to(SANDBOX).parts) - 1
+                    if node.level > depth + 1:
+                        offenders.append(f"{path.name}: relative import beyond server/sandbox")
+                    continue
+                names = [node.module or ""]
+            for name in names:
+                top = name.split(".")
+                if top[0] == "tools" or (top[0] == "server" and top[1:2] != ["sandbox"]):
+                    offenders.append(f"{path.name}: {name}")
+    assert offenders == []
+
+
+def test_parse_key() -> None:
+    assert parse_key("phx_ro=batch_export:read") == SandboxKey("phx_ro", ["batch_export:read"], [])
+    assert parse_key("phx_all=*@1,2") == SandboxKey("phx_all", ["*"], [1, 2])
+    assert parse_key("phx_legacy=") == SandboxKey("phx_legacy", [], [])
+
+
+def test_cli_prints_url_projects_and_keys() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server.sandbox", "--port", "0", "--empty", "--key", "phx_ro=batch_export:read@2"],
+        cwd=SANDBOX.parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(5)]  # type: ignore[union-attr]
+    finally:
+        process.terminate()
+        process.wait(10)
+    text = "".join(lines)
+    assert "http://127.0.0.1:" in lines[0] and "generation 3" in lines[0]
+    assert "projects: 1" in text and "phx_ro  batch_export:read @2" in text
+    url = lines[0].split(" at ")[1].strip()
+    assert url.startswith("http://127.0.0.1:") and not url.endswith("/")
+
+
+def test_start_sandbox_is_silent_on_stdout(tmp_path: Path) -> None:
+    code = ("from server.sandbox import start_sandbox\n"
+            "import httpx\n"
+            "s = start_sandbox()\n"
+            "httpx.get(s.base_url + '/api/projects/1/batch_exports/')\n"
+            "httpx.get(s.base_url + '/api/projects/1/batch_exports/', headers={'Authorization': 'Bearer phx_sandbox_default_key'})\n"
+            "s.close()\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=SANDBOX.parents[1], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
