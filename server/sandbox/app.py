@@ -77,7 +77,9 @@ def dispatch(sb: Sandbox, request: Request, raw_body: bytes) -> tuple[int, Any]:
             raise errors.permission_denied("You don't have access to the project.")
     sb.throttle.check(key.value)
     with sb.transaction() as now:
-        ctx = Ctx(sb, project or CURRENT_PROJECT, key, request.query_params, body, str(request.url), now)
+        # DRF's request.data is an empty dict for an empty body
+        ctx = Ctx(sb, project or CURRENT_PROJECT, key, request.query_params, {} if body is None else body,
+                  str(request.url), now)
         return action.handler(ctx, **route.params)
 
 

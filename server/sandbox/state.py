@@ -13,7 +13,7 @@ from .auth import Throttle
 from .config import SandboxConfig, SandboxKey
 from .faults import Faults, RequestLog
 from .store import Store
-from .timeutil import from_db, to_db, utcnow
+from .timeutil import UTC, from_db, to_db, utcnow
 
 # The key user belongs to organization A (projects 1 and 2, current project 1); project 3 is in another one.
 USER_ORGANIZATION = "0195f5c0-0000-7000-8000-00000000000a"
@@ -40,7 +40,7 @@ class Sandbox:
         self.requests = RequestLog()
         self.current_key_requires_scope = config.current_key_requires_scope
         stored = self.store.get_meta("clock")
-        start = from_db(stored) if stored else (config.now or utcnow())
+        start = from_db(stored) if stored else _aware(config.now or utcnow())
         self.clock = simulation.Clock(start, config.speed)
         self._snapshot: sqlite3.Connection | None = None
         if stored is None:
@@ -89,7 +89,7 @@ class Sandbox:
 
     def reset(self) -> None:
         """Wipe everything and start again (reseeding unless the config says not to)."""
-        start = self.config.now or utcnow()
+        start = _aware(self.config.now or utcnow())
         if self._snapshot is not None:
             with self.store.lock:
                 self._snapshot.backup(self.store.conn)
@@ -104,4 +104,11 @@ class Sandbox:
         self.requests.clear()
 
     def close(self) -> None:
+        if self._snapshot is not None:
+            self._snapshot.close()
         self.store.close()
+
+
+def _aware(value: datetime) -> datetime:
+    """A naive initial clock is taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -319,3 +319,12 @@ def test_unpause_with_backfill(api: Api) -> None:
     assert len(backfills) == 1
     assert backfills[0]["start_at"] == export["last_paused_at"] == "2025-06-13T12:00:00Z"
     assert backfills[0]["end_at"] == "2025-06-15T12:00:00Z" and backfills[0]["status"] == "Starting"
+
+
+def test_empty_and_non_object_bodies(api: Api) -> None:
+    assert_validation(api.post(""), "This field is required.", "name", "required")
+    assert_validation(api.post("", json=[1]), "Invalid data. Expected a dictionary, but got list.")
+    body = s3_body(3)
+    body["destination"] = "AwsS3"
+    assert_validation(api.post("", json=body), "Invalid data. Expected a dictionary, but got str.",
+                      "destination__non_field_errors")
