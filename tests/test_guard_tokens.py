@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from server.config import Settings
 from server.guard import STATE_KIND, TOKEN_KIND, Refused, TokenSigner, canonical_digest
 from server.sandbox import DEFAULT_API_KEY
 from tests.support import (
@@ -224,7 +225,15 @@ async def test_shared_secret_lets_another_instance_accept_the_token(make_sandbox
     sandbox = make_sandbox(generation=3)
     control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
     pause = guarded_arguments(control)["batch-export-pause"]
-    shared = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, confirm_secret=b"replicas share this secret")
+    shared = Settings.from_env(
+        {
+            "POSTHOG_PERSONAL_API_KEY": DEFAULT_API_KEY,
+            "POSTHOG_HOST": sandbox.base_url,
+            "POSTHOG_MCP_CONFIRM_SECRET": "replicas share this secret",
+            "POSTHOG_MCP_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+        }
+    )
+    assert shared.confirm_secret == b"replicas share this secret"
     async with running_app(shared) as one, running_app(shared) as two:
         async with connect(one, mode) as first, connect(two, mode) as second:
             token = (await preview(first, "batch-export-pause", pause))["confirmation_token"]
