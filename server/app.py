@@ -7,6 +7,7 @@ sent upstream before the arguments are valid.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,6 +59,7 @@ def describe_invalid(spec: ToolSpec, error: ValidationError, allowed: list[str])
     problems = []
     for item in error.errors()[:6]:
         where = ".".join(str(part) for part in item["loc"]) or "arguments"
+        where = where if len(where) <= 60 else where[:57] + "..."  # a 10 kB key must not echo back whole
         kind = item["type"]
         if kind == "extra_forbidden":
             problems.append(f"unknown parameter {where!r} (allowed: {', '.join(allowed)})")
@@ -123,8 +125,9 @@ class App:
             return results.failure(f"{spec.name} is not available here: {hidden}. Nothing was sent to PostHog.")
         arguments = dict(params.arguments or {})
         guarded = self.guard.applies(spec)
-        token = arguments.pop(TOKEN_PARAM, None) if guarded else None
-        if token is not None and not isinstance(token, str):
+        sent_token = guarded and TOKEN_PARAM in arguments
+        token = arguments.pop(TOKEN_PARAM) if sent_token else None
+        if sent_token and not isinstance(token, str):  # null too: the schema says string
             return results.failure(f"{TOKEN_PARAM} must be the string a preview returned.", secrets)
         pinned = self.settings.project_id
         if pinned is not None:
@@ -136,7 +139,9 @@ class App:
                 )
             arguments["project_id"] = pinned
         try:
-            model = spec.params.model_validate(arguments)
+            # Strict JSON validation: what the advertised inputSchema rejects ("1" or true for an
+            # integer, 1 for a boolean) is refused here, not coerced and sent to PostHog.
+            model = spec.params.model_validate_json(json.dumps(arguments, default=str), strict=True)
         except ValidationError as error:
             return results.failure(describe_invalid(spec, error, self._allowed[spec.name]), secrets)
 

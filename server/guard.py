@@ -100,27 +100,30 @@ class TokenSigner:
 
     def verify(self, token: str, tool: str, project: int, digest: str, kind: str = TOKEN_KIND) -> Claim:
         """Check everything but the target's version, and spend the token; raises Refused with the reason."""
+        label = "confirmation_token" if kind == TOKEN_KIND else "requestState"
         payload, _, signature = token.partition(".")
-        if not payload or not signature or not hmac.compare_digest(self._sign(payload), signature):
+        # A non-ASCII token cannot be ours, and compare_digest raises TypeError on non-ASCII str.
+        forged = not payload or not signature or not token.isascii()
+        if forged or not hmac.compare_digest(self._sign(payload), signature):
             raise Refused(
-                "confirmation_token is not valid (altered, truncated or issued by another server). "
+                f"{label} is not valid (altered, truncated or issued by another server). "
                 "Call again without it to get a fresh preview."
             )
         try:
             body = json.loads(_unb64(payload))
             claim = Claim(body["k"], body["t"], int(body["p"]), body["a"], body["v"], int(body["x"]), body["n"])
         except (ValueError, KeyError, TypeError):
-            raise Refused("confirmation_token is not valid. Call again without it to get a fresh preview.") from None
+            raise Refused(f"{label} is not valid. Call again without it to get a fresh preview.") from None
         if claim.kind != kind:
             raise Refused(
                 "This value was issued for the other confirmation channel and does not confirm this call. "
                 "Call again without it to get a fresh preview."
             )
         if claim.tool != tool:
-            raise Refused(f"confirmation_token was issued for {claim.tool}, not {tool}. Preview this call first.")
+            raise Refused(f"{label} was issued for {claim.tool}, not {tool}. Preview this call first.")
         if claim.project != project:
             raise Refused(
-                f"confirmation_token was issued for project {claim.project}, not {project}. Preview this call first."
+                f"{label} was issued for project {claim.project}, not {project}. Preview this call first."
             )
         if claim.digest != digest:
             raise Refused(
@@ -131,13 +134,13 @@ class TokenSigner:
         if claim.expires < now:
             minutes = max(1, self.ttl // 60)
             raise Refused(
-                f"confirmation_token has expired (valid {minutes} minute{'s' if minutes != 1 else ''}). "
+                f"{label} has expired (valid {minutes} minute{'s' if minutes != 1 else ''}). "
                 "Call again without it to preview anew."
             )
         with self._lock:
             self._used = {n: x for n, x in self._used.items() if x >= now}
             if claim.nonce in self._used:
-                raise Refused("confirmation_token was already used. Call again without it to preview anew.")
+                raise Refused(f"{label} was already used. Call again without it to preview anew.")
             self._used[claim.nonce] = claim.expires
         return claim
 
