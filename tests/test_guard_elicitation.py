@@ -262,3 +262,39 @@ async def test_destination_test_steps_are_not_guarded(make_sandbox: Any, mode: s
             )
     assert asked == []
     control.close()
+
+
+async def test_modern_request_state_is_single_use_and_bound_to_the_call(make_sandbox: Any, tmp_path: Any) -> None:
+    """Drive the 2026-07-28 rounds by hand: the requestState answers one question, for one call, once."""
+    sandbox = make_sandbox(generation=3)
+    control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
+    arguments = guarded_arguments(control)
+    pause = arguments["batch-export-pause"]
+    other = {"project_id": 1, "batch_export_id": control.export_id("Events to BigQuery (backfilling)")}
+    yes = {"confirm": types.ElicitResult(action="accept", content={"confirm": True})}
+    settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)
+    async with running_app(settings) as app, connect(app, "auto", elicitation_callback=answering("decline")) as client:
+        session = client.session
+        asked = await session.call_tool("batch-export-pause", pause, allow_input_required=True)
+        assert isinstance(asked, types.InputRequiredResult)
+        state = asked.request_state
+        assert "Pause export 'Hourly events to S3'" in asked.input_requests["confirm"].params.message
+
+        control.clear_requests()
+        moved = await session.call_tool("batch-export-pause", other, input_responses=yes, request_state=state)
+        assert moved.is_error and "arguments differ" in text(moved)
+        forged = await session.call_tool("batch-export-pause", pause, input_responses=yes, request_state=state[:-4])
+        assert forged.is_error and "requestState is not valid" in text(forged)
+        as_token = await session.call_tool("batch-export-pause", {**pause, "confirmation_token": state})
+        assert as_token.is_error and "other confirmation channel" in text(as_token)
+        assert control.writes() == []
+
+        asked = await session.call_tool("batch-export-pause", pause, allow_input_required=True)
+        state = asked.request_state
+        done = await session.call_tool("batch-export-pause", pause, input_responses=yes, request_state=state)
+        assert done.structured_content["status"] == "executed", text(done)
+        control.clear_requests()
+        again = await session.call_tool("batch-export-pause", pause, input_responses=yes, request_state=state)
+        assert again.is_error and "requestState was already used" in text(again)
+        assert control.writes() == []
+    control.close()
