@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 TABLE = re.compile(r"<!-- tools-table:start[^>]*-->\n(.*?)<!-- tools-table:end -->", re.S)
 # Pages other engineers produce; the README links them before they land.
-PRODUCED_ELSEWHERE = {"benchmarks/results.md"}
+PRODUCED_ELSEWHERE = {"benchmarks/", "benchmarks/results.md"}
 
 
 def section(title: str) -> str:
