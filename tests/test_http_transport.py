@@ -5,7 +5,7 @@ The server runs in-process on a free loopback port; the client is the SDK's `mcp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
