@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from tools.exports import EXPORT_PATH, export_summary, read_export
 from tools.models import Backfill, BackfillOrdering, BackfillPage, BackfillParams, BackfillStarted, Cancelled, Params
-from tools.spec import READ, WRITE, Preview, ToolSpec, Upstream, path_for
+from tools.spec import READ, WRITE, Preview, ToolSpec, Upstream, newest_id, path_for
 
 BACKFILL_PATH = "batch_exports/{batch_export_id}/backfills/{backfill_id}/"
 INTERVAL_SECONDS = {"hour": 3600, "day": 86400, "week": 604800, "every 5 minutes": 300, "every 15 minutes": 900}
@@ -56,10 +56,11 @@ async def preview_backfill(upstream: Upstream, params: BackfillCreateParams) -> 
     runs = int(span // seconds) if seconds else None
     summary = f"Backfill export {export.get('name')!r} ({interval}) from {params.start_at} to {params.end_at}"
     summary += f": {runs} run(s), one per whole interval." if runs is not None else "."
+    backfills = path_for("batch_exports/{batch_export_id}/backfills/", batch_export_id=params.batch_export_id)
     return Preview(
         summary=summary,
         details={"export": export_summary(export), "start_at": params.start_at, "end_at": params.end_at, "runs": runs},
-        version=export.get("last_updated_at"),
+        version=f"{export.get('last_updated_at')}|{await newest_id(upstream, backfills)}",
         target_id=str(params.batch_export_id),
     )
 

@@ -21,7 +21,7 @@ from tools.models import (
     PausedState,
     destination_config_problem,
 )
-from tools.spec import READ, WRITE, Preview, ToolSpec, Upstream, path_for
+from tools.spec import READ, WRITE, Preview, ToolSpec, Upstream, newest_id, path_for
 
 EXPORT_PATH = "batch_exports/{batch_export_id}/"
 
@@ -203,7 +203,7 @@ async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
         f"Create {state} {params.interval} export {params.name!r} of {details['model']} "
         f"to {params.destination.type} in project {params.project_id}."
     )
-    return Preview(summary=summary, details=details)
+    return Preview(summary=summary, details=details, version=await newest_id(upstream, "batch_exports/"))
 
 
 async def preview_update(upstream: Upstream, params: UpdateParams) -> Preview:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from tools.models import Cancelled, BackfillStarted, Params, Run, RunOrdering, RunPage, RunParams, RunStatus
-from tools.spec import READ, WRITE, Preview, ToolSpec, Upstream, path_for
+from tools.spec import READ, WRITE, Preview, ToolSpec, Upstream, newest_id, path_for
 from uuid import UUID
 
 RUN_PATH = "batch_exports/{batch_export_id}/runs/{run_id}/"
@@ -51,7 +51,10 @@ async def preview_retry(upstream: Upstream, params: RunParams) -> Preview:
         f"Retry the {run.get('status')} run for {run.get('data_interval_start')} - {run.get('data_interval_end')}: "
         "PostHog starts a one-interval backfill that creates a new run; the original run is kept."
     )
-    return Preview(summary=summary, details={"run": _run_summary(run)}, version=_version(run), target_id=str(params.run_id))
+    # Retrying leaves the run as it was and adds a backfill: bind to the newest backfill too.
+    backfills = path_for("batch_exports/{batch_export_id}/backfills/", batch_export_id=params.batch_export_id)
+    version = f"{_version(run)}|{await newest_id(upstream, backfills)}"
+    return Preview(summary=summary, details={"run": _run_summary(run)}, version=version, target_id=str(params.run_id))
 
 
 async def preview_cancel(upstream: Upstream, params: RunParams) -> Preview:

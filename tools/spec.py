@@ -62,6 +62,19 @@ HandlerFn = Callable[[Upstream, BaseModel], Awaitable[Any]]
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
+async def newest_id(upstream: Upstream, path: str) -> str:
+    """The id of the newest item of a list (PostHog lists newest first), or "none".
+
+    A write that adds to a collection (create, backfill, retry) changes nothing it could be
+    compared on, so its confirmation is bound to the collection's newest member instead: once
+    the write has happened, the same confirmation no longer matches, in any process.
+    """
+    page = await upstream.request("GET", path)
+    results = page.get("results") if isinstance(page, dict) else None
+    first = results[0] if isinstance(results, list) and results else None
+    return str(first.get("id")) if isinstance(first, dict) else "none"
+
+
 def path_for(template: str, **values: Any) -> str:
     """Fill a path template, escaping each value so it stays inside its own segment."""
     return template.format(**{k: quote(str(v), safe="") for k, v in values.items()})
