@@ -85,6 +85,11 @@ class Settings:
             raise ConfigError(f"POSTHOG_MCP_CONFIRM must be always, destructive or never, not {self.confirm!r}.")
         if not self.host.startswith(("http://", "https://")):
             raise ConfigError(f"POSTHOG_HOST must start with https:// (or http:// for local hosts), got {self.host!r}.")
+        if self.confirm_secret is not None and len(self.confirm_secret) < 16:
+            raise ConfigError(
+                "POSTHOG_MCP_CONFIRM_SECRET is too short to sign confirmations: use at least 16 random characters "
+                "(for example: openssl rand -hex 32)."
+            )
         if self.timeout <= 0:
             raise ConfigError("POSTHOG_MCP_TIMEOUT must be a positive number of seconds.")
 

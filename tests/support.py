@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,9 @@ MODES = ("auto", "legacy")
 
 
 def settings_for(base_url: str, api_key: str, tmp_path: Path | None = None, **overrides: Any) -> Settings:
-    audit = (tmp_path / "audit.jsonl") if tmp_path is not None else None
+    # Never the user's real audit trail: a fresh folder when the test gives none.
+    folder = tmp_path if tmp_path is not None else Path(tempfile.mkdtemp(prefix="pbe-mcp-audit-"))
+    audit = folder / "audit.jsonl"
     base = Settings(api_key=api_key, host=base_url, audit_log=audit, timeout=5.0)
     return base.with_(**overrides)
 
