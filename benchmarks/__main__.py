@@ -1,0 +1,89 @@
+"""Run every benchmark on the local sandbox and write benchmarks/results.json and results.md.
+
+    uv run --group bench python -m benchmarks            # the full run (a few minutes)
+    uv run --group bench python -m benchmarks --quick    # fewer repetitions, same shape
+    uv run --group bench python -m benchmarks --only context_cost,cold_start
+
+Benchmarks report; they never fail on a slow machine. Targets are printed next to the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from benchmarks import call_overhead, cold_start, context_cost, http_load, memory, report
+from benchmarks.common import machine, sandbox_process, state_dir
+
+HERE = Path(__file__).resolve().parent
+NAMES = ("context_cost", "cold_start", "call_overhead", "memory", "http_load", "soak")
+FULL = {
+    "cold_runs": 15, "overhead_calls": 2000, "memory_calls": 10_000,
+    "load_clients": 20, "load_calls": 100, "soak_clients": 50, "soak_seconds": 60,
+}
+QUICK = {
+    "cold_runs": 5, "overhead_calls": 300, "memory_calls": 2000,
+    "load_clients": 10, "load_calls": 20, "soak_clients": 10, "soak_seconds": 10,
+}
+
+
+async def run_all(only: tuple[str, ...], sizes: dict[str, int]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with sandbox_process() as sandbox, state_dir() as state:
+        for name in only:
+            print(f"-- {name}", file=sys.stderr, flush=True)
+            started = time.perf_counter()
+            if name == "context_cost":
+                results[name] = await context_cost.run(sandbox, state)
+            elif name == "cold_start":
+                results[name] = await cold_start.run(sandbox, state, sizes["cold_runs"])
+            elif name == "call_overhead":
+                results[name] = await call_overhead.run(sandbox, state, sizes["overhead_calls"])
+            elif name == "memory":
+                results[name] = await memory.run(sandbox, state, sizes["memory_calls"])
+            elif name == "http_load":
+                results[name] = await http_load.run(sandbox, state, sizes["load_clients"], sizes["load_calls"])
+            elif name == "soak":
+                results[name] = await http_load.soak(sandbox, state, sizes["soak_clients"], sizes["soak_seconds"])
+            results[name]["seconds"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(NAMES)}")
+    parser.add_argument("--out", type=Path, default=HERE, help="directory for results.json and results.md")
+    args = parser.parse_args(argv)
+    only = tuple(n.strip() for n in args.only.split(",")) if args.only else NAMES
+    unknown = sorted(set(only) - set(NAMES))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+    sizes = QUICK if args.quick else FULL
+    document: dict[str, Any] = {
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "uv run --group bench python -m benchmarks" + (" --quick" if args.quick else ""),
+        "machine": machine(),
+        "sizes": sizes,
+    }
+    path = args.out / "results.json"
+    if args.only and path.exists():  # a partial run updates its sections and keeps the others
+        previous = json.loads(path.read_text())
+        document = {**previous, **document, "results": previous.get("results", {})}
+    document.setdefault("results", {}).update(anyio.run(run_all, only, sizes))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    (args.out / "results.md").write_text(report.markdown(document))
+    print(report.headline(document))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""results.json as Markdown: one table per benchmark, the machine and the command on top."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ok(flag: bool | None) -> str:
+    return "n/a" if flag is None else ("yes" if flag else "**no**")
+
+
+def _kb(size: int) -> str:
+    return f"{size / 1024:.1f} KB"
+
+
+def headline(doc: dict[str, Any]) -> str:
+    r = doc["results"]
+    parts = []
+    if "context_cost" in r:
+        c = r["context_cost"]
+        parts.append(f"tools/list {_kb(c['ours']['total_bytes'])} (FastMCP {c['ratio_fastmcp_to_ours']}x)")
+    if "cold_start" in r:
+        parts.append(f"cold start {r['cold_start']['ratio']}x floor")
+    if "call_overhead" in r:
+        parts.append(f"+{r['call_overhead']['auto']['added_median_ms']} ms/call")
+    if "memory" in r:
+        parts.append(f"RSS {r['memory']['idle_rss_mb']} -> {r['memory']['final_rss_mb']} MB")
+    if "http_load" in r:
+        h = r["http_load"]
+        parts.append(f"HTTP {h['calls_per_second']} calls/s, {h['errors']} errors")
+    if "soak" in r:
+        parts.append(f"soak {r['soak']['clients']}x{r['soak']['seconds']}s, {r['soak']['errors']} errors")
+    return "; ".join(parts)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
+    out = [
+        "# Benchmark results",
+        "",
+        f"Generated {doc['generated_at']} by `{doc['command']}`.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, {m['os']}, Python {m['python']} ({packages}).",
+        "",
+        "How each figure is measured: [README](README.md). Everything ran on loopback against the local sandbox.",
+        "",
+    ]
+    r = doc["results"]
+    if "context_cost" in r:
+        out += _context(r["context_cost"])
+    if "cold_start" in r:
+        c = r["cold_start"]
+        out += [
+            "## Cold start (spawn to tools/list answered, stdio)",
+            "",
+            "| | median | runs |",
+            "|---|---:|---:|",
+            f"| our server (`python -m server`) | {c['ours_median_ms']} ms | {c['runs']} |",
+            f"| floor: one-tool mcp SDK server | {c['floor_median_ms']} ms | {c['runs']} |",
+            "",
+            f"Ratio **{c['ratio']}x** (target <= {c['target_ratio']}x: {_ok(c['within_target'])}).",
+            "",
+        ]
+    if "call_overhead" in r:
+        o = r["call_overhead"]
+        out += [
+            "## Per-call overhead (batch-export-get, in-process mcp.Client vs the same GET with httpx)",
+            "",
+            "| era | httpx median | httpx p99 | MCP median | MCP p99 | added median | added p99 | < 2 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for mode in ("auto", "legacy"):
+            if mode in o:
+                e = o[mode]
+                d, t = e["direct_httpx"], e["through_mcp"]
+                out.append(
+                    f"| {mode} | {d['median_ms']} ms | {d['p99_ms']} ms | {t['median_ms']} ms | {t['p99_ms']} ms | "
+                    f"**{e['added_median_ms']} ms** | {e['added_p99_ms']} ms | {_ok(e['within_target'])} |"
+                )
+        out += ["", f"{o['calls']} calls each, interleaved, after a warm-up.", ""]
+    if "memory" in r:
+        mem = r["memory"]
+        trail = ", ".join(f"{p['calls']}: {p['rss_mb']}" for p in mem["trail"])
+        out += [
+            "## Memory (stdio server, VmRSS)",
+            "",
+            "| idle | after warm-up | after all calls | growth after warm-up | calls | errors |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| {mem['idle_rss_mb']} MB | {mem['warm_rss_mb']} MB | {mem['final_rss_mb']} MB | "
+            f"{mem['growth_after_warmup_mb']} MB ({mem['growth_after_warmup_pct']}%) | {mem['calls']} | {mem['errors']} |",
+            "",
+            f"Trail (calls: MB): {trail}.",
+            "",
+        ]
+    if "http_load" in r:
+        h = r["http_load"]
+        lat = h["latency"]
+        out += [
+            "## Load on streamable HTTP (`serve --transport http`, loopback)",
+            "",
+            "| clients x calls | calls/s | p50 | p99 | errors | server RSS before / after |",
+            "|---|---:|---:|---:|---:|---|",
+            f"| {h['clients']} x {h['calls_each']} | {h['calls_per_second']} | {lat['median_ms']} ms | {lat['p99_ms']} ms | "
+            f"{h['errors']} | {h['server_rss_mb']['before']} / {h['server_rss_mb']['after']} MB |",
+            "",
+        ]
+    if "soak" in r:
+        s = r["soak"]
+        lat = s["latency"] or {"median_ms": "-", "p99_ms": "-"}
+        rss = ", ".join(f"{p['t_s']:g}s: {p['rss_mb']}" for p in s["rss_mb"])
+        out += [
+            "## Soak on streamable HTTP",
+            "",
+            "| clients | seconds | calls | calls/s | p50 | p99 | errors | RSS growth after warm-up |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {s['clients']} | {s['seconds']} | {s['calls']} | {s['calls_per_second']} | {lat['median_ms']} ms | "
+            f"{lat['p99_ms']} ms | {s['errors']} | {s['rss_growth_after_warmup_mb']} MB |",
+            "",
+            f"Server RSS over time (MB): {rss}.",
+            "",
+        ]
+    return "\n".join(out)
+
+
+def _context(c: dict[str, Any]) -> list[str]:
+    ours, theirs, lean, budget = c["ours"], c["fastmcp_from_openapi"], c["fastmcp_from_openapi_without_output_schemas"], c["budget"]
+    out = [
+        "## Context cost of the default tools/list",
+        "",
+        "Compact JSON as sent; tokens approximated as bytes / 4 (tiktoken would need a download at run time).",
+        "",
+        "| server | tools | bytes | approx tokens | largest tool | annotated tools |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for label, m in (
+        ("**ours**", ours),
+        ("FastMCP 4 `from_openapi` (default)", theirs),
+        ("FastMCP 4 `from_openapi`, `validate_output=False`", lean),
+    ):
+        big = m["largest_tool"]
+        out.append(
+            f"| {label} | {m['tools']} | {m['total_bytes']} | {m['approx_tokens']} | "
+            f"{big['name']} ({big['bytes']} B) | {m['with_annotations']} |"
+        )
+    out += [
+        "",
+        f"FastMCP uses **{c['ratio_fastmcp_to_ours']}x** our bytes by default and {c['ratio_fastmcp_lean_to_ours']}x "
+        f"without output schemas (then it also has no structured output to validate), fed an OpenAPI 3.1 description "
+        f"of the same {c['openapi_operations']} operations ([openapi.py](openapi.py)).",
+        "",
+        f"Budget: total {_kb(ours['total_bytes'])} of {_kb(budget['total_bytes'])} ({_ok(budget['total_ok'])}); "
+        f"tools over {_kb(budget['per_tool_bytes'])}: {', '.join(budget['tools_over_budget']) or 'none'}.",
+        "",
+        "| our tool | bytes | approx tokens | description | inputSchema | outputSchema |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for t in ours["per_tool"]:
+        out.append(
+            f"| {t['name']} | {t['bytes']} | {t['approx_tokens']} | {t['description_bytes']} | "
+            f"{t['input_schema_bytes']} | {t['output_schema_bytes']} |"
+        )
+    out += ["", "| FastMCP tool (default) | bytes | approx tokens | inputSchema | outputSchema |", "|---|---:|---:|---:|---:|"]
+    for t in theirs["per_tool"]:
+        out.append(f"| {t['name']} | {t['bytes']} | {t['approx_tokens']} | {t['input_schema_bytes']} | {t['output_schema_bytes']} |")
+    out.append("")
+    return out
