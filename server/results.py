@@ -99,9 +99,12 @@ def success(value: Any, secrets: Iterable[str] = ()) -> types.CallToolResult:
 
 
 def failure(message: str, secrets: Iterable[str] = (), details: dict[str, Any] | None = None) -> types.CallToolResult:
-    """A tool error: one clear line for the model, with the details as structured data."""
+    """A tool error: one clear line for the model, in text only.
+
+    No structuredContent: it would have to match the tool's outputSchema, which describes
+    success, and some clients (the Inspector among them) check it even on errors. `details`
+    go to the result's `_meta` instead, for clients and tests that want them.
+    """
     text = redact(message, secrets)
-    structured = redact(strip_secrets({"error": text, **(details or {})}), secrets)
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=text)], structured_content=structured, is_error=True
-    )
+    meta = {"posthog-batch-exports-mcp/error": redact(strip_secrets(details), secrets)} if details else None
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True, _meta=meta)

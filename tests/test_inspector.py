@@ -109,9 +109,10 @@ def test_inspector_lists_tools_reads_and_writes_through_the_token(
         "--tool-args-json", json.dumps({**arguments, "confirmation_token": preview["confirmation_token"]}),
         timeout=TIMEOUT,
     )
-    # The server answers isError ("already used"); Inspector 2.12 exits non-zero for it (5, or 1 when it also
-    # checks the error's structuredContent against the tool's outputSchema). Either way: no second write.
-    assert again.returncode != 0, again.stdout + again.stderr
+    # A fresh process does not know the token was spent; the re-check refuses it because the pause
+    # changed the export. The refusal is one line that Inspector 2.12 shows before exiting 5.
+    assert again.returncode == 5, again.stdout + again.stderr
+    assert "Refused: The target changed since the preview" in again.stdout
     assert [w["method"] for w in control.writes()] == ["POST"]
 
 

@@ -240,3 +240,14 @@ async def test_secrets_are_stripped_even_if_posthog_returned_them(tmp_path: Path
     got = data(result)
     assert got["destination"]["config"] == {"database": "d", "copy_inputs": {"authorization": {}}}
     assert "leak" not in text(result)
+
+
+async def test_errors_carry_no_structured_content_that_could_break_a_schema_check(tmp_path: Path) -> None:
+    """Clients such as the Inspector validate structuredContent against outputSchema even on errors."""
+    with respx.mock(base_url=HOST) as mock:
+        mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
+        mock.get(f"{P}/{E}/").respond(404, json={"type": "invalid_request", "code": "not_found", "detail": "Not found.", "attr": None})
+        async with open_app(_settings(tmp_path)) as app, Client(app.server) as client:
+            result = await client.call_tool("batch-export-get", {"project_id": 1, "batch_export_id": E})
+    assert result.is_error and result.structured_content is None
+    assert result.meta["posthog-batch-exports-mcp/error"]["upstream"]["status"] == 404
