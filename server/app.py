@@ -26,13 +26,16 @@ from server.guard import Guard, GuardedCall, TokenSigner
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
 from server.visibility import KeyAccess, check_names, visible, why_hidden
 from tools.catalog import BY_NAME, CATALOG
-from tools.spec import ToolSpec, Upstream, path_for
+from tools.spec import NotPossible, ToolSpec, Upstream, path_for
 
 log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "Operate PostHog batch exports: inspect exports, runs, backfills and logs; pause, unpause, backfill, "
-    "retry, cancel, create, change and delete. Every write previews first and needs the user's confirmation."
+    "retry, cancel, create, change and delete. Start with batch-exports-list: it shows each export's id and "
+    "latest run statuses and errors. Runs lists cover the last 7 days unless after= widens them. Every write "
+    "returns a preview first: show it to the user and only confirm (confirmation_token) once they agree. "
+    "Backfills of daily or weekly exports take whole days (YYYY-MM-DD); end_at is exclusive."
 )
 
 
@@ -55,20 +58,33 @@ async def perform(spec: ToolSpec, params: BaseModel, upstream: Upstream) -> Any:
     return spec.shape(data) if spec.shape is not None else data
 
 
-def describe_invalid(spec: ToolSpec, error: ValidationError, allowed: list[str]) -> str:
+def _schema_at(schema: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:
+    """The sub-schema an error location points into (objects only; {} when it leads elsewhere)."""
+    for part in path:
+        schema = schema.get("properties", {}).get(part, {}) if isinstance(part, str) else schema.get("items", {})
+    return schema
+
+
+def describe_invalid(spec: ToolSpec, error: ValidationError, schema: dict[str, Any]) -> str:
+    """Pydantic's errors as one line a model can act on: what is wrong and what is allowed."""
     problems = []
     for item in error.errors()[:6]:
-        where = ".".join(str(part) for part in item["loc"]) or "arguments"
+        loc = tuple(item["loc"])
+        where = ".".join(str(part) for part in loc) or "arguments"
         where = where if len(where) <= 60 else where[:57] + "..."  # a 10 kB key must not echo back whole
         kind = item["type"]
         if kind == "extra_forbidden":
-            problems.append(f"unknown parameter {where!r} (allowed: {', '.join(allowed)})")
+            allowed = sorted(_schema_at(schema, loc[:-1]).get("properties", {}))
+            problems.append(f"unknown parameter {where!r} (allowed here: {', '.join(allowed)})")
         elif kind == "missing":
             problems.append(f"{where} is required")
         elif kind == "value_error":
-            problems.append(str(item["msg"]).removeprefix("Value error, "))
+            problems.append(str(item["msg"]).removeprefix("Value error, ").rstrip("."))
+        elif kind == "string_pattern_mismatch":
+            hint = _schema_at(schema, loc).get("description", "").rstrip(".")
+            problems.append(f"{where} is not in an accepted format ({hint})")
         else:
-            problems.append(f"{where}: {item['msg']}")
+            problems.append(f"{where}: {str(item['msg']).rstrip('.')}")
     return f"Invalid arguments for {spec.name}: " + "; ".join(problems) + ". Nothing was sent to PostHog."
 
 
@@ -86,9 +102,7 @@ class App:
             tool_definition(spec, pinned_project=settings.project_id is not None, guarded=self.guard.applies(spec))
             for spec in self.specs
         ]
-        self._allowed = {
-            d.name: sorted(d.input_schema.get("properties", {})) for d in self.definitions
-        }
+        self._schemas = {d.name: d.input_schema for d in self.definitions}
         self.server: Server[Any] = Server(
             "posthog-batch-exports-mcp",
             version=__version__,
@@ -131,7 +145,8 @@ class App:
             return results.failure(f"{TOKEN_PARAM} must be the string a preview returned.", secrets)
         pinned = self.settings.project_id
         if pinned is not None:
-            if "project_id" in arguments:
+            # The pinned value itself is harmless (a model may echo it from a result); any other is refused.
+            if "project_id" in arguments and arguments["project_id"] != pinned:
                 return results.failure(
                     f"project_id is not a parameter here: this server is pinned to project {pinned} "
                     "(POSTHOG_PROJECT_ID). Drop project_id and call again.",
@@ -143,7 +158,7 @@ class App:
             # integer, 1 for a boolean) is refused here, not coerced and sent to PostHog.
             model = spec.params.model_validate_json(json.dumps(arguments, default=str), strict=True)
         except ValidationError as error:
-            return results.failure(describe_invalid(spec, error, self._allowed[spec.name]), secrets)
+            return results.failure(describe_invalid(spec, error, self._schemas[spec.name]), secrets)
 
         upstream = ProjectUpstream(self.client, model.project_id)  # type: ignore[attr-defined]
 
@@ -168,6 +183,8 @@ class App:
             data = await execute()
         except PostHogError as error:
             return results.failure(str(error), secrets, {"upstream": error.as_dict()})
+        except NotPossible as reason:
+            return results.failure(str(reason), secrets)
         return results.success(data, secrets)
 
 

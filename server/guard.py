@@ -33,7 +33,7 @@ from mcp_types import version as protocol_versions
 from server import results
 from server.audit import AuditLog
 from server.posthog import PostHogError
-from tools.spec import Preview, ToolSpec
+from tools.spec import NotPossible, Preview, ToolSpec
 
 TOKEN_TTL_SECONDS = 600
 ELICIT_KEY = "confirm"
@@ -178,6 +178,16 @@ class Guard:
         return self.policy == "always" or spec.destructive
 
     async def run(
+        self, call: GuardedCall, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        try:
+            return await self._run(call, ctx, params)
+        except NotPossible as reason:
+            # Known to fail before anyone is asked: no preview to approve, no token, no write.
+            self._audit(call, "refused", reason=str(reason))
+            return results.failure(f"Not done: {reason} Nothing was changed.", call.secrets)
+
+    async def _run(
         self, call: GuardedCall, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         digest = canonical_digest(call.arguments)

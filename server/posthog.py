@@ -57,7 +57,7 @@ class PostHogError(Exception):
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def _hint(status: int, code: str | None, detail: str, method: str) -> str | None:
+def _hint(status: int, code: str | None, detail: str, method: str, path: str = "") -> str | None:
     if status == 401:
         return "check POSTHOG_PERSONAL_API_KEY: the key is missing, wrong or revoked."
     if status == 403:
@@ -72,11 +72,13 @@ def _hint(status: int, code: str | None, detail: str, method: str) -> str | None
         if scope:
             return f"give the personal API key the scope {scope.group(1)} in PostHog, or use a key that has it."
         return "the key's user or scopes do not allow this project or action."
-    if status == 404:
+    if status == 404 and "/runs/" in path:
         return (
-            "the id may be wrong, belong to another project, or the object was deleted; "
-            "runs older than PostHog's 7-day default window need a wider after= filter."
+            "the id may be wrong or belong to another export; runs older than PostHog's 7-day default "
+            "window need a wider after= filter."
         )
+    if status == 404:
+        return "the id or project may be wrong, belong to another project, or the object was deleted."
     if status == 429 and code == "too_many_concurrent_backfills":
         return "wait for running backfills to finish (batch-export-backfills-list) or cancel one, then try again."
     if status == 429:
@@ -88,6 +90,10 @@ def _hint(status: int, code: str | None, detail: str, method: str) -> str | None
 
 def error_from_response(response: httpx.Response, method: str) -> PostHogError:
     status = response.status_code
+    try:
+        path = response.request.url.path
+    except RuntimeError:  # a response built without a request (tests)
+        path = ""
     retry_after = _retry_after(response)
     try:
         body = response.json()
@@ -102,7 +108,7 @@ def error_from_response(response: httpx.Response, method: str) -> PostHogError:
             code=code,
             attr=body.get("attr"),
             type=body.get("type"),
-            hint=_hint(status, code, detail, method),
+            hint=_hint(status, code, detail, method, path),
             retry_after=retry_after,
         )
     text = response.text.strip()
@@ -113,7 +119,7 @@ def error_from_response(response: httpx.Response, method: str) -> PostHogError:
         detail = f"an HTML error page ({title.group(1).strip()[:120] if title else 'no title'}), not the API's JSON"
     else:
         detail = text[:200]
-    return PostHogError(status=status, detail=detail, hint=_hint(status, None, detail, method), retry_after=retry_after)
+    return PostHogError(status=status, detail=detail, hint=_hint(status, None, detail, method, path), retry_after=retry_after)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -114,17 +114,22 @@ async def test_refused_and_failed_are_recorded_with_the_reason(make_sandbox: Any
         await client.call_tool("batch-export-pause", {**pause, "confirmation_token": token})
         reused = await client.call_tool("batch-export-pause", {**pause, "confirmation_token": token})
         assert reused.is_error
-        preview = await client.call_tool("batch-export-run-cancel", cancel)
-        failed = await client.call_tool(
-            "batch-export-run-cancel", {**cancel, "confirmation_token": preview.structured_content["confirmation_token"]}
-        )
-        assert failed.is_error and "Cannot cancel a run that is in 'Completed' status" in text(failed)
+        # Known to fail from live state: refused before any token is offered.
+        hopeless = await client.call_tool("batch-export-run-cancel", cancel)
+        assert hopeless.is_error and "The run is Completed" in text(hopeless)
+        # Fails upstream after confirmation: recorded as failed with PostHog's status.
+        preview = await client.call_tool("batch-export-pause", pause)
+        token = preview.structured_content["confirmation_token"]
+        control.fault(status=400, method="POST", path_contains="/pause", count=1)
+        failed = await client.call_tool("batch-export-pause", {**pause, "confirmation_token": token})
+        assert failed.is_error and "HTTP 400" in text(failed)
     lines = audit_lines(settings.audit_log)
-    refused = next(line for line in lines if line["decision"] == "refused")
-    assert refused["tool"] == "batch-export-pause" and refused["channel"] == "token"
-    assert "already used" in refused["reason"]
-    assert decisions(lines)[-1] == ("batch-export-run-cancel", "token", "failed", 400)
-    assert lines[-1]["target"] == completed["id"]
+    refused = [line for line in lines if line["decision"] == "refused"]
+    assert refused[0]["tool"] == "batch-export-pause" and refused[0]["channel"] == "token"
+    assert "already used" in refused[0]["reason"]
+    assert refused[1]["tool"] == "batch-export-run-cancel" and "The run is Completed" in refused[1]["reason"]
+    assert refused[1]["target"] == completed["id"]
+    assert decisions(lines)[-1] == ("batch-export-pause", "token", "failed", 400)
     control.close()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from server.sandbox import DEFAULT_API_KEY
+from tools.backfills import parse_bound
 from tests.support import (
     MODES,
     SECRET_CANARY,
@@ -134,10 +135,12 @@ async def test_backfill_shows_range_interval_and_run_count(
 ) -> None:
     arguments = guarded_arguments(control)["batch-export-backfill-create"]  # six hours of an hourly export
     preview, message = await shown(app, mode, "batch-export-backfill-create", arguments)
-    assert preview["start_at"] == arguments["start_at"] and preview["end_at"] == arguments["end_at"]
+    # The preview shows the bounds exactly as they will be sent (normalised to ISO with an offset).
+    start, end = (parse_bound(arguments[k]).isoformat() for k in ("start_at", "end_at"))
+    assert preview["start_at"] == start and preview["end_at"] == end
     assert preview["runs"] == 6
     assert preview["export"]["interval"] == "hour"
-    assert f"from {arguments['start_at']} to {arguments['end_at']}: 6 run(s)" in message
+    assert f"from {start} to {end}: 6 run(s)" in message
 
     daily = control.export_id("Daily events to Snowflake")
     bounds = {"start_at": "2026-11-10", "end_at": "2026-11-13"} if generation == 3 else {
@@ -183,10 +186,12 @@ async def test_retry_and_cancels_show_the_target_status(app: Any, control: Sandb
     preview, _ = await shown(app, mode, "batch-export-backfill-cancel", arguments["batch-export-backfill-cancel"])
     assert preview["backfill"]["status"] == "Running" and preview["summary"].startswith("Cancel the Running backfill")
 
+    # A cancel PostHog would refuse is refused here, before any preview to approve or token.
     completed = next(r for r in state["runs"] if r["status"] == "Completed")
     not_running = {"project_id": 1, "batch_export_id": completed["batch_export"], "run_id": completed["id"]}
-    preview, _ = await shown(app, mode, "batch-export-run-cancel", not_running)
-    assert "The run is Completed" in preview["summary"] and "will be refused" in preview["summary"]
+    async with connect(app, mode) as client:
+        refused = await client.call_tool("batch-export-run-cancel", not_running)
+    assert refused.is_error and "The run is Completed" in text(refused) and "Nothing was changed" in text(refused)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -196,4 +201,4 @@ async def test_create_shows_the_export_and_which_secrets_are_set(app: Any, contr
     assert preview["name"] == "Guarded HTTP export" and preview["interval"] == "hour"
     assert preview["destination_type"] == "HTTP" and preview["paused"] is False
     assert preview["destination_config"] == {"url": "https://us.i.posthog.com/batch/", "token": "(secret, set)"}
-    assert "Create active hour export 'Guarded HTTP export' of events to HTTP in project 1." in message
+    assert "Create active hourly export 'Guarded HTTP export' of events to HTTP in project 1." in message

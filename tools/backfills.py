@@ -5,74 +5,125 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from tools.exports import EXPORT_PATH, export_summary, read_export
+from tools.exports import INTERVAL_WORDS, EXPORT_PATH, export_summary, export_version, is_newer_posthog, read_export
 from tools.models import Backfill, BackfillOrdering, BackfillPage, BackfillParams, BackfillStarted, Cancelled, Params
-from tools.spec import READ, WRITE, Preview, ToolSpec, Upstream, newest_id, path_for
+from tools.spec import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream, cursor_of, newest_id, path_for, with_next_cursor
 
 BACKFILL_PATH = "batch_exports/{batch_export_id}/backfills/{backfill_id}/"
 INTERVAL_SECONDS = {"hour": 3600, "day": 86400, "week": 604800, "every 5 minutes": 300, "every 15 minutes": 900}
-BOUND = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2}))?$"
-_BOUND_HELP = "YYYY-MM-DD for daily/weekly exports on current PostHog, else ISO datetime with offset"
+BOUND = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+_BOUND_HELP = "YYYY-MM-DD or ISO datetime (no offset = UTC); daily/weekly exports back-fill whole days"
 
 
 def parse_bound(value: str) -> datetime:
-    """A backfill bound as an aware datetime (a bare date is midnight UTC)."""
+    """A backfill bound as an aware datetime (a bare date is midnight UTC, a naive time is UTC)."""
     if len(value) == 10:
         return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=timezone.utc)
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T", 1))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 class BackfillCreateParams(Params):
     batch_export_id: UUID = Field(description="Batch export id (UUID).")
     start_at: str = Field(pattern=BOUND, description=f"Range start, inclusive: {_BOUND_HELP}.")
-    end_at: str = Field(pattern=BOUND, description=f"Range end, exclusive, not in the future: {_BOUND_HELP}.")
+    end_at: str = Field(pattern=BOUND, description="Range end, exclusive, not in the future (same formats).")
 
     @model_validator(mode="after")
     def _start_before_end(self) -> BackfillCreateParams:
         try:
             start, end = parse_bound(self.start_at), parse_bound(self.end_at)
         except ValueError as exc:
-            raise ValueError(f"start_at/end_at is not a valid date or datetime: {exc}") from None
+            raise ValueError(f"start_at/end_at is not a valid date or datetime ({exc}); use e.g. 2026-11-25") from None
         if start >= end:
-            raise ValueError(f"start_at ({self.start_at}) must be before end_at ({self.end_at}).")
+            raise ValueError(
+                f"start_at ({self.start_at}) must be before end_at ({self.end_at}); end_at is exclusive, "
+                "so one day is start_at 2026-11-25, end_at 2026-11-26"
+            )
         return self
+
+
+def effective_bounds(export: dict[str, Any], start_at: str, end_at: str) -> tuple[str, str]:
+    """The bounds in the form this export's PostHog accepts, or NotPossible saying what would work.
+
+    Newer PostHog takes only dates for daily and weekly exports (a day starts at the export's
+    offset_hour in its timezone); every other case takes an ISO datetime with an offset.
+    """
+    if is_newer_posthog(export) and export.get("interval") in ("day", "week"):
+        zone = ZoneInfo(str(export.get("timezone") or "UTC"))
+        hour = int(export.get("offset_hour") or 0)
+        out = []
+        for name, value in (("start_at", start_at), ("end_at", end_at)):
+            if len(value) == 10:
+                out.append(value)
+                continue
+            local = parse_bound(value).astimezone(zone)
+            if (local.hour, local.minute, local.second, local.microsecond) != (hour, 0, 0, 0):
+                raise NotPossible(
+                    f"{name} {value} is not the start of a day for this {INTERVAL_WORDS[export['interval']]} export "
+                    f"(days start at {hour:02d}:00 {zone.key}); give dates such as {local.date().isoformat()}."
+                )
+            out.append(local.date().isoformat())
+        return out[0], out[1]
+    return tuple(parse_bound(v).isoformat() for v in (start_at, end_at))  # type: ignore[return-value]
+
+
+def _run_count(export: dict[str, Any], start_at: str, end_at: str) -> int | None:
+    seconds = INTERVAL_SECONDS.get(str(export.get("interval")))
+    if not seconds:
+        return None
+    return int((parse_bound(end_at) - parse_bound(start_at)).total_seconds() // seconds)
+
+
+async def preview_backfill(upstream: Upstream, params: BackfillCreateParams) -> Preview:
+    export = await read_export(upstream, params.batch_export_id)
+    start, end = effective_bounds(export, params.start_at, params.end_at)
+    runs = _run_count(export, start, end)
+    interval = export.get("interval")
+    summary = f"Backfill export {export.get('name')!r} ({interval}) from {start} to {end}"
+    summary += f": {runs} run(s), one per whole interval." if runs is not None else "."
+    if parse_bound(end) > datetime.now(timezone.utc):
+        summary += " Note: end_at is later than this server's clock; PostHog refuses an end in the future."
+    backfills = path_for("batch_exports/{batch_export_id}/backfills/", batch_export_id=params.batch_export_id)
+    return Preview(
+        summary=summary,
+        details={"export": export_summary(export), "start_at": start, "end_at": end, "runs": runs},
+        version=f"{export_version(export)}|{await newest_id(upstream, backfills)}",
+        target_id=str(params.batch_export_id),
+    )
+
+
+def _backfill_creator(route: str) -> Any:
+    async def create(upstream: Upstream, params: BackfillCreateParams) -> Any:
+        export = await read_export(upstream, params.batch_export_id)
+        start, end = effective_bounds(export, params.start_at, params.end_at)
+        path = path_for(route, batch_export_id=params.batch_export_id)
+        return await upstream.request("POST", path, json={"start_at": start, "end_at": end})
+
+    return create
 
 
 class BackfillsListParams(Params):
     batch_export_id: UUID = Field(description="Batch export id (UUID).")
     ordering: BackfillOrdering | None = Field(None, description="Sort order (default -created_at).")
-    cursor: str | None = Field(None, max_length=500, description="Page cursor from the previous page's next URL.")
+    cursor: str | None = Field(None, max_length=2000, description="next_cursor (or next URL) of the previous page.")
 
-
-async def preview_backfill(upstream: Upstream, params: BackfillCreateParams) -> Preview:
-    export = await read_export(upstream, params.batch_export_id)
-    interval = export.get("interval")
-    seconds = INTERVAL_SECONDS.get(str(interval))
-    span = (parse_bound(params.end_at) - parse_bound(params.start_at)).total_seconds()
-    runs = int(span // seconds) if seconds else None
-    summary = f"Backfill export {export.get('name')!r} ({interval}) from {params.start_at} to {params.end_at}"
-    summary += f": {runs} run(s), one per whole interval." if runs is not None else "."
-    backfills = path_for("batch_exports/{batch_export_id}/backfills/", batch_export_id=params.batch_export_id)
-    return Preview(
-        summary=summary,
-        details={"export": export_summary(export), "start_at": params.start_at, "end_at": params.end_at, "runs": runs},
-        version=f"{export.get('last_updated_at')}|{await newest_id(upstream, backfills)}",
-        target_id=str(params.batch_export_id),
-    )
+    @field_validator("cursor")
+    @classmethod
+    def _bare_cursor(cls, value: str | None) -> str | None:
+        return cursor_of(value) if value else value
 
 
 async def preview_backfill_cancel(upstream: Upstream, params: BackfillParams) -> Preview:
     path = path_for(BACKFILL_PATH, batch_export_id=params.batch_export_id, backfill_id=params.backfill_id)
     backfill = await upstream.request("GET", path)
     status = backfill.get("status")
-    if status in ("Running", "Starting"):
-        summary = f"Cancel the {status} backfill {backfill.get('start_at')} - {backfill.get('end_at')} and its unfinished runs."
-    else:
-        summary = f"The backfill is {status}; PostHog only cancels Starting or Running backfills, so this will be refused."
+    if status not in ("Running", "Starting"):
+        raise NotPossible(f"The backfill is {status}; PostHog cancels only Starting or Running backfills.")
+    summary = f"Cancel the {status} backfill {backfill.get('start_at')} - {backfill.get('end_at')} and its unfinished runs."
     details = {k: backfill.get(k) for k in ("id", "status", "start_at", "end_at", "progress")}
     version = f"{status}@{backfill.get('last_updated_at') or ''}"
     return Preview(summary=summary, details={"backfill": details}, version=version, target_id=str(params.backfill_id))
@@ -100,6 +151,7 @@ TOOLS = [
         params=BackfillsListParams,
         output=BackfillPage,
         query=("ordering", "cursor"),
+        shape=with_next_cursor,
         read_only=True,
         destructive=False,
         idempotent=True,
@@ -122,6 +174,7 @@ TOOLS = [
         title="Backfill a range",
         description="Re-export a past range of a batch export; PostHog creates one run per whole interval.",
         path="batch_exports/{batch_export_id}/backfills/",
+        handler=_backfill_creator("batch_exports/{batch_export_id}/backfills/"),
         **_CREATE,
     ),
     ToolSpec(
@@ -143,6 +196,7 @@ TOOLS = [
         title="Backfill a range (deprecated route)",
         description="Deprecated: older PostHog's backfill route; use batch-export-backfill-create instead.",
         path=EXPORT_PATH + "backfill/",
+        handler=_backfill_creator(EXPORT_PATH + "backfill/"),
         deprecated=True,
         **_CREATE,
     ),

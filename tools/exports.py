@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from tools.models import (
     SECRET_CONFIG_KEYS,
@@ -21,7 +23,7 @@ from tools.models import (
     PausedState,
     destination_config_problem,
 )
-from tools.spec import READ, WRITE, Preview, ToolSpec, Upstream, newest_id, path_for
+from tools.spec import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream, newest_id, path_for
 
 EXPORT_PATH = "batch_exports/{batch_export_id}/"
 
@@ -38,14 +40,19 @@ class DestinationInput(BaseModel):
 
     type: DestinationType = Field(description="Destination type (S3 is for older PostHog; newer uses AwsS3).")
     config: dict[str, Any] = Field(description="Destination settings; secrets are write-only.")
-    integration_id: int | None = Field(None, ge=1, description="Id of a PostHog integration holding credentials.")
+    integration_id: int | None = Field(
+        None,
+        ge=1,
+        validation_alias=AliasChoices("integration_id", "integration"),
+        description="Integration holding the credentials: copy destination.integration from an export of this type.",
+    )
 
 
 class _ExportFields(BaseModel):
     """Writable fields shared by create, update and the test steps."""
 
-    model: Model | None = Field(None, description="What to export (default events).")
-    paused: bool | None = Field(None, description="Create or keep the export paused.")
+    model: Model | None = Field(None, description="What to export (events when created without it).")
+    paused: bool | None = Field(None, description="Whether the export is paused.")
     start_at: datetime | None = Field(None, description="No runs are scheduled before this time.")
     end_at: datetime | None = Field(None, description="No runs are scheduled after this time.")
     hogql_query: str | None = Field(None, max_length=20000, description="HogQL query (model hogql).")
@@ -110,23 +117,46 @@ class UnpauseParams(ExportParams):
     backfill: bool = Field(False, description="Also backfill the time the export was paused.")
 
 
-def _runs_digest(export: dict[str, Any]) -> dict[str, Any]:
-    """An export with its embedded runs cut to what triage needs, so lists stay small."""
-    runs = export.get("latest_runs")
+_DIGEST_KEYS = ("id", "status", "data_interval_start", "data_interval_end", "records_completed", "latest_error")
+
+
+def _runs_digest(export: Any, keep: int = 5) -> Any:
+    """An export with its embedded runs cut to what triage needs, so answers stay small."""
+    runs = export.get("latest_runs") if isinstance(export, dict) else None
     if isinstance(runs, list):
         export = dict(export)
         export["latest_runs"] = [
-            {k: r.get(k) for k in ("id", "status", "data_interval_end", "latest_error") if r.get(k) is not None}
-            for r in runs[:5]
-            if isinstance(r, dict)
+            {k: r[k] for k in _DIGEST_KEYS if r.get(k) is not None} for r in runs[:keep] if isinstance(r, dict)
         ]
     return export
 
 
 def _shape_list(page: Any) -> Any:
     if isinstance(page, dict) and isinstance(page.get("results"), list):
-        return {**page, "results": [_runs_digest(e) if isinstance(e, dict) else e for e in page["results"]]}
+        return {**page, "results": [_runs_digest(e) for e in page["results"]]}
     return page
+
+
+def _shape_one(export: Any) -> Any:
+    return _runs_digest(export, keep=10)
+
+
+def export_version(export: dict[str, Any]) -> str:
+    """The export's state as one short value: any change to it (name, paused, config...) changes this.
+
+    `last_updated_at` alone is not enough: a change within the same clock tick keeps it.
+    """
+    stable = {k: v for k, v in export.items() if k != "latest_runs"}
+    text = json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def is_newer_posthog(export: dict[str, Any]) -> bool:
+    """Gen-2 and later PostHog return schedule offsets and a timezone; the docs-page generation does not."""
+    return "timezone" in export or "offset_hour" in export
+
+
+INTERVAL_WORDS = {"hour": "hourly", "day": "daily", "week": "weekly"}
 
 
 async def read_export(upstream: Upstream, export_id: UUID) -> dict[str, Any]:
@@ -200,7 +230,8 @@ async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
         details["integration_id"] = params.destination.integration_id
     state = "paused" if params.paused else "active"
     summary = (
-        f"Create {state} {params.interval} export {params.name!r} of {details['model']} "
+        f"Create {state} {INTERVAL_WORDS.get(params.interval, params.interval)} export {params.name!r} "
+        f"of {details['model']} "
         f"to {params.destination.type} in project {params.project_id}."
     )
     return Preview(summary=summary, details=details, version=await newest_id(upstream, "batch_exports/"))
@@ -208,6 +239,12 @@ async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
 
 async def preview_update(upstream: Upstream, params: UpdateParams) -> Preview:
     current = await read_export(upstream, params.batch_export_id)
+    old_type = (current.get("destination") or {}).get("type")
+    if params.destination is not None and params.destination.type != old_type and is_newer_posthog(current):
+        raise NotPossible(
+            f"This PostHog cannot change a destination's type ({old_type} to {params.destination.type}); "
+            f"send destination.type {old_type}, or create a new export for {params.destination.type}."
+        )
     changes = _diff(current, params)
     summary = f"Update export {current.get('name')!r}: " + (
         ", ".join(changes) if changes else "no field differs from the current state"
@@ -215,7 +252,7 @@ async def preview_update(upstream: Upstream, params: UpdateParams) -> Preview:
     return Preview(
         summary=summary + ".",
         details={"export": export_summary(current), "changes": changes},
-        version=current.get("last_updated_at"),
+        version=export_version(current),
         target_id=str(params.batch_export_id),
     )
 
@@ -231,7 +268,7 @@ async def preview_delete(upstream: Upstream, params: ExportParams) -> Preview:
     return Preview(
         summary=summary,
         details={"export": export_summary(current), "running_runs": len(running)},
-        version=current.get("last_updated_at"),
+        version=export_version(current),
         target_id=str(params.batch_export_id),
         confirm_name=current.get("name"),
     )
@@ -246,7 +283,7 @@ async def preview_pause(upstream: Upstream, params: ExportParams) -> Preview:
     return Preview(
         summary=summary,
         details={"export": export_summary(current)},
-        version=current.get("last_updated_at"),
+        version=export_version(current),
         target_id=str(params.batch_export_id),
     )
 
@@ -263,7 +300,7 @@ async def preview_unpause(upstream: Upstream, params: UnpauseParams) -> Preview:
             details["backfill_range"] = {"start_at": since, "end_at": "now"}
             summary += f" Then backfill from {since} (when it was paused) to now."
     return Preview(
-        summary=summary, details=details, version=current.get("last_updated_at"), target_id=str(params.batch_export_id)
+        summary=summary, details=details, version=export_version(current), target_id=str(params.batch_export_id)
     )
 
 
@@ -297,6 +334,7 @@ TOOLS = [
         scope=READ,
         params=ExportParams,
         output=BatchExport,
+        shape=_shape_one,
         read_only=True,
         destructive=False,
         idempotent=True,
@@ -310,6 +348,7 @@ TOOLS = [
         scope=WRITE,
         params=CreateParams,
         output=BatchExport,
+        shape=_shape_one,
         preview=preview_create,
         read_only=False,
         destructive=False,
@@ -324,6 +363,7 @@ TOOLS = [
         scope=WRITE,
         params=UpdateParams,
         output=BatchExport,
+        shape=_shape_one,
         preview=preview_update,
         read_only=False,
         destructive=True,

@@ -6,11 +6,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tools.models import LogLevel, LogPage, Params, RunParams
 from tools.runs import read_run
 from tools.spec import READ, ToolSpec, Upstream, path_for
+from tools.times import TIME_FILTER, check_filter, to_instant
 
 LOGS_PATH = "batch_exports/{batch_export_id}/logs/"
 # Workers log a moment before a run row is created and after it is marked finished.
@@ -22,9 +23,29 @@ class LogsParams(Params):
     run_id: UUID | None = Field(None, description="Only logs written while this run was in progress.")
     level: list[LogLevel] | None = Field(None, max_length=5, description="Only these levels, e.g. [ERROR, WARNING].")
     search: str | None = Field(None, max_length=200, description="Case-insensitive text to find in messages.")
-    after: datetime | None = Field(None, description="Only rows after this time.")
-    before: datetime | None = Field(None, description="Only rows before this time.")
+    after: str | None = Field(None, pattern=TIME_FILTER, description="Rows after: ISO date/time or -24h, -7d.")
+    before: str | None = Field(None, pattern=TIME_FILTER, description="Rows before (same formats).")
     limit: int | None = Field(None, ge=1, le=500, description="Max rows, newest first (default 50).")
+
+    @field_validator("after", "before")
+    @classmethod
+    def _real_times(cls, value: str | None) -> str | None:
+        return check_filter(value)
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _levels_in_any_case(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        return [v.upper() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+
+def _compact(page: Any) -> Any:
+    """Rows without log_source_id: it is the export id the caller asked for, on every row."""
+    if isinstance(page, dict) and isinstance(page.get("results"), list):
+        rows = [{k: v for k, v in r.items() if k != "log_source_id"} if isinstance(r, dict) else r for r in page["results"]]
+        return {**page, "results": rows}
+    return page
 
 
 def _parse(value: Any) -> datetime | None:
@@ -39,16 +60,17 @@ def _parse(value: Any) -> datetime | None:
 async def read_logs(upstream: Upstream, params: LogsParams) -> Any:
     """PostHog's own runs/{id}/logs/ route is broken (reference 10.4): narrow the export's
     logs to the run's lifetime instead."""
-    after, before = params.after, params.before
+    after = to_instant(params.after) if params.after else None
+    before = to_instant(params.before) if params.before else None
     if params.run_id is not None:
         run = await read_run(upstream, RunParams(project_id=params.project_id, batch_export_id=params.batch_export_id, run_id=params.run_id))
         started, finished = _parse(run.get("created_at")), _parse(run.get("finished_at"))
         if started is not None:
             start = started - _RUN_WINDOW_SLACK
-            after = max(after, start) if after and after.tzinfo else start
+            after = max(after, start) if after else start
         if finished is not None:
             end = finished + _RUN_WINDOW_SLACK
-            before = min(before, end) if before and before.tzinfo else end
+            before = min(before, end) if before else end
     query: dict[str, Any] = {
         # One value works on every PostHog; the newer API takes several comma-separated.
         "level": ",".join(params.level) if params.level else None,
@@ -58,7 +80,7 @@ async def read_logs(upstream: Upstream, params: LogsParams) -> Any:
         "limit": params.limit,
     }
     path = path_for(LOGS_PATH, batch_export_id=params.batch_export_id)
-    return await upstream.request("GET", path, query={k: v for k, v in query.items() if v is not None})
+    return _compact(await upstream.request("GET", path, query={k: v for k, v in query.items() if v is not None}))
 
 
 TOOLS = [

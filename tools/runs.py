@@ -4,31 +4,74 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from tools.models import Cancelled, BackfillStarted, Params, Run, RunOrdering, RunPage, RunParams, RunStatus
-from tools.spec import READ, WRITE, Preview, ToolSpec, Upstream, newest_id, path_for
+from tools.times import TIME_FILTER, check_filter
+from tools.spec import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream, cursor_of, newest_id, path_for, with_next_cursor
 from uuid import UUID
 
-RUN_PATH = "batch_exports/{batch_export_id}/runs/{run_id}/"
+RUNS_PATH = "batch_exports/{batch_export_id}/runs/"
+RUN_PATH = RUNS_PATH + "{run_id}/"
 
 # PostHog filters single-run lookups by the list's 7-day default window too, so a run
 # older than a week would be "not found" (reference 9.10). An explicit early `after`
 # lifts the window for retrieve, retry and cancel alike.
 WHOLE_HISTORY = {"after": "2000-01-01T00:00:00Z"}
 
-TIME_FILTER = r"^(-\d{1,4}[hdwmy]|\d{4}-\d\d-\d\d[T ]?[0-9:.]*(Z|[+-][0-9:]+)?)$"
 
 
 class RunsListParams(Params):
     batch_export_id: UUID = Field(description="Batch export id (UUID).")
+    limit: int | None = Field(None, ge=1, le=100, description="Max runs to return (default 20; a page holds 100).")
     status: list[RunStatus] | None = Field(None, max_length=10, description="Only runs in these statuses.")
     ordering: RunOrdering | None = Field(None, description="Sort order (default -created_at).")
     after: str | None = Field(None, pattern=TIME_FILTER, description="Created since: ISO date/time or -7d, -24h.")
     before: str | None = Field(None, pattern=TIME_FILTER, description="Created until (same formats).")
     start: str | None = Field(None, pattern=TIME_FILTER, description="Interval start from (interval ordering).")
     end: str | None = Field(None, pattern=TIME_FILTER, description="Interval end until (interval ordering).")
-    cursor: str | None = Field(None, max_length=500, description="Page cursor from the previous page's next URL.")
+    cursor: str | None = Field(None, max_length=2000, description="next_cursor (or next URL) of the previous page.")
+
+    @field_validator("after", "before", "start", "end")
+    @classmethod
+    def _real_times(cls, value: str | None) -> str | None:
+        return check_filter(value)
+
+    @model_validator(mode="after")
+    def _interval_filters_need_interval_order(self) -> RunsListParams:
+        if (self.start or self.end) and self.ordering in ("created_at", "-created_at"):
+            raise ValueError(
+                "start/end filter by data interval and only apply with ordering data_interval_start or "
+                "-data_interval_start; drop ordering, or use after/before to filter by creation time"
+            )
+        return self
+
+
+_NOISE = ("batch_export", "batch_export_on_demand", "cursor")
+
+
+def compact_run(run: Any) -> Any:
+    """A run without empty fields or the export id the caller already knows."""
+    if not isinstance(run, dict):
+        return run
+    return {k: v for k, v in run.items() if v is not None and k not in _NOISE}
+
+
+async def list_runs(upstream: Upstream, params: RunsListParams) -> Any:
+    query = params.model_dump(mode="json", exclude_none=True, exclude={"project_id", "batch_export_id", "limit"})
+    if (params.start or params.end) and params.ordering is None:
+        query["ordering"] = "-data_interval_start"  # PostHog ignores start/end under its default ordering
+    if params.cursor:
+        query["cursor"] = cursor_of(params.cursor)
+    page = await upstream.request("GET", path_for(RUNS_PATH, batch_export_id=params.batch_export_id), query=query)
+    if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+        return page
+    limit = params.limit or 20
+    runs = page["results"]
+    shaped = with_next_cursor({**page, "results": [compact_run(r) for r in runs[:limit]]})
+    if len(runs) > limit:
+        shaped["more"] = f"{len(runs) - limit} more run(s) on this page: raise limit (up to 100) to see them."
+    return shaped
 
 
 async def read_run(upstream: Upstream, params: RunParams) -> dict[str, Any]:
@@ -57,13 +100,22 @@ async def preview_retry(upstream: Upstream, params: RunParams) -> Preview:
     return Preview(summary=summary, details={"run": _run_summary(run)}, version=version, target_id=str(params.run_id))
 
 
+def _retry_started(answer: Any) -> Any:
+    if isinstance(answer, dict):
+        return {
+            **answer,
+            "note": "backfill_id is PostHog's workflow id, not a backfill row id: follow the new run for "
+            "the same interval with batch-export-runs-list.",
+        }
+    return answer
+
+
 async def preview_cancel(upstream: Upstream, params: RunParams) -> Preview:
     run = await read_run(upstream, params)
     status = run.get("status")
-    if status in ("Running", "Starting"):
-        summary = f"Cancel the {status} run for {run.get('data_interval_start')} - {run.get('data_interval_end')}."
-    else:
-        summary = f"The run is {status}; PostHog only cancels Starting or Running runs, so this will be refused."
+    if status not in ("Running", "Starting"):
+        raise NotPossible(f"The run is {status}; PostHog cancels only Starting or Running runs.")
+    summary = f"Cancel the {status} run for {run.get('data_interval_start')} - {run.get('data_interval_end')}."
     return Preview(summary=summary, details={"run": _run_summary(run)}, version=_version(run), target_id=str(params.run_id))
 
 
@@ -73,11 +125,11 @@ TOOLS = [
         title="List runs of a batch export",
         description="List a batch export's runs, newest first; by default only runs created in the last 7 days (widen with after=-30d).",
         method="GET",
-        path="batch_exports/{batch_export_id}/runs/",
+        path=RUNS_PATH,
         scope=READ,
         params=RunsListParams,
         output=RunPage,
-        query=("status", "ordering", "after", "before", "start", "end", "cursor"),
+        handler=list_runs,
         read_only=True,
         destructive=False,
         idempotent=True,
@@ -106,6 +158,7 @@ TOOLS = [
         params=RunParams,
         output=BackfillStarted,
         fixed_query=WHOLE_HISTORY,
+        shape=_retry_started,
         preview=preview_retry,
         read_only=False,
         destructive=False,

@@ -12,7 +12,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from pydantic import BaseModel
 
@@ -38,6 +38,11 @@ class Upstream(Protocol):
         query: Mapping[str, Any] | None = None,
         json: Any = None,
     ) -> Any: ...
+
+
+class NotPossible(Exception):
+    """The call cannot succeed as asked (known from live state before any write); the message
+    says why and what would work. No confirmation is offered for it and nothing is written."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,22 @@ async def newest_id(upstream: Upstream, path: str) -> str:
     results = page.get("results") if isinstance(page, dict) else None
     first = results[0] if isinstance(results, list) and results else None
     return str(first.get("id")) if isinstance(first, dict) else "none"
+
+
+def cursor_of(value: str) -> str:
+    """A page cursor, whether given bare or as the whole `next` URL a previous page returned."""
+    if "cursor=" in value:
+        found = parse_qs(urlsplit(value).query).get("cursor")
+        if found:
+            return found[0]
+    return value
+
+
+def with_next_cursor(page: Any) -> Any:
+    """Add `next_cursor` (the bare cursor of `next`) so a model can page on without parsing URLs."""
+    if isinstance(page, dict) and isinstance(page.get("next"), str):
+        return {**page, "next_cursor": cursor_of(page["next"])}
+    return page
 
 
 def path_for(template: str, **values: Any) -> str:

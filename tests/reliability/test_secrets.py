@@ -41,7 +41,9 @@ class Transcript:
         self.add(f"{name} text", text(result))
         self.add(f"{name} structuredContent", result.structured_content)
         self.add(f"{name} _meta", result.meta)
-        return result.structured_content or {}
+        if result.structured_content is not None:
+            return result.structured_content
+        return {"error": text(result), "_meta": result.meta}  # errors are text only
 
     def leaks(self, needles: list[str]) -> list[str]:
         return [f"{needle!r} in {where}: ...{body[max(0, body.find(needle) - 80):body.find(needle) + 80]}..."
