@@ -43,6 +43,12 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="Port for --transport http (default 8000).")
     parser.add_argument("--read-only", action="store_true", default=None, help="List and allow read tools only.")
     parser.add_argument("--sandbox", action="store_true", help="Start the local PostHog sandbox in-process and use it.")
+    parser.add_argument(
+        "--sandbox-db",
+        metavar="PATH",
+        help="With --sandbox: keep its state in this SQLite file, so one-shot clients (the Inspector CLI) see the "
+        "same exports, ids and clock on every call.",
+    )
     parser.add_argument("--tools", type=_csv, help="Allow-list of tool names, comma-separated (POSTHOG_MCP_TOOLS).")
     parser.add_argument("--exclude-tools", type=_csv, help="Tools to hide, comma-separated (POSTHOG_MCP_EXCLUDE_TOOLS).")
     parser.add_argument("--include-deprecated", action="store_true", default=None, help="Also list deprecated tools.")
@@ -184,7 +190,7 @@ def serve(args: argparse.Namespace) -> int:
         from server.sandbox import DEFAULT_API_KEY, SandboxConfig, start_sandbox
 
         # Simulated minutes pass in real seconds, so a retried run visibly completes.
-        sandbox = start_sandbox(SandboxConfig(speed=60.0))
+        sandbox = start_sandbox(SandboxConfig(speed=60.0, db_path=args.sandbox_db))
         settings = settings.with_(host=sandbox.base_url, api_key=DEFAULT_API_KEY)
         log.warning("Using the local sandbox at %s (project 1 and 2).", sandbox.base_url)
     try:

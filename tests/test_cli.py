@@ -244,3 +244,26 @@ def test_log_redaction_hides_secrets_whoever_logs_them() -> None:
     assert CANARY_KEY not in stream.getvalue()
     assert "Bearer [redacted]" in stream.getvalue()
     assert "a short word stays" in stream.getvalue()
+
+
+async def test_sandbox_db_lets_one_shot_processes_confirm_a_write(tmp_path: Path) -> None:
+    """One process previews, a second one (same --sandbox-db and confirm secret) executes, as the Inspector CLI does."""
+
+    def params() -> StdioServerParameters:
+        return StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "server", "serve", "--sandbox", "--sandbox-db", str(tmp_path / "sandbox.db")],
+            cwd=str(ROOT),
+            env=clean_env(POSTHOG_MCP_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
+                          POSTHOG_MCP_CONFIRM_SECRET="one-shot-processes-share-this"),
+        )
+
+    async with Client(params(), read_timeout_seconds=30) as client:
+        exports = data(await client.call_tool("batch-exports-list", {"project_id": 1}))["results"]
+        hourly = next(e for e in exports if e["name"] == "Hourly events to S3")
+        arguments = {"project_id": 1, "batch_export_id": hourly["id"]}
+        preview = data(await client.call_tool("batch-export-pause", arguments))
+    async with Client(params(), read_timeout_seconds=30) as client:
+        done = data(await client.call_tool("batch-export-pause", {**arguments, "confirmation_token": preview["confirmation_token"]}))
+        assert done["status"] == "executed"
+        assert data(await client.call_tool("batch-export-get", arguments))["paused"] is True
