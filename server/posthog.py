@@ -195,7 +195,8 @@ class PostHogClient:
 
         The whole call, retries and waits included, ends within twice the timeout.
         """
-        deadline = anyio.current_time() + 2 * self._timeout
+        started = anyio.current_time()
+        deadline = started + 2 * self._timeout
         attempt = 0
         while True:
             remaining = deadline - anyio.current_time()
@@ -213,7 +214,8 @@ class PostHogClient:
                     continue
                 raise PostHogError(
                     status=None,
-                    detail=f"no answer within {self._timeout:g} s",
+                    detail=f"no answer after {anyio.current_time() - started:.1f} s "
+                    f"({attempt + 1} attempt{'s' if attempt else ''}, {self._timeout:g} s timeout each)",
                     hint=_ambiguous_hint(method, "PostHog is slow or unreachable; try again shortly."),
                 ) from None
             except httpx.TransportError as exc:

@@ -26,11 +26,15 @@ def parse_key(text: str) -> SandboxKey:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="posthog-batch-exports-mcp sandbox",
-                                     description="Serve a local PostHog batch-exports sandbox.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8010)
-    parser.add_argument("--generation", type=int, choices=(3, 1), default=3)
+    parser = argparse.ArgumentParser(
+        prog="posthog-batch-exports-mcp sandbox",
+        description="Serve a local PostHog batch-exports sandbox. Without --key it accepts the key "
+        "phx_sandbox_default_key (batch_export:read,batch_export:write). See docs/sandbox.md.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8010, help="port (default 8010)")
+    parser.add_argument("--generation", type=int, choices=(3, 1), default=3,
+                        help="3 = the newest PostHog API (default), 1 = the API of PostHog's public docs page")
     parser.add_argument("--db", metavar="PATH", default=None, help="SQLite file (state survives restarts)")
     parser.add_argument("--key", metavar="VALUE=SCOPES[@TEAM,TEAM]", action="append", type=parse_key,
                         help="accept this key (repeatable); without --key the default key is accepted")

@@ -102,7 +102,7 @@ async def test_slow_upstream_ends_within_the_timeout_budget(live: Any, mode: str
     result, elapsed, tries = await timed_get(
         live, mode, {"latency_ms": 3000, "count": -1}, timeout=timeout, settle=3.5
     )
-    assert_clear_failure(result, "PostHog unreachable", "no answer within")
+    assert_clear_failure(result, "PostHog unreachable", "no answer after", "timeout each")
     # The client promises the whole call, retries included, within twice the timeout.
     assert elapsed < 2 * timeout + 0.5
     # The sandbox logs a request once it has answered, i.e. after its injected latency.
