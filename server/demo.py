@@ -44,7 +44,11 @@ class Transcript:
     def line(self, text: str = "", indent: int = 0) -> None:
         prefix = " " * indent
         for part in text.splitlines() or [""]:
-            wrapped = textwrap.wrap(part, WIDTH - indent, subsequent_indent="  ") or [""]
+            # Ids and tokens stay whole (copyable, and the layout does not depend on which hex digits a
+            # UUID happens to have next to its hyphens): break only at spaces.
+            wrapped = textwrap.wrap(
+                part, WIDTH - indent, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False
+            ) or [""]
             for piece in wrapped:
                 self.write(prefix + piece)
 

@@ -34,9 +34,12 @@ STEPS_IN_ORDER = (
 
 
 def assert_in_order(transcript: str, needles: tuple[str, ...]) -> None:
+    """Each needle after the previous one. The transcript is wrapped at 100 columns, so a needle with a
+    space in it may span a line break: the search runs on the text with every run of whitespace as one space."""
+    flowing = " ".join(transcript.split())
     position = 0
     for needle in needles:
-        found = transcript.find(needle, position)
+        found = flowing.find(needle, position)
         assert found >= 0, f"{needle!r} missing (or out of order) after offset {position}:\n{transcript}"
         position = found + len(needle)
 
