@@ -246,8 +246,6 @@ async def test_destination_test_steps_are_not_guarded(make_sandbox: Any, mode: s
     step_existing = {
         "project_id": 1,
         "batch_export_id": s3,
-        "name": "Hourly events to S3",
-        "interval": "hour",
         "destination": {"type": "AwsS3", "config": {"bucket_name": "other-bucket"}},
     }
     async with running_app(settings) as app, connect(app, mode, elicitation_callback=answering("decline", asked=asked)) as client:

@@ -25,7 +25,7 @@ def write_calls(control: SandboxControl) -> dict[str, dict[str, Any]]:
     destination = {"type": "HTTP", "config": {"url": "https://us.i.posthog.com/batch/", "token": "t0ken-value"}}
     return {
         **guarded_arguments(control),
-        "batch-export-run-test-step": {**step, "batch_export_id": s3, "destination": destination},
+        "batch-export-run-test-step": {"project_id": 1, "step": 0, "batch_export_id": s3, "destination": destination},
         "batch-export-run-test-step-new": {**step, "destination": destination},
     }
 

@@ -82,8 +82,9 @@ CASES: list[tuple[str, dict[str, Any], tuple[str, str, dict[str, Any], Any], Any
      {"backfill_id": "wf"}, None),
     ("batch-export-destination-test", {"destination": "AwsS3"},
      ("GET", f"{P}/test/", {"destination": "AwsS3"}, None), {"steps": [{"name": "s", "result": None}]}, None),
-    ("batch-export-run-test-step", {"batch_export_id": E, "name": "n", "interval": "hour", "destination": DEST, "step": 1},
-     ("POST", f"{P}/{E}/run_test_step/", {}, {"name": "n", "interval": "hour", "destination": DEST, "step": 1}),
+    ("batch-export-run-test-step", {"batch_export_id": E, "step": 1},
+     ("POST", f"{P}/{E}/run_test_step/", {}, {"name": EXPORT["name"], "interval": "hour",
+                                            "destination": {"type": "HTTP", "config": {}}, "step": 1}),
      {"name": "s", "result": {"status": "Passed", "message": None}}, None),
     ("batch-export-run-test-step-new", {"name": "n", "interval": "hour", "destination": DEST},
      ("POST", f"{P}/run_test_step_new/", {}, {"name": "n", "interval": "hour", "destination": DEST, "step": 0}),
@@ -117,7 +118,7 @@ async def test_every_tool_builds_its_request_and_maps_the_response(tmp_path: Pat
     for name, arguments, (method, path, query, body), response, expected in CASES:
         with respx.mock(base_url=HOST, assert_all_called=True) as mock:
             mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"], "scoped_teams": []})
-            if "backfill-create" in name or "backfill-legacy" in name:  # bounds are shaped to the export's PostHog
+            if name in ("batch-export-backfill-create", "batch-export-backfill-legacy", "batch-export-run-test-step"):
                 mock.get(f"{P}/{E}/").respond(200, json=EXPORT)
             status = 204 if response is None else 200
             route = mock.request(method, path).respond(status, json=response) if response is not None else (

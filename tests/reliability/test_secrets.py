@@ -95,7 +95,7 @@ async def exercise_every_tool(client: Any, seen: Transcript, control: SandboxCon
     own_http = {"type": "HTTP", "config": {"url": HTTP_URL, "token": OWN_CANARY}}
     await call(client, seen, "batch-export-run-test-step-new", {**p, "name": "t", "interval": "hour", "destination": own_http})
     await call(client, seen, "batch-export-run-test-step", {
-        **p, "batch_export_id": postgres, "name": "t", "interval": "day",
+        **p, "batch_export_id": postgres,
         "destination": {"type": "Postgres", "config": {"password": OWN_CANARY, "user": OWN_CANARY}}})
 
     # guarded writes, previewed and executed; secrets in the arguments
