@@ -127,6 +127,21 @@ async def _drop_connection(send: Any) -> None:
     await asyncio.sleep(0.01)  # let uvicorn see the disconnect before the app returns
 
 
+async def _read_request_first(receive: Any) -> Any:
+    """Read the whole request body now; return a `receive` that replays it, then listens as usual."""
+    pending: list[dict[str, Any]] = []
+    while True:
+        message = await receive()
+        pending.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+
+    async def replay() -> dict[str, Any]:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
 class SandboxApp(Starlette):
     """Starlette plus the outermost layer for `/api/`: record the request, apply injected faults."""
 
@@ -156,6 +171,9 @@ class SandboxApp(Starlette):
             await send(message)
 
         if rule and rule.latency_ms:
+            # A slow PostHog has the request in hand and does the work even if the client stops waiting;
+            # sleeping before reading the body would turn a late answer into a write that never happens.
+            receive = await _read_request_first(receive)
             await asyncio.sleep(rule.latency_ms / 1000)
         if rule and rule.drop_connection:
             record()  # before the socket goes, so the log is complete when the client sees the failure

@@ -1,9 +1,9 @@
 """A loopback TCP relay that passes requests straight through but holds back the answer to
 chosen POSTs: PostHog did the work, the answer arrived after our client gave up.
 
-The sandbox's own `latency_ms` fault sleeps before handling, and its handler then fails to read
-the body of a request whose client has gone, so the write never happens there. This relay gives
-the other, nastier ambiguity: the write is done, only the answer is late.
+The sandbox's own `latency_ms` fault gives the same ambiguity by sleeping before it handles a request
+it has read; this relay gets there without an injected fault: the handler runs at once and the
+finished answer is what is held back.
 """
 
 from __future__ import annotations
