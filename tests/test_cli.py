@@ -159,20 +159,32 @@ def test_stdio_stdout_carries_only_protocol_and_logs_never_show_the_key(
     lines = queue.Queue[str]()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)  # type: ignore[union-attr]
     reader.start()
+    # stderr is drained while the server runs: a full pipe (DEBUG logs) would block it mid-answer.
+    stderr_lines: list[str] = []
+    stderr_reader = threading.Thread(target=lambda: stderr_lines.extend(process.stderr), daemon=True)  # type: ignore[arg-type]
+    stderr_reader.start()
     assert process.stdin is not None
     process.stdin.write("".join(requests))
     process.stdin.flush()
     stdout: list[str] = []
     try:
         while {1, 2, 3, 4} - {json.loads(line).get("id") for line in stdout}:
-            stdout.append(lines.get(timeout=TIMEOUT))
+            try:
+                stdout.append(lines.get(timeout=TIMEOUT))
+            except queue.Empty:
+                raise AssertionError(f"no answer within {TIMEOUT} s; stdout so far: {stdout}") from None
     finally:
         process.stdin.close()
-        process.wait(timeout=TIMEOUT)
+        try:
+            process.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
         reader.join(timeout=TIMEOUT)
+        stderr_reader.join(timeout=TIMEOUT)
     while not lines.empty():
         stdout.append(lines.get_nowait())
-    stderr = process.stderr.read()  # type: ignore[union-attr]
+    stderr = "".join(stderr_lines)
     assert process.returncode == 0, stderr
     messages = [json.loads(line) for line in stdout]  # every stdout line is a JSON-RPC message
     assert all(m.get("jsonrpc") == "2.0" for m in messages)
