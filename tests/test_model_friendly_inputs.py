@@ -84,11 +84,11 @@ async def test_interval_filters_choose_interval_ordering(sandbox: Any, control: 
     assert clash.is_error and "start/end filter by data interval" in text(clash)
 
 
-async def test_logs_take_relative_times_and_any_case_levels(
+async def test_logs_take_relative_times(
     sandbox: Any, control: SandboxControl, generation: int, tmp_path: Path
 ) -> None:
     daily = control.export_id("Daily events to Snowflake")
-    arguments = {"project_id": 1, "batch_export_id": daily, "after": "-10d", "level": "error", "limit": 5}
+    arguments = {"project_id": 1, "batch_export_id": daily, "after": "-10d", "level": ["ERROR"], "limit": 5}
     async with session(sandbox, tmp_path) as client:
         result = await client.call_tool("batch-export-logs", arguments)
     if generation == 1:  # the docs-page generation serves logs to legacy keys only, and says so
@@ -125,3 +125,11 @@ async def test_destination_type_change_is_refused_before_confirmation_on_newer_p
 async def test_pinned_project_accepts_its_own_id(sandbox: Any, tmp_path: Path) -> None:
     async with session(sandbox, tmp_path, project_id=1) as client:
         assert data(await client.call_tool("batch-exports-list", {"project_id": 1}))["results"]
+
+
+async def test_levels_outside_the_schema_are_refused_with_the_allowed_values(sandbox: Any, tmp_path: Path) -> None:
+    """The advertised schema is the contract: a bare or lower-case level is refused, naming what is allowed."""
+    async with session(sandbox, tmp_path) as client:
+        result = await client.call_tool("batch-export-logs", {
+            "project_id": 1, "batch_export_id": "e3e70682-c209-4cac-a29f-6fbed82c07cd", "level": ["error"]})
+    assert result.is_error and "'ERROR'" in text(result) and "Nothing was sent" in text(result)

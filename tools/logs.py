@@ -32,13 +32,6 @@ class LogsParams(Params):
     def _real_times(cls, value: str | None) -> str | None:
         return check_filter(value)
 
-    @field_validator("level", mode="before")
-    @classmethod
-    def _levels_in_any_case(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [value]
-        return [v.upper() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
-
 
 def _compact(page: Any) -> Any:
     """Rows without log_source_id: it is the export id the caller asked for, on every row."""
