@@ -201,7 +201,8 @@ class Guard:
             if modern and params.request_state and params.input_responses:
                 claim = self.signer.verify(params.request_state, call.spec.name, call.project, digest, STATE_KIND)
                 answer = params.input_responses.get(ELICIT_KEY)
-                return await self._answered(call, answer, claim.version, await call.read_preview())
+                # Read just now, after the user answered: it serves as the re-check before the write.
+                return await self._answered(call, answer, claim.version, await call.read_preview(), fresh=True)
         except Refused as refusal:
             self._audit(call, "refused", channel=channel, reason=str(refusal))
             return results.failure(f"Refused: {refusal}", call.secrets)
@@ -256,7 +257,7 @@ class Guard:
         return message + "\n\nGo ahead?", {"type": "object", "properties": {"confirm": field}, "required": ["confirm"]}
 
     async def _answered(
-        self, call: GuardedCall, answer: Any, version: str | None, preview: Preview
+        self, call: GuardedCall, answer: Any, version: str | None, preview: Preview, fresh: bool = False
     ) -> types.CallToolResult:
         action = getattr(answer, "action", None)
         content = getattr(answer, "content", None) or {}
@@ -275,15 +276,18 @@ class Guard:
                 self._audit(call, "declined", channel="elicitation", reason="confirm was not true")
                 return self._outcome(call, "declined", "Not done: the user did not confirm; nothing changed.", preview)
             self._audit(call, "confirmed", channel="elicitation")
-            return await self._execute(call, version, "elicitation")
+            return await self._execute(call, version, "elicitation", current=preview if fresh else None)
         status = "cancelled" if action == "cancel" else "declined"
         self._audit(call, status, channel="elicitation")
         return self._outcome(call, status, f"Not done: the user {status} the confirmation; nothing changed.", preview)
 
-    async def _execute(self, call: GuardedCall, version: str | None, channel: str) -> types.CallToolResult:
-        """Read the target again, refuse if it moved since the preview, then write once."""
+    async def _execute(
+        self, call: GuardedCall, version: str | None, channel: str, current: Preview | None = None
+    ) -> types.CallToolResult:
+        """Read the target again (unless `current` was read just now), refuse if it moved since
+        the preview, then write once."""
         try:
-            current = await call.read_preview()
+            current = current or await call.read_preview()
         except PostHogError as error:
             self._audit(call, "refused", channel=channel, upstream_status=error.status, reason=str(error))
             return results.failure(
