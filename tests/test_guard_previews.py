@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from server.sandbox import DEFAULT_API_KEY
-from tools.backfills import parse_bound
+from tools.times import to_instant
 from tests.support import (
     MODES,
     SECRET_CANARY,
@@ -136,7 +136,7 @@ async def test_backfill_shows_range_interval_and_run_count(
     arguments = guarded_arguments(control)["batch-export-backfill-create"]  # six hours of an hourly export
     preview, message = await shown(app, mode, "batch-export-backfill-create", arguments)
     # The preview shows the bounds exactly as they will be sent (normalised to ISO with an offset).
-    start, end = (parse_bound(arguments[k]).isoformat() for k in ("start_at", "end_at"))
+    start, end = (to_instant(arguments[k]).isoformat() for k in ("start_at", "end_at"))
     assert preview["start_at"] == start and preview["end_at"] == end
     assert preview["runs"] == 6
     assert preview["export"]["interval"] == "hour"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -11,20 +11,13 @@ from pydantic import Field, field_validator, model_validator
 
 from tools.exports import INTERVAL_WORDS, EXPORT_PATH, export_summary, export_version, is_newer_posthog, read_export
 from tools.models import Backfill, BackfillOrdering, BackfillPage, BackfillParams, BackfillStarted, Cancelled, Params
+from tools.times import to_instant
 from tools.spec import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream, cursor_of, newest_id, path_for, with_next_cursor
 
 BACKFILL_PATH = "batch_exports/{batch_export_id}/backfills/{backfill_id}/"
 INTERVAL_SECONDS = {"hour": 3600, "day": 86400, "week": 604800, "every 5 minutes": 300, "every 15 minutes": 900}
 BOUND = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 _BOUND_HELP = "YYYY-MM-DD or ISO datetime (no offset = UTC); daily/weekly exports back-fill whole days"
-
-
-def parse_bound(value: str) -> datetime:
-    """A backfill bound as an aware datetime (a bare date is midnight UTC, a naive time is UTC)."""
-    if len(value) == 10:
-        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=timezone.utc)
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T", 1))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 class BackfillCreateParams(Params):
@@ -35,7 +28,7 @@ class BackfillCreateParams(Params):
     @model_validator(mode="after")
     def _start_before_end(self) -> BackfillCreateParams:
         try:
-            start, end = parse_bound(self.start_at), parse_bound(self.end_at)
+            start, end = to_instant(self.start_at), to_instant(self.end_at)
         except ValueError as exc:
             raise ValueError(f"start_at/end_at is not a valid date or datetime ({exc}); use e.g. 2026-11-25") from None
         if start >= end:
@@ -60,7 +53,7 @@ def effective_bounds(export: dict[str, Any], start_at: str, end_at: str) -> tupl
             if len(value) == 10:
                 out.append(value)
                 continue
-            local = parse_bound(value).astimezone(zone)
+            local = to_instant(value).astimezone(zone)
             if (local.hour, local.minute, local.second, local.microsecond) != (hour, 0, 0, 0):
                 raise NotPossible(
                     f"{name} {value} is not the start of a day for this {INTERVAL_WORDS[export['interval']]} export "
@@ -68,14 +61,14 @@ def effective_bounds(export: dict[str, Any], start_at: str, end_at: str) -> tupl
                 )
             out.append(local.date().isoformat())
         return out[0], out[1]
-    return tuple(parse_bound(v).isoformat() for v in (start_at, end_at))  # type: ignore[return-value]
+    return tuple(to_instant(v).isoformat() for v in (start_at, end_at))  # type: ignore[return-value]
 
 
 def _run_count(export: dict[str, Any], start_at: str, end_at: str) -> int | None:
     seconds = INTERVAL_SECONDS.get(str(export.get("interval")))
     if not seconds:
         return None
-    return int((parse_bound(end_at) - parse_bound(start_at)).total_seconds() // seconds)
+    return int((to_instant(end_at) - to_instant(start_at)).total_seconds() // seconds)
 
 
 async def preview_backfill(upstream: Upstream, params: BackfillCreateParams) -> Preview:
@@ -85,7 +78,7 @@ async def preview_backfill(upstream: Upstream, params: BackfillCreateParams) -> 
     interval = export.get("interval")
     summary = f"Backfill export {export.get('name')!r} ({interval}) from {start} to {end}"
     summary += f": {runs} run(s), one per whole interval." if runs is not None else "."
-    if parse_bound(end) > datetime.now(timezone.utc):
+    if to_instant(end) > datetime.now(timezone.utc):
         summary += " Note: end_at is later than this server's clock; PostHog refuses an end in the future."
     backfills = path_for("batch_exports/{batch_export_id}/backfills/", batch_export_id=params.batch_export_id)
     return Preview(

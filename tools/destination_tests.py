@@ -71,7 +71,6 @@ _TEST_STEP = dict(
     idempotent=True,
     open_world=True,
     guarded=False,
-    internal_on_gen1=True,
 )
 
 TOOLS = [
@@ -89,8 +88,7 @@ TOOLS = [
         destructive=False,
         idempotent=True,
         open_world=True,
-        internal_on_gen1=True,
-    ),
+        ),
     ToolSpec(
         name="batch-export-run-test-step",
         title="Test an export's destination",

@@ -41,11 +41,11 @@ def _compact(page: Any) -> Any:
     return page
 
 
-def _parse(value: Any) -> datetime | None:
+def _moment(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return to_instant(value)
     except ValueError:
         return None
 
@@ -57,7 +57,7 @@ async def read_logs(upstream: Upstream, params: LogsParams) -> Any:
     before = to_instant(params.before) if params.before else None
     if params.run_id is not None:
         run = await read_run(upstream, RunParams(project_id=params.project_id, batch_export_id=params.batch_export_id, run_id=params.run_id))
-        started, finished = _parse(run.get("created_at")), _parse(run.get("finished_at"))
+        started, finished = _moment(run.get("created_at")), _moment(run.get("finished_at"))
         if started is not None:
             start = started - _RUN_WINDOW_SLACK
             after = max(after, start) if after else start

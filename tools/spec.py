@@ -131,7 +131,6 @@ class ToolSpec:
     preview: PreviewFn | None = None
     handler: HandlerFn | None = None
     deprecated: bool = False
-    internal_on_gen1: bool = False
 
     @property
     def is_guarded(self) -> bool:
