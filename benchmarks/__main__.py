@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,22 @@ from benchmarks.common import machine, sandbox_process, state_dir
 HERE = Path(__file__).resolve().parent
 NAMES = ("context_cost", "cold_start", "call_overhead", "memory", "http_load", "soak")
 FULL = {
-    "cold_runs": 15, "overhead_calls": 2000, "memory_calls": 10_000,
-    "load_clients": 20, "load_calls": 100, "soak_clients": 50, "soak_seconds": 60,
+    "cold_runs": 15,
+    "overhead_calls": 2000,
+    "memory_calls": 10_000,
+    "load_clients": 20,
+    "load_calls": 100,
+    "soak_clients": 50,
+    "soak_seconds": 60,
 }
 QUICK = {
-    "cold_runs": 5, "overhead_calls": 300, "memory_calls": 2000,
-    "load_clients": 10, "load_calls": 20, "soak_clients": 10, "soak_seconds": 10,
+    "cold_runs": 5,
+    "overhead_calls": 300,
+    "memory_calls": 2000,
+    "load_clients": 10,
+    "load_calls": 20,
+    "soak_clients": 10,
+    "soak_seconds": 10,
 }
 
 
@@ -68,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
     sizes = QUICK if args.quick else FULL
     document: dict[str, Any] = {
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "uv run --group bench python -m benchmarks" + (" --quick" if args.quick else ""),
         "machine": machine(),
         "sizes": sizes,

@@ -31,7 +31,9 @@ async def time_to_tools_list(parameters: StdioServerParameters) -> float:
 async def run(sandbox: Sandbox, state: Path, runs: int) -> dict[str, Any]:
     env = server_env(sandbox, state)
     ours = StdioServerParameters(command=sys.executable, args=["-m", "server"], env=env, cwd=str(ROOT))
-    floor = StdioServerParameters(command=sys.executable, args=["-m", "benchmarks.floor_server"], env=env, cwd=str(ROOT))
+    floor = StdioServerParameters(
+        command=sys.executable, args=["-m", "benchmarks.floor_server"], env=env, cwd=str(ROOT)
+    )
     await time_to_tools_list(ours)  # warm the file-system cache for both before timing
     await time_to_tools_list(floor)
     samples: dict[str, list[float]] = {"ours": [], "floor": []}

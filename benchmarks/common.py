@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from server.sandbox import DEFAULT_API_KEY
+from posthog_sandbox import DEFAULT_API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 

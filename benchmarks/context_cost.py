@@ -33,15 +33,17 @@ def measure(tools: list[types.Tool]) -> dict[str, Any]:
     per_tool = []
     for tool in dumped:
         size = compact(tool)
-        per_tool.append({
-            "name": tool["name"],
-            "bytes": size,
-            "approx_tokens": size // 4,
-            "input_schema_bytes": compact(tool.get("inputSchema", {})),
-            "output_schema_bytes": compact(tool["outputSchema"]) if "outputSchema" in tool else 0,
-            "description_bytes": len(tool.get("description", "").encode()),
-            "annotated": "annotations" in tool,
-        })
+        per_tool.append(
+            {
+                "name": tool["name"],
+                "bytes": size,
+                "approx_tokens": size // 4,
+                "input_schema_bytes": compact(tool.get("inputSchema", {})),
+                "output_schema_bytes": compact(tool["outputSchema"]) if "outputSchema" in tool else 0,
+                "description_bytes": len(tool.get("description", "").encode()),
+                "annotated": "annotations" in tool,
+            }
+        )
     total = compact({"tools": dumped})
     return {
         "tools": len(dumped),

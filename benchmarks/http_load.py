@@ -27,7 +27,7 @@ class HttpServer:
         )
         self.url = f"http://127.0.0.1:{self.port}/mcp"
 
-    def __enter__(self) -> "HttpServer":
+    def __enter__(self) -> HttpServer:
         wait_until_up(f"http://127.0.0.1:{self.port}/healthz", self.process)
         return self
 
@@ -40,7 +40,11 @@ class HttpServer:
 
 
 async def drive(
-    url: str, arguments: dict[str, Any], clients: int, calls_each: int | None, seconds: float | None,
+    url: str,
+    arguments: dict[str, Any],
+    clients: int,
+    calls_each: int | None,
+    seconds: float | None,
     on_tick: Any = None,
 ) -> dict[str, Any]:
     """Run the clients; returns latencies, errors (exceptions and error results) and wall time."""
@@ -52,7 +56,9 @@ async def drive(
         try:
             async with Client(url, read_timeout_seconds=30) as client:
                 done = 0
-                while (calls_each is None or done < calls_each) and (deadline is None or time.perf_counter() < deadline):
+                while (calls_each is None or done < calls_each) and (
+                    deadline is None or time.perf_counter() < deadline
+                ):
                     started = time.perf_counter()
                     try:
                         result = await client.call_tool("batch-export-get", arguments)
@@ -95,7 +101,9 @@ async def run(sandbox: Sandbox, state: Path, clients: int, calls_each: int) -> d
     }
 
 
-async def soak(sandbox: Sandbox, state: Path, clients: int, seconds: float, sample_every: float = 5.0) -> dict[str, Any]:
+async def soak(
+    sandbox: Sandbox, state: Path, clients: int, seconds: float, sample_every: float = 5.0
+) -> dict[str, Any]:
     """Hold `clients` concurrent clients calling for `seconds`; sample the server's memory as it goes."""
     arguments = {"project_id": 1, "batch_export_id": export_id(sandbox)}
     with HttpServer(sandbox, state) as server:

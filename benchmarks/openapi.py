@@ -38,12 +38,30 @@ UUID = {"type": "string", "format": "uuid"}
 MODELS = ["events", "persons", "sessions", "hogql"]
 INTERVALS = ["hour", "day", "week", "every 5 minutes", "every 15 minutes"]
 DESTINATION_TYPES = [
-    "AwsS3", "S3Compatible", "Snowflake", "Postgres", "Redshift", "BigQuery",
-    "Databricks", "AzureBlob", "Workflows", "HTTP", "NoOp", "FileDownload",
+    "AwsS3",
+    "S3Compatible",
+    "Snowflake",
+    "Postgres",
+    "Redshift",
+    "BigQuery",
+    "Databricks",
+    "AzureBlob",
+    "Workflows",
+    "HTTP",
+    "NoOp",
+    "FileDownload",
 ]
 RUN_STATUSES = [
-    "Cancelled", "Completed", "ContinuedAsNew", "Failed", "FailedRetryable", "FailedBilling",
-    "Terminated", "TimedOut", "Running", "Starting",
+    "Cancelled",
+    "Completed",
+    "ContinuedAsNew",
+    "Failed",
+    "FailedRetryable",
+    "FailedBilling",
+    "Terminated",
+    "TimedOut",
+    "Running",
+    "Starting",
 ]
 BACKFILL_STATUSES = [s for s in RUN_STATUSES if s != "FailedBilling"]
 
@@ -59,7 +77,10 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "Serializer for an BatchExportDestination model.",
         "properties": {
-            "type": {**ref("DestinationTypeEnum"), "description": "A choice of supported BatchExportDestination types."},
+            "type": {
+                **ref("DestinationTypeEnum"),
+                "description": "A choice of supported BatchExportDestination types.",
+            },
             "config": {
                 "type": "object",
                 "additionalProperties": True,
@@ -95,17 +116,43 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {**UUID, "readOnly": True},
             "status": {**ref("RunStatusEnum"), "description": "The status of this run."},
-            "records_completed": nullable({"type": "integer", "description": "The number of records that have been exported."}),
-            "records_failed": nullable({"type": "integer", "description": "The number of records that failed downstream processing."}),
-            "latest_error": nullable({"type": "string", "description": "The latest error that occurred during this run."}),
+            "records_completed": nullable(
+                {"type": "integer", "description": "The number of records that have been exported."}
+            ),
+            "records_failed": nullable(
+                {"type": "integer", "description": "The number of records that failed downstream processing."}
+            ),
+            "latest_error": nullable(
+                {"type": "string", "description": "The latest error that occurred during this run."}
+            ),
             "data_interval_start": nullable({**DATETIME, "description": "The start of the data interval."}),
             "data_interval_end": {**DATETIME, "description": "The end of the data interval."},
             "cursor": nullable({"type": "string", "description": "An opaque cursor that may be used to resume."}),
-            "created_at": {**DATETIME, "readOnly": True, "description": "The timestamp at which this BatchExportRun was created."},
-            "finished_at": nullable({**DATETIME, "description": "The timestamp at which this BatchExportRun finished, successfully or not."}),
-            "last_updated_at": {**DATETIME, "readOnly": True, "description": "The timestamp at which this BatchExportRun was last updated."},
-            "records_total_count": nullable({"type": "integer", "description": "The total count of records that should be exported in this BatchExportRun."}),
-            "bytes_exported": nullable({"type": "integer", "description": "The number of bytes that have been exported in this BatchExportRun."}),
+            "created_at": {
+                **DATETIME,
+                "readOnly": True,
+                "description": "The timestamp at which this BatchExportRun was created.",
+            },
+            "finished_at": nullable(
+                {**DATETIME, "description": "The timestamp at which this BatchExportRun finished, successfully or not."}
+            ),
+            "last_updated_at": {
+                **DATETIME,
+                "readOnly": True,
+                "description": "The timestamp at which this BatchExportRun was last updated.",
+            },
+            "records_total_count": nullable(
+                {
+                    "type": "integer",
+                    "description": "The total count of records that should be exported in this BatchExportRun.",
+                }
+            ),
+            "bytes_exported": nullable(
+                {
+                    "type": "integer",
+                    "description": "The number of bytes that have been exported in this BatchExportRun.",
+                }
+            ),
             "batch_export": {**UUID, "readOnly": True, "description": "The BatchExport this run belongs to."},
             "batch_export_on_demand": nullable({**UUID, "description": "The on-demand export this run belongs to."}),
             "backfill": nullable({**UUID, "description": "The backfill this run belongs to."}),
@@ -129,11 +176,28 @@ SCHEMAS: dict[str, Any] = {
             "start_at": nullable({**DATETIME, "description": "The start of the data interval."}),
             "end_at": nullable({**DATETIME, "description": "The end of the data interval."}),
             "status": {**ref("BackfillStatusEnum"), "description": "The status of this backfill."},
-            "created_at": {**DATETIME, "readOnly": True, "description": "The timestamp at which this BatchExportBackfill was created."},
-            "finished_at": nullable({**DATETIME, "description": "The timestamp at which this BatchExportBackfill finished, successfully or not."}),
-            "last_updated_at": {**DATETIME, "readOnly": True, "description": "The timestamp at which this BatchExportBackfill was last updated."},
-            "total_records_count": nullable({"type": "integer", "description": "The total number of records to export."}),
-            "adjusted_start_at": nullable({**DATETIME, "description": "The actual start time after adjustment for earliest available data."}),
+            "created_at": {
+                **DATETIME,
+                "readOnly": True,
+                "description": "The timestamp at which this BatchExportBackfill was created.",
+            },
+            "finished_at": nullable(
+                {
+                    **DATETIME,
+                    "description": "The timestamp at which this BatchExportBackfill finished, successfully or not.",
+                }
+            ),
+            "last_updated_at": {
+                **DATETIME,
+                "readOnly": True,
+                "description": "The timestamp at which this BatchExportBackfill was last updated.",
+            },
+            "total_records_count": nullable(
+                {"type": "integer", "description": "The total number of records to export."}
+            ),
+            "adjusted_start_at": nullable(
+                {**DATETIME, "description": "The actual start time after adjustment for earliest available data."}
+            ),
             "team": {"type": "integer", "description": "The team this belongs to."},
             "batch_export": {**UUID, "description": "The BatchExport this backfill belongs to."},
         },
@@ -150,24 +214,81 @@ SCHEMAS: dict[str, Any] = {
             "destination": ref("BatchExportDestination"),
             "interval": ref("IntervalEnum"),
             "paused": {"type": "boolean", "description": "Whether this BatchExport is paused or not."},
-            "created_at": {**DATETIME, "readOnly": True, "description": "The timestamp at which this BatchExport was created."},
-            "last_updated_at": {**DATETIME, "readOnly": True, "description": "The timestamp at which this BatchExport was last updated."},
-            "last_paused_at": nullable({**DATETIME, "description": "The timestamp at which this BatchExport was last paused."}),
-            "start_at": nullable({**DATETIME, "description": "Time before which any Batch Export runs won't be triggered."}),
-            "end_at": nullable({**DATETIME, "description": "Time after which any Batch Export runs won't be triggered."}),
+            "created_at": {
+                **DATETIME,
+                "readOnly": True,
+                "description": "The timestamp at which this BatchExport was created.",
+            },
+            "last_updated_at": {
+                **DATETIME,
+                "readOnly": True,
+                "description": "The timestamp at which this BatchExport was last updated.",
+            },
+            "last_paused_at": nullable(
+                {**DATETIME, "description": "The timestamp at which this BatchExport was last paused."}
+            ),
+            "start_at": nullable(
+                {**DATETIME, "description": "Time before which any Batch Export runs won't be triggered."}
+            ),
+            "end_at": nullable(
+                {**DATETIME, "description": "Time after which any Batch Export runs won't be triggered."}
+            ),
             "latest_runs": {"type": "array", "items": ref("BatchExportRun"), "readOnly": True},
-            "hogql_query": nullable({"type": "string", "description": "A HogQL query selecting what to export (model hogql)."}),
+            "hogql_query": nullable(
+                {"type": "string", "description": "A HogQL query selecting what to export (model hogql)."}
+            ),
             "schema": nullable({**ref("BatchExportSchema"), "readOnly": True}),
-            "filters": nullable({"type": "array", "items": {"type": "object", "additionalProperties": True}, "description": "Property filters, each with a type of event, person or hogql."}),
-            "timezone": nullable({"type": "string", "description": "IANA timezone name used for daily and weekly schedules (default UTC)."}),
-            "offset_day": nullable({"type": "integer", "minimum": 0, "maximum": 6, "description": "Weekly exports: day of the week to run on, 0 = Sunday."}),
-            "offset_hour": nullable({"type": "integer", "minimum": 0, "maximum": 23, "description": "Daily and weekly exports: hour of the day to run at."}),
-            "hogql_modifiers": nullable({"type": "object", "additionalProperties": True, "description": "HogQL modifiers (model hogql)."}),
-            "primary_key": nullable({"type": "array", "items": {"type": "string"}, "description": "Primary key columns (model hogql)."}),
-            "version_key": nullable({"type": "array", "items": {"type": "string"}, "description": "Version columns (model hogql)."}),
+            "filters": nullable(
+                {
+                    "type": "array",
+                    "items": {"type": "object", "additionalProperties": True},
+                    "description": "Property filters, each with a type of event, person or hogql.",
+                }
+            ),
+            "timezone": nullable(
+                {
+                    "type": "string",
+                    "description": "IANA timezone name used for daily and weekly schedules (default UTC).",
+                }
+            ),
+            "offset_day": nullable(
+                {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 6,
+                    "description": "Weekly exports: day of the week to run on, 0 = Sunday.",
+                }
+            ),
+            "offset_hour": nullable(
+                {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 23,
+                    "description": "Daily and weekly exports: hour of the day to run at.",
+                }
+            ),
+            "hogql_modifiers": nullable(
+                {"type": "object", "additionalProperties": True, "description": "HogQL modifiers (model hogql)."}
+            ),
+            "primary_key": nullable(
+                {"type": "array", "items": {"type": "string"}, "description": "Primary key columns (model hogql)."}
+            ),
+            "version_key": nullable(
+                {"type": "array", "items": {"type": "string"}, "description": "Version columns (model hogql)."}
+            ),
             "incremental_mode": ref("IncrementalModeEnum"),
         },
-        "required": ["id", "team_id", "name", "destination", "interval", "created_at", "last_updated_at", "latest_runs", "schema"],
+        "required": [
+            "id",
+            "team_id",
+            "name",
+            "destination",
+            "interval",
+            "created_at",
+            "last_updated_at",
+            "latest_runs",
+            "schema",
+        ],
     },
     "BatchExportRequest": {
         "type": "object",
@@ -178,14 +299,49 @@ SCHEMAS: dict[str, Any] = {
             "destination": ref("BatchExportDestination"),
             "interval": ref("IntervalEnum"),
             "paused": {"type": "boolean", "description": "Whether this BatchExport is paused or not."},
-            "last_paused_at": nullable({**DATETIME, "description": "The timestamp at which this BatchExport was last paused."}),
-            "start_at": nullable({**DATETIME, "description": "Time before which any Batch Export runs won't be triggered."}),
-            "end_at": nullable({**DATETIME, "description": "Time after which any Batch Export runs won't be triggered."}),
-            "hogql_query": {"type": "string", "writeOnly": True, "description": "A HogQL query selecting what to export."},
-            "filters": nullable({"type": "array", "items": {"type": "object", "additionalProperties": True}, "description": "Property filters, each with a type of event, person or hogql."}),
-            "timezone": nullable({"type": "string", "description": "IANA timezone name used for daily and weekly schedules (default UTC)."}),
-            "offset_day": nullable({"type": "integer", "minimum": 0, "maximum": 6, "description": "Weekly exports: day of the week to run on, 0 = Sunday."}),
-            "offset_hour": nullable({"type": "integer", "minimum": 0, "maximum": 23, "description": "Daily and weekly exports: hour of the day to run at."}),
+            "last_paused_at": nullable(
+                {**DATETIME, "description": "The timestamp at which this BatchExport was last paused."}
+            ),
+            "start_at": nullable(
+                {**DATETIME, "description": "Time before which any Batch Export runs won't be triggered."}
+            ),
+            "end_at": nullable(
+                {**DATETIME, "description": "Time after which any Batch Export runs won't be triggered."}
+            ),
+            "hogql_query": {
+                "type": "string",
+                "writeOnly": True,
+                "description": "A HogQL query selecting what to export.",
+            },
+            "filters": nullable(
+                {
+                    "type": "array",
+                    "items": {"type": "object", "additionalProperties": True},
+                    "description": "Property filters, each with a type of event, person or hogql.",
+                }
+            ),
+            "timezone": nullable(
+                {
+                    "type": "string",
+                    "description": "IANA timezone name used for daily and weekly schedules (default UTC).",
+                }
+            ),
+            "offset_day": nullable(
+                {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 6,
+                    "description": "Weekly exports: day of the week to run on, 0 = Sunday.",
+                }
+            ),
+            "offset_hour": nullable(
+                {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 23,
+                    "description": "Daily and weekly exports: hour of the day to run at.",
+                }
+            ),
         },
         "required": ["name", "destination", "interval"],
     },
@@ -194,8 +350,12 @@ SCHEMAS: dict[str, Any] = {
         "required": ["count", "results"],
         "properties": {
             "count": {"type": "integer", "example": 123},
-            "next": nullable({"type": "string", "format": "uri", "example": "http://api.example.org/accounts/?offset=400&limit=100"}),
-            "previous": nullable({"type": "string", "format": "uri", "example": "http://api.example.org/accounts/?offset=200&limit=100"}),
+            "next": nullable(
+                {"type": "string", "format": "uri", "example": "http://api.example.org/accounts/?offset=400&limit=100"}
+            ),
+            "previous": nullable(
+                {"type": "string", "format": "uri", "example": "http://api.example.org/accounts/?offset=200&limit=100"}
+            ),
             "results": {"type": "array", "items": ref("BatchExport")},
         },
     },
@@ -203,8 +363,12 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["results"],
         "properties": {
-            "next": nullable({"type": "string", "format": "uri", "example": "http://api.example.org/accounts/?cursor=cD00ODY%3D"}),
-            "previous": nullable({"type": "string", "format": "uri", "example": "http://api.example.org/accounts/?cursor=cj0xJnA9NDg3"}),
+            "next": nullable(
+                {"type": "string", "format": "uri", "example": "http://api.example.org/accounts/?cursor=cD00ODY%3D"}
+            ),
+            "previous": nullable(
+                {"type": "string", "format": "uri", "example": "http://api.example.org/accounts/?cursor=cj0xJnA9NDg3"}
+            ),
             "results": {"type": "array", "items": ref("BatchExportRun")},
         },
     },
@@ -212,8 +376,12 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["results"],
         "properties": {
-            "next": nullable({"type": "string", "format": "uri", "example": "http://api.example.org/accounts/?cursor=cD00ODY%3D"}),
-            "previous": nullable({"type": "string", "format": "uri", "example": "http://api.example.org/accounts/?cursor=cj0xJnA9NDg3"}),
+            "next": nullable(
+                {"type": "string", "format": "uri", "example": "http://api.example.org/accounts/?cursor=cD00ODY%3D"}
+            ),
+            "previous": nullable(
+                {"type": "string", "format": "uri", "example": "http://api.example.org/accounts/?cursor=cj0xJnA9NDg3"}
+            ),
             "results": {"type": "array", "items": ref("BatchExportBackfill")},
         },
     },
@@ -241,8 +409,15 @@ SCHEMAS: dict[str, Any] = {
     "BackfillRequest": {
         "type": "object",
         "properties": {
-            "start_at": nullable({"type": "string", "description": "The start of the range to backfill: a date for daily and weekly exports, else an ISO 8601 datetime with offset."}),
-            "end_at": nullable({"type": "string", "description": "The end of the range to backfill (exclusive, not in the future)."}),
+            "start_at": nullable(
+                {
+                    "type": "string",
+                    "description": "The start of the range to backfill: a date for daily and weekly exports, else an ISO 8601 datetime with offset.",
+                }
+            ),
+            "end_at": nullable(
+                {"type": "string", "description": "The end of the range to backfill (exclusive, not in the future)."}
+            ),
         },
         "required": ["start_at", "end_at"],
     },
@@ -284,7 +459,9 @@ SCHEMAS: dict[str, Any] = {
             ref("BatchExportRequest"),
             {
                 "type": "object",
-                "properties": {"step": {"type": "integer", "minimum": 0, "description": "Index of the test step to run."}},
+                "properties": {
+                    "step": {"type": "integer", "minimum": 0, "description": "Index of the test step to run."}
+                },
                 "required": ["step"],
             },
         ]
@@ -471,8 +648,14 @@ PATHS: dict[str, Any] = {
                 NESTED_EXPORT_ID,
                 CURSOR,
                 query("ordering", {"type": "string"}, "Which field to use when ordering the results."),
-                query("status", {"type": "array", "items": ref("RunStatusEnum")}, "Only return runs in these statuses."),
-                query("after", {"type": "string"}, "Only return runs created after this time (ISO 8601 or relative, e.g. -7d)."),
+                query(
+                    "status", {"type": "array", "items": ref("RunStatusEnum")}, "Only return runs in these statuses."
+                ),
+                query(
+                    "after",
+                    {"type": "string"},
+                    "Only return runs created after this time (ISO 8601 or relative, e.g. -7d).",
+                ),
                 query("before", {"type": "string"}, "Only return runs created before this time."),
                 query("start", {"type": "string"}, "Only return runs whose data interval starts after this time."),
                 query("end", {"type": "string"}, "Only return runs whose data interval ends before this time."),
@@ -559,7 +742,11 @@ PATHS: dict[str, Any] = {
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
-    "info": {"title": "PostHog batch exports", "version": "1.0.0", "description": "Batch exports of a PostHog project."},
+    "info": {
+        "title": "PostHog batch exports",
+        "version": "1.0.0",
+        "description": "Batch exports of a PostHog project.",
+    },
     "servers": [{"url": "https://us.posthog.com"}],
     "paths": PATHS,
     "components": {

@@ -124,7 +124,12 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def _context(c: dict[str, Any]) -> list[str]:
-    ours, theirs, lean, budget = c["ours"], c["fastmcp_from_openapi"], c["fastmcp_from_openapi_without_output_schemas"], c["budget"]
+    ours, theirs, lean, budget = (
+        c["ours"],
+        c["fastmcp_from_openapi"],
+        c["fastmcp_from_openapi_without_output_schemas"],
+        c["budget"],
+    )
     out = [
         "## Context cost of the default tools/list",
         "",
@@ -160,8 +165,14 @@ def _context(c: dict[str, Any]) -> list[str]:
             f"| {t['name']} | {t['bytes']} | {t['approx_tokens']} | {t['description_bytes']} | "
             f"{t['input_schema_bytes']} | {t['output_schema_bytes']} |"
         )
-    out += ["", "| FastMCP tool (default) | bytes | approx tokens | inputSchema | outputSchema |", "|---|---:|---:|---:|---:|"]
+    out += [
+        "",
+        "| FastMCP tool (default) | bytes | approx tokens | inputSchema | outputSchema |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for t in theirs["per_tool"]:
-        out.append(f"| {t['name']} | {t['bytes']} | {t['approx_tokens']} | {t['input_schema_bytes']} | {t['output_schema_bytes']} |")
+        out.append(
+            f"| {t['name']} | {t['bytes']} | {t['approx_tokens']} | {t['input_schema_bytes']} | {t['output_schema_bytes']} |"
+        )
     out.append("")
     return out

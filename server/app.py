@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "Operate PostHog batch exports: inspect exports, runs, backfills and logs; pause, unpause, backfill, "
-    "retry, cancel, create, change and delete. Start with batch-exports-list: it shows each export's id and "
+    "retry, cancel, create, change and delete. Start with batch-export-list: it shows each export's id and "
     "latest run statuses and errors. Runs lists cover the last 7 days unless after= widens them. Every write "
     "returns a preview first: show it to the user and only confirm (confirmation_token) once they agree. "
     "Backfills of daily or weekly exports take whole days (YYYY-MM-DD); end_at is exclusive."

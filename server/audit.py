@@ -10,7 +10,7 @@ import json
 import logging
 import queue
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ class AuditLog:
     def record(self, **fields: Any) -> None:
         if self._thread is None:
             return
-        line = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **fields}
+        line = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
         try:
             self._queue.put_nowait(line)
         except queue.Full:

@@ -34,7 +34,9 @@ def _version(parser: argparse.ArgumentParser) -> None:
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     _version(parser)
-    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="MCP transport (default stdio).")
+    parser.add_argument(
+        "--transport", choices=("stdio", "http"), default="stdio", help="MCP transport (default stdio)."
+    )
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -50,14 +52,24 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         "same exports, ids and clock on every call.",
     )
     parser.add_argument("--tools", type=_csv, help="Allow-list of tool names, comma-separated (POSTHOG_MCP_TOOLS).")
-    parser.add_argument("--exclude-tools", type=_csv, help="Tools to hide, comma-separated (POSTHOG_MCP_EXCLUDE_TOOLS).")
+    parser.add_argument(
+        "--exclude-tools", type=_csv, help="Tools to hide, comma-separated (POSTHOG_MCP_EXCLUDE_TOOLS)."
+    )
     parser.add_argument("--include-deprecated", action="store_true", default=None, help="Also list deprecated tools.")
-    parser.add_argument("--api-key", help="PostHog personal API key (prefer POSTHOG_PERSONAL_API_KEY: flags show in ps).")
+    parser.add_argument(
+        "--api-key", help="PostHog personal API key (prefer POSTHOG_PERSONAL_API_KEY: flags show in ps)."
+    )
     parser.add_argument("--posthog-host", help="PostHog base URL (POSTHOG_HOST; default https://us.posthog.com).")
     parser.add_argument("--project-id", type=int, help="Pin every call to this project (POSTHOG_PROJECT_ID).")
-    parser.add_argument("--api-route", choices=("projects", "environments"), help="PostHog route family (POSTHOG_API_ROUTE).")
+    parser.add_argument(
+        "--api-route", choices=("projects", "environments"), help="PostHog route family (POSTHOG_API_ROUTE)."
+    )
     parser.add_argument("--confirm", choices=("always", "destructive", "never"), help="Which writes need confirmation.")
     parser.add_argument("--audit-log", help="Audit trail file (POSTHOG_MCP_AUDIT_LOG).")
+    parser.add_argument(
+        "--redis-url",
+        help="Redis for state shared by replicas, e.g. redis://127.0.0.1:6379/0 (POSTHOG_MCP_REDIS_URL).",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     _version(parser)
     sub = parser.add_subparsers(dest="command", metavar="{serve,sandbox,demo,tools}")
     _serve_arguments(sub.add_parser("serve", help="Serve MCP over stdio (default) or streamable HTTP."))
-    sub.add_parser("sandbox", help="Run the local PostHog batch-exports sandbox (see 'sandbox --help').", add_help=False)
+    sub.add_parser(
+        "sandbox", help="Run the local PostHog batch-exports sandbox (see 'sandbox --help').", add_help=False
+    )
     demo = sub.add_parser("demo", help="Run a scripted assistant session against the embedded sandbox.")
     _version(demo)
     demo.add_argument("--generation", type=int, choices=(1, 3), default=3, help="Sandbox API generation (default 3).")
@@ -96,6 +110,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -
         "confirm": args.confirm,
         "audit_log": Path(args.audit_log) if args.audit_log else None,
         "sandbox": args.sandbox or None,
+        "redis_url": args.redis_url,
     }
     return Settings.from_env(env, **overrides)
 
@@ -151,7 +166,7 @@ def _config_error(error: BaseException) -> ConfigError | None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sandbox"]:
-        from server.sandbox.cli import main as sandbox_main
+        from posthog_sandbox.cli import main as sandbox_main
 
         return sandbox_main(argv[1:])
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
@@ -187,7 +202,7 @@ def serve(args: argparse.Namespace) -> int:
         settings.require_key()  # fail before anything starts, with the message that says how to fix it
     sandbox = None
     if settings.sandbox:
-        from server.sandbox import DEFAULT_API_KEY, SandboxConfig, start_sandbox
+        from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig, start_sandbox
 
         # Simulated minutes pass in real seconds, so a retried run visibly completes.
         sandbox = start_sandbox(SandboxConfig(speed=60.0, db_path=args.sandbox_db))
@@ -263,7 +278,9 @@ def print_tools(*, as_json: bool = False, as_markdown: bool = False) -> int:
         return 0
     print(f"{'tool':32} {'scope':20} RO    D     I     OW    guarded")
     for r in rows:
-        flags = " ".join(f"{str(r[k]).lower():5}" for k in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"))
+        flags = " ".join(
+            f"{str(r[k]).lower():5}" for k in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
+        )
         note = " (deprecated)" if r["deprecated"] else ""
         print(f"{r['name']:32} {r['scope']:20} {flags} {'yes' if r['guarded'] else 'no'}{note}")
     return 0

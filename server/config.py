@@ -47,6 +47,7 @@ class Settings:
     timeout: float = 20.0
     sandbox: bool = False
     auth_token: str | None = field(default=None, repr=False)
+    redis_url: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -69,6 +70,7 @@ class Settings:
             "audit_log": Path(audit) if audit else None,
             "timeout": float(env.get("POSTHOG_MCP_TIMEOUT") or 20.0),
             "auth_token": env.get("POSTHOG_MCP_AUTH_TOKEN") or None,
+            "redis_url": env.get("POSTHOG_MCP_REDIS_URL") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -104,5 +106,7 @@ class Settings:
 
 def _project(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"POSTHOG_PROJECT_ID must be a positive number (the id in your project's URL), got {value!r}.")
+        raise ConfigError(
+            f"POSTHOG_PROJECT_ID must be a positive number (the id in your project's URL), got {value!r}."
+        )
     return int(value)

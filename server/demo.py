@@ -95,11 +95,11 @@ def _latest_status(export: dict[str, Any]) -> str | None:
 
 
 async def _find_failing(session: Session, out: Transcript) -> dict[str, Any]:
-    out.heading("The user asks: \"Are my batch exports healthy?\" The assistant lists them.")
-    page = await session.call("batch-exports-list", {"project_id": PROJECT})
+    out.heading('The user asks: "Are my batch exports healthy?" The assistant lists them.')
+    page = await session.call("batch-export-list", {"project_id": PROJECT})
     exports = page.get("results") or []
     if not exports:
-        raise DemoFailed("batch-exports-list returned no exports for project 1.")
+        raise DemoFailed("batch-export-list returned no exports for project 1.")
     for export in exports:
         statuses = ", ".join(r.get("status", "?") for r in export.get("latest_runs") or []) or "no runs yet"
         state = "paused" if export.get("paused") else "active"
@@ -112,7 +112,7 @@ async def _find_failing(session: Session, out: Transcript) -> dict[str, Any]:
     if not failing:
         raise DemoFailed("no export's latest run failed; the sandbox should seed a failing Snowflake export.")
     export = failing[0]
-    out.line(f"The assistant: \"{export['name']}\" is failing; its latest run is {_latest_status(export)}.", indent=4)
+    out.line(f'The assistant: "{export["name"]}" is failing; its latest run is {_latest_status(export)}.', indent=4)
     return export
 
 
@@ -156,8 +156,10 @@ async def _retry_with_confirmation(
         raise DemoFailed(f"the first retry call should only preview, but answered {first.get('status')!r}.")
     out.line(f"<- confirmation_required: {first['message']}", indent=4)
     out.line(f"Preview: {json.dumps(first['preview'])}", indent=6)
-    out.line("The assistant shows this preview to the user. The user agrees: \"Yes, retry it.\"", indent=4)
-    second = await session.call("batch-export-run-retry", {**arguments, "confirmation_token": first["confirmation_token"]})
+    out.line('The assistant shows this preview to the user. The user agrees: "Yes, retry it."', indent=4)
+    second = await session.call(
+        "batch-export-run-retry", {**arguments, "confirmation_token": first["confirmation_token"]}
+    )
     if second.get("status") != "executed":
         raise DemoFailed(f"the confirmed retry should execute, but answered {second.get('status')!r}: {second}")
     out.line(f"<- executed: {second['message']} Result: {json.dumps(second.get('result'))}", indent=4)
@@ -265,7 +267,7 @@ def run_demo_on(base_url: str, api_key: str, write: Callable[[str], None] = prin
 
 def run_demo(generation: int = 3, write: Callable[[str], None] = print) -> int:
     """Start a fresh in-process sandbox (frozen clock) and run the scripted session on it."""
-    from server.sandbox import DEFAULT_API_KEY, SandboxConfig, SandboxKey, start_sandbox
+    from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig, SandboxKey, start_sandbox
 
     # Older PostHog (generation 1) serves logs only to legacy unscoped keys, so the demo uses one there.
     scopes = ["batch_export:read", "batch_export:write"] if generation >= 3 else []

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import mcp.types as types
@@ -122,9 +122,7 @@ class TokenSigner:
         if claim.tool != tool:
             raise Refused(f"{label} was issued for {claim.tool}, not {tool}. Preview this call first.")
         if claim.project != project:
-            raise Refused(
-                f"{label} was issued for project {claim.project}, not {project}. Preview this call first."
-            )
+            raise Refused(f"{label} was issued for project {claim.project}, not {project}. Preview this call first.")
         if claim.digest != digest:
             raise Refused(
                 "The arguments differ from the previewed call, so the confirmation does not cover them. "
@@ -327,7 +325,7 @@ class Guard:
                 "message": message,
                 "preview": {"summary": preview.summary, **preview.details},
                 "confirmation_token": token,
-                "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat(),
+                "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
             },
             call.secrets,
         )
@@ -344,6 +342,4 @@ class Guard:
         fields.setdefault("upstream_status", None)
         if "reason" in fields:
             fields["reason"] = results.redact(fields["reason"], call.secrets)
-        self.audit.record(
-            tool=call.spec.name, project=call.project, arguments=arguments, decision=decision, **fields
-        )
+        self.audit.record(tool=call.spec.name, project=call.project, arguments=arguments, decision=decision, **fields)

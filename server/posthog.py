@@ -119,7 +119,9 @@ def error_from_response(response: httpx.Response, method: str) -> PostHogError:
         detail = f"an HTML error page ({title.group(1).strip()[:120] if title else 'no title'}), not the API's JSON"
     else:
         detail = text[:200]
-    return PostHogError(status=status, detail=detail, hint=_hint(status, None, detail, method, path), retry_after=retry_after)
+    return PostHogError(
+        status=status, detail=detail, hint=_hint(status, None, detail, method, path), retry_after=retry_after
+    )
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -93,9 +93,7 @@ def fit_budget(value: Any) -> Any:
 
 def success(value: Any, secrets: Iterable[str] = ()) -> types.CallToolResult:
     shaped = redact(fit_budget(strip_secrets(value)), secrets)
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=dumps(shaped))], structured_content=shaped
-    )
+    return types.CallToolResult(content=[types.TextContent(type="text", text=dumps(shaped))], structured_content=shaped)
 
 
 def failure(message: str, secrets: Iterable[str] = (), details: dict[str, Any] | None = None) -> types.CallToolResult:

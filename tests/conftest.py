@@ -13,7 +13,7 @@ from tests.support import SandboxControl
 @pytest.fixture
 def make_sandbox() -> Iterator[Callable[..., Any]]:
     """Start sandboxes with any config; all are stopped after the test."""
-    from server.sandbox import SandboxConfig, start_sandbox
+    from posthog_sandbox import SandboxConfig, start_sandbox
 
     started = []
 
@@ -39,7 +39,7 @@ def sandbox(make_sandbox: Callable[..., Any], generation: int) -> Any:
 
 @pytest.fixture
 def control(sandbox: Any) -> Iterator[SandboxControl]:
-    from server.sandbox import DEFAULT_API_KEY
+    from posthog_sandbox import DEFAULT_API_KEY
 
     ctl = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
     yield ctl

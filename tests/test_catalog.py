@@ -25,7 +25,7 @@ BUDGET_PER_TOOL = 4 * 1024
 
 # The table: method and path under /api/projects/{project_id}/, scope, RO, D, I.
 EXPECTED = {
-    "batch-exports-list": ("GET", "batch_exports/", "read", True, False, True),
+    "batch-export-list": ("GET", "batch_exports/", "read", True, False, True),
     "batch-export-get": ("GET", "batch_exports/{batch_export_id}/", "read", True, False, True),
     "batch-export-create": ("POST", "batch_exports/", "write", False, False, False),
     "batch-export-update": ("PATCH", "batch_exports/{batch_export_id}/", "write", False, True, True),
@@ -36,21 +36,59 @@ EXPECTED = {
     "batch-export-runs-list": ("GET", "batch_exports/{batch_export_id}/runs/", "read", True, False, True),
     "batch-export-run-get": ("GET", "batch_exports/{batch_export_id}/runs/{run_id}/", "read", True, False, True),
     "batch-export-run-retry": (
-        "POST", "batch_exports/{batch_export_id}/runs/{run_id}/retry/", "write", False, False, False),
+        "POST",
+        "batch_exports/{batch_export_id}/runs/{run_id}/retry/",
+        "write",
+        False,
+        False,
+        False,
+    ),
     "batch-export-run-cancel": (
-        "POST", "batch_exports/{batch_export_id}/runs/{run_id}/cancel/", "write", False, True, True),
+        "POST",
+        "batch_exports/{batch_export_id}/runs/{run_id}/cancel/",
+        "write",
+        False,
+        True,
+        True,
+    ),
     "batch-export-backfills-list": ("GET", "batch_exports/{batch_export_id}/backfills/", "read", True, False, True),
     "batch-export-backfill-get": (
-        "GET", "batch_exports/{batch_export_id}/backfills/{backfill_id}/", "read", True, False, True),
-    "batch-export-backfill-create": ("POST", "batch_exports/{batch_export_id}/backfills/", "write", False, False, False),
+        "GET",
+        "batch_exports/{batch_export_id}/backfills/{backfill_id}/",
+        "read",
+        True,
+        False,
+        True,
+    ),
+    "batch-export-backfill-create": (
+        "POST",
+        "batch_exports/{batch_export_id}/backfills/",
+        "write",
+        False,
+        False,
+        False,
+    ),
     "batch-export-backfill-cancel": (
-        "POST", "batch_exports/{batch_export_id}/backfills/{backfill_id}/cancel/", "write", False, True, True),
-    "batch-export-destination-test": ("GET", "batch_exports/test/", "read", True, False, True),
-    "batch-export-run-test-step": ("POST", "batch_exports/{batch_export_id}/run_test_step/", "write", False, False, True),
-    "batch-export-run-test-step-new": ("POST", "batch_exports/run_test_step_new/", "write", False, False, True),
+        "POST",
+        "batch_exports/{batch_export_id}/backfills/{backfill_id}/cancel/",
+        "write",
+        False,
+        True,
+        True,
+    ),
+    "batch-export-test-steps": ("GET", "batch_exports/test/", "read", True, False, True),
+    "batch-export-test-step": (
+        "POST",
+        "batch_exports/{batch_export_id}/run_test_step/",
+        "write",
+        False,
+        False,
+        True,
+    ),
+    "batch-export-test-step-new": ("POST", "batch_exports/run_test_step_new/", "write", False, False, True),
     "batch-export-backfill-legacy": ("POST", "batch_exports/{batch_export_id}/backfill/", "write", False, False, False),
 }
-OPEN_WORLD = {"batch-export-destination-test", "batch-export-run-test-step", "batch-export-run-test-step-new"}
+OPEN_WORLD = {"batch-export-test-steps", "batch-export-test-step", "batch-export-test-step-new"}
 
 
 def advertised(**settings: Any) -> list[dict[str, Any]]:
@@ -151,7 +189,10 @@ def test_enums_and_formats_are_advertised(all_tools: list[dict[str, Any]]) -> No
     assert "-data_interval_start" in by_name["batch-export-runs-list"]["ordering"]["enum"]
     assert "ERROR" in by_name["batch-export-logs"]["level"]["items"]["enum"]
     assert by_name["batch-export-get"]["batch_export_id"]["format"] == "uuid"
-    assert "-24h" in by_name["batch-export-logs"]["after"]["description"] and by_name["batch-export-logs"]["after"]["pattern"]
+    assert (
+        "-24h" in by_name["batch-export-logs"]["after"]["description"]
+        and by_name["batch-export-logs"]["after"]["pattern"]
+    )
     assert by_name["batch-export-create"]["start_at"]["format"] == "date-time"
 
 
@@ -170,9 +211,16 @@ def test_guarded_tools_take_a_confirmation_token(all_tools: list[dict[str, Any]]
             assert "confirmation_required" in compact(tool["outputSchema"])
     guarded = {s.name for s in CATALOG if s.is_guarded}
     assert guarded == {
-        "batch-export-create", "batch-export-update", "batch-export-delete", "batch-export-pause",
-        "batch-export-unpause", "batch-export-backfill-create", "batch-export-backfill-legacy",
-        "batch-export-run-retry", "batch-export-run-cancel", "batch-export-backfill-cancel",
+        "batch-export-create",
+        "batch-export-update",
+        "batch-export-delete",
+        "batch-export-pause",
+        "batch-export-unpause",
+        "batch-export-backfill-create",
+        "batch-export-backfill-legacy",
+        "batch-export-run-retry",
+        "batch-export-run-cancel",
+        "batch-export-backfill-cancel",
     }
 
 
@@ -232,7 +280,6 @@ def test_catalog_does_not_import_mcp_or_httpx() -> None:
 
 def test_only_the_cli_starts_the_sandbox() -> None:
     for path in (ROOT / "server").glob("*.py"):
-        uses = {n for n in _imports(path) if n.startswith("server.sandbox")}
+        uses = {n for n in _imports(path) if n.startswith("posthog_sandbox")}
         if path.name not in ("cli.py", "demo.py"):
             assert not uses, f"{path.name} imports the sandbox: only the CLI (and its demo) may start it"
-

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 
+from posthog_sandbox import SandboxKey
 from server import __version__
-from server.sandbox import SandboxKey
 from tests.support import MODES, data
 from tools.catalog import CATALOG
 
@@ -105,10 +105,18 @@ def test_serve_without_a_key_fails_clearly_and_starts_nothing() -> None:
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        (("--transport", "http", "--host", "0.0.0.0"), {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY}, "POSTHOG_MCP_AUTH_TOKEN"),
+        (
+            ("--transport", "http", "--host", "0.0.0.0"),
+            {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY},
+            "POSTHOG_MCP_AUTH_TOKEN",
+        ),
         ((), {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_PROJECT_ID": "abc"}, "POSTHOG_PROJECT_ID must be"),
         ((), {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_HOST": "us.posthog.com"}, "POSTHOG_HOST must start"),
-        (("--tools", "batch-export-nope"), {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_HOST": "http://127.0.0.1:9"}, "batch-export-nope"),
+        (
+            ("--tools", "batch-export-nope"),
+            {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_HOST": "http://127.0.0.1:9"},
+            "batch-export-nope",
+        ),
     ],
 )
 def test_bad_configuration_exits_2_with_the_fix(args: tuple[str, ...], env: dict[str, str], message: str) -> None:
@@ -145,16 +153,25 @@ def test_stdio_stdout_carries_only_protocol_and_logs_never_show_the_key(
         POSTHOG_MCP_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
     )
     requests = [
-        _rpc(1, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}),
+        _rpc(
+            1,
+            "initialize",
+            {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+        ),
         _rpc(None, "notifications/initialized"),
         _rpc(2, "tools/list"),
-        _rpc(3, "tools/call", {"name": "batch-exports-list", "arguments": {"project_id": 1}}),
+        _rpc(3, "tools/call", {"name": "batch-export-list", "arguments": {"project_id": 1}}),
         _rpc(4, "tools/call", {"name": "batch-export-get", "arguments": {"project_id": 1, "batch_export_id": "nope"}}),
     ]
     # No command: `serve` over stdio is the default. Stdin stays open until every answer is in; EOF then ends it.
     process = subprocess.Popen(
         [sys.executable, "-m", "server"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     lines = queue.Queue[str]()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)  # type: ignore[union-attr]
@@ -216,9 +233,9 @@ async def test_stdio_server_subprocess_with_a_real_client(
     )
     async with Client(params, mode=mode, read_timeout_seconds=30) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
-        assert "batch-exports-list" in tools
+        assert "batch-export-list" in tools
         assert not any(spec.name in tools for spec in CATALOG if not spec.read_only)
-        exports = data(await client.call_tool("batch-exports-list", {"project_id": 1}))
+        exports = data(await client.call_tool("batch-export-list", {"project_id": 1}))
         assert {e["name"] for e in exports["results"]} >= {"Hourly events to S3", "Daily events to Snowflake"}
 
 
@@ -230,7 +247,7 @@ async def test_serve_sandbox_flag_starts_its_own_sandbox(tmp_path: Path) -> None
         env=clean_env(POSTHOG_MCP_AUDIT_LOG=str(tmp_path / "audit.jsonl")),
     )
     async with Client(params, read_timeout_seconds=30) as client:
-        exports = data(await client.call_tool("batch-exports-list", {"project_id": 1}))
+        exports = data(await client.call_tool("batch-export-list", {"project_id": 1}))
         assert exports["count"] == 4
 
 
@@ -266,16 +283,22 @@ async def test_sandbox_db_lets_one_shot_processes_confirm_a_write(tmp_path: Path
             command=sys.executable,
             args=["-m", "server", "serve", "--sandbox", "--sandbox-db", str(tmp_path / "sandbox.db")],
             cwd=str(ROOT),
-            env=clean_env(POSTHOG_MCP_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
-                          POSTHOG_MCP_CONFIRM_SECRET="one-shot-processes-share-this"),
+            env=clean_env(
+                POSTHOG_MCP_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
+                POSTHOG_MCP_CONFIRM_SECRET="one-shot-processes-share-this",
+            ),
         )
 
     async with Client(params(), read_timeout_seconds=30) as client:
-        exports = data(await client.call_tool("batch-exports-list", {"project_id": 1}))["results"]
+        exports = data(await client.call_tool("batch-export-list", {"project_id": 1}))["results"]
         hourly = next(e for e in exports if e["name"] == "Hourly events to S3")
         arguments = {"project_id": 1, "batch_export_id": hourly["id"]}
         preview = data(await client.call_tool("batch-export-pause", arguments))
     async with Client(params(), read_timeout_seconds=30) as client:
-        done = data(await client.call_tool("batch-export-pause", {**arguments, "confirmation_token": preview["confirmation_token"]}))
+        done = data(
+            await client.call_tool(
+                "batch-export-pause", {**arguments, "confirmation_token": preview["confirmation_token"]}
+            )
+        )
         assert done["status"] == "executed"
         assert data(await client.call_tool("batch-export-get", arguments))["paused"] is True

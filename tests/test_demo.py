@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from posthog_sandbox import DEFAULT_API_KEY
 from server.demo import run_demo, run_demo_on
-from server.sandbox import DEFAULT_API_KEY
 from tests.support import SandboxControl
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "posthog-batch-exports-mcp"
 STEPS_IN_ORDER = (
-    "batch-exports-list",
+    "batch-export-list",
     '"Daily events to Snowflake" is failing',
     "batch-export-logs",
     "Incorrect username or password",

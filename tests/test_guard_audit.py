@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from posthog_sandbox import DEFAULT_API_KEY
 from server.audit import AuditLog
 from server.config import default_audit_path
-from server.sandbox import DEFAULT_API_KEY
 from tests.support import (
     MODES,
     SECRET_CANARY,
@@ -151,7 +151,9 @@ async def test_no_secret_reaches_the_audit_trail(make_sandbox: Any, mode: str, t
     raw = settings.audit_log.read_text()
     assert SECRET_CANARY not in raw and DEFAULT_API_KEY not in raw
     lines = audit_lines(settings.audit_log)
-    create_executed = next(line for line in lines if line["tool"] == "batch-export-create" and line["decision"] == "executed")
+    create_executed = next(
+        line for line in lines if line["tool"] == "batch-export-create" and line["decision"] == "executed"
+    )
     assert create_executed["target"] == created["id"]  # the new export, once it exists
     assert create_executed["arguments"]["destination"]["config"] == {"url": "https://us.i.posthog.com/batch/"}
     assert create_executed["upstream_status"] == 201

@@ -12,7 +12,7 @@ from typing import Any
 import mcp.types as types
 import pytest
 
-from server.sandbox import DEFAULT_API_KEY
+from posthog_sandbox import DEFAULT_API_KEY
 from tests.support import (
     GUARDED_TOOLS,
     MODES,
@@ -125,7 +125,10 @@ async def test_decline_and_cancel_change_nothing(
     asked: list[Any] = []
     before = control.state()
     control.clear_requests()
-    async with running_app(settings) as app, connect(app, mode, elicitation_callback=answering(action, asked=asked)) as client:
+    async with (
+        running_app(settings) as app,
+        connect(app, mode, elicitation_callback=answering(action, asked=asked)) as client,
+    ):
         listed = await tools_by_name(client)
         for name in tools:
             result = await client.call_tool(name, arguments[name])
@@ -141,7 +144,9 @@ async def test_decline_and_cancel_change_nothing(
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_accept_without_saying_yes_is_a_decline(sandbox: Any, control: SandboxControl, mode: str, tmp_path: Any) -> None:
+async def test_accept_without_saying_yes_is_a_decline(
+    sandbox: Any, control: SandboxControl, mode: str, tmp_path: Any
+) -> None:
     arguments = guarded_arguments(control)["batch-export-pause"]
     before = control.state()
     control.clear_requests()
@@ -191,7 +196,10 @@ async def test_other_writes_ask_yes_or_no(sandbox: Any, control: SandboxControl,
     arguments = guarded_arguments(control)
     settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)
     asked: list[Any] = []
-    async with running_app(settings) as app, connect(app, mode, elicitation_callback=answering("decline", asked=asked)) as client:
+    async with (
+        running_app(settings) as app,
+        connect(app, mode, elicitation_callback=answering("decline", asked=asked)) as client,
+    ):
         for name in GUARDED_TOOLS:
             if name != "batch-export-delete":
                 await client.call_tool(name, arguments[name])
@@ -203,9 +211,7 @@ async def test_other_writes_ask_yes_or_no(sandbox: Any, control: SandboxControl,
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_target_changed_while_the_user_was_asked_is_refused(
-    make_sandbox: Any, mode: str, tmp_path: Any
-) -> None:
+async def test_target_changed_while_the_user_was_asked_is_refused(make_sandbox: Any, mode: str, tmp_path: Any) -> None:
     sandbox = make_sandbox(generation=3)
     control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
     arguments = guarded_arguments(control)["batch-export-pause"]
@@ -248,9 +254,15 @@ async def test_destination_test_steps_are_not_guarded(make_sandbox: Any, mode: s
         "batch_export_id": s3,
         "destination": {"type": "AwsS3", "config": {"bucket_name": "other-bucket"}},
     }
-    async with running_app(settings) as app, connect(app, mode, elicitation_callback=answering("decline", asked=asked)) as client:
+    async with (
+        running_app(settings) as app,
+        connect(app, mode, elicitation_callback=answering("decline", asked=asked)) as client,
+    ):
         listed = await tools_by_name(client)
-        for name, arguments in (("batch-export-run-test-step-new", step_new), ("batch-export-run-test-step", step_existing)):
+        for name, arguments in (
+            ("batch-export-test-step-new", step_new),
+            ("batch-export-test-step", step_existing),
+        ):
             assert "confirmation_token" not in listed[name].input_schema["properties"]
             result = await client.call_tool(name, arguments)
             assert_output_valid(listed[name], result)

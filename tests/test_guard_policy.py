@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from posthog_sandbox import DEFAULT_API_KEY
 from server.config import ConfigError, Settings
-from server.sandbox import DEFAULT_API_KEY
 from tests.support import (
     GUARDED_TOOLS,
     MODES,
@@ -29,7 +29,7 @@ from tools.catalog import CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
 DESTRUCTIVE = {"batch-export-update", "batch-export-delete", "batch-export-run-cancel", "batch-export-backfill-cancel"}
-TEST_STEPS = {"batch-export-run-test-step", "batch-export-run-test-step-new"}
+TEST_STEPS = {"batch-export-test-step", "batch-export-test-step-new"}
 
 
 def guarded_in_schemas(listed: dict[str, Any]) -> set[str]:

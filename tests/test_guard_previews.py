@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from server.sandbox import DEFAULT_API_KEY
-from tools.times import to_instant
+from posthog_sandbox import DEFAULT_API_KEY
 from tests.support import (
     MODES,
     SECRET_CANARY,
@@ -26,6 +25,7 @@ from tests.support import (
     text,
     tools_by_name,
 )
+from tools.times import to_instant
 
 
 async def shown(app: Any, mode: str, name: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -79,9 +79,7 @@ async def test_update_shows_a_diff_and_secrets_only_as_changed(
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_update_masks_secrets_nested_inside_a_changed_key(
-    make_sandbox: Any, mode: str, tmp_path: Any
-) -> None:
+async def test_update_masks_secrets_nested_inside_a_changed_key(make_sandbox: Any, mode: str, tmp_path: Any) -> None:
     sandbox = make_sandbox(generation=1)  # Gen-1 keeps inline credentials, the nested-secret case
     control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
     created = control.api(
@@ -97,7 +95,9 @@ async def test_update_masks_secrets_nested_inside_a_changed_key(
         },
     )
     created.raise_for_status()
-    copy_inputs = {"authorization": {"aws_access_key_id": f"{SECRET_CANARY}-id", "aws_secret_access_key": f"{SECRET_CANARY}-k"}}
+    copy_inputs = {
+        "authorization": {"aws_access_key_id": f"{SECRET_CANARY}-id", "aws_secret_access_key": f"{SECRET_CANARY}-k"}
+    }
     arguments = {
         "project_id": 1,
         "batch_export_id": created.json()["id"],
@@ -123,7 +123,13 @@ async def test_delete_shows_what_is_lost(app: Any, control: SandboxControl, gene
         "paused": True,
     }
     summary = preview["summary"]
-    for part in ("'Paused events to Postgres'", "Postgres", "hour", "paused", "running backfills and runs will be cancelled"):
+    for part in (
+        "'Paused events to Postgres'",
+        "Postgres",
+        "hour",
+        "paused",
+        "running backfills and runs will be cancelled",
+    ):
         assert part in summary, part
     assert summary in message
     assert "Type the export's name (Paused events to Postgres)" in message
@@ -143,11 +149,17 @@ async def test_backfill_shows_range_interval_and_run_count(
     assert f"from {start} to {end}: 6 run(s)" in message
 
     daily = control.export_id("Daily events to Snowflake")
-    bounds = {"start_at": "2026-11-10", "end_at": "2026-11-13"} if generation == 3 else {
-        "start_at": "2026-11-10T00:00:00Z",
-        "end_at": "2026-11-13T00:00:00Z",
-    }
-    preview, _ = await shown(app, mode, "batch-export-backfill-create", {"project_id": 1, "batch_export_id": daily, **bounds})
+    bounds = (
+        {"start_at": "2026-11-10", "end_at": "2026-11-13"}
+        if generation == 3
+        else {
+            "start_at": "2026-11-10T00:00:00Z",
+            "end_at": "2026-11-13T00:00:00Z",
+        }
+    )
+    preview, _ = await shown(
+        app, mode, "batch-export-backfill-create", {"project_id": 1, "batch_export_id": daily, **bounds}
+    )
     assert preview["runs"] == 3 and preview["export"]["interval"] == "day"
 
 

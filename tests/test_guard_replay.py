@@ -23,7 +23,7 @@ def _count(state: dict[str, Any], kind: str) -> int:
 
 @pytest.mark.parametrize("tool", ["batch-export-create", "batch-export-backfill-create", "batch-export-run-retry"])
 async def test_replayed_token_on_another_replica_is_refused(make_sandbox: Any, tmp_path: Path, tool: str) -> None:
-    from server.sandbox import DEFAULT_API_KEY
+    from posthog_sandbox import DEFAULT_API_KEY
 
     sandbox = make_sandbox(generation=3)
     control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
@@ -31,15 +31,27 @@ async def test_replayed_token_on_another_replica_is_refused(make_sandbox: Any, t
     hourly = control.export_id("Hourly events to S3")
     runs = control.api("GET", f"1/batch_exports/{failing}/runs/", params={"after": "-30d"}).json()["results"]
     arguments = {
-        "batch-export-create": {"name": "Replay probe", "interval": "hour", "destination": {
-            "type": "HTTP", "config": {"url": "https://us.i.posthog.com/batch/", "token": "sandbox-canary-replay"}}},
-        "batch-export-backfill-create": {"batch_export_id": hourly,
-                                         "start_at": "2026-11-01T00:00:00+00:00", "end_at": "2026-11-01T03:00:00+00:00"},
+        "batch-export-create": {
+            "name": "Replay probe",
+            "interval": "hour",
+            "destination": {
+                "type": "HTTP",
+                "config": {"url": "https://us.i.posthog.com/batch/", "token": "sandbox-canary-replay"},
+            },
+        },
+        "batch-export-backfill-create": {
+            "batch_export_id": hourly,
+            "start_at": "2026-11-01T00:00:00+00:00",
+            "end_at": "2026-11-01T03:00:00+00:00",
+        },
         "batch-export-run-retry": {"batch_export_id": failing, "run_id": runs[-1]["id"]},
     }[tool]
     arguments = {"project_id": 1, **arguments}
-    kind = {"batch-export-create": "exports", "batch-export-backfill-create": "backfills",
-            "batch-export-run-retry": "backfills"}[tool]
+    kind = {
+        "batch-export-create": "exports",
+        "batch-export-backfill-create": "backfills",
+        "batch-export-run-retry": "backfills",
+    }[tool]
     one = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path / "a", confirm_secret=SECRET)
     two = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path / "b", confirm_secret=SECRET)
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()

@@ -10,14 +10,14 @@ from __future__ import annotations
 import base64
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from posthog_sandbox import DEFAULT_API_KEY
 from server.config import Settings
 from server.guard import STATE_KIND, TOKEN_KIND, Refused, TokenSigner, canonical_digest
-from server.sandbox import DEFAULT_API_KEY
 from tests.support import (
     GUARDED_TOOLS,
     MODES,
@@ -26,7 +26,6 @@ from tests.support import (
     connect,
     guarded_arguments,
     running_app,
-    sandbox_now,
     settings_for,
     text,
     tools_by_name,
@@ -65,7 +64,7 @@ async def test_token_path_previews_then_executes_every_guarded_tool(
             body = first.structured_content
             assert body["status"] == "confirmation_required", (name, body)
             assert body["preview"]["summary"] and "Nothing changed yet" in body["message"]
-            expires = parse_time(body["expires_at"]) - datetime.now(timezone.utc)
+            expires = parse_time(body["expires_at"]) - datetime.now(UTC)
             assert timedelta(minutes=9, seconds=50) < expires <= timedelta(minutes=10), (name, body["expires_at"])
             assert control.writes() == [], f"{name} wrote before confirmation"
 
@@ -199,7 +198,9 @@ ATTACKS = {
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("attack", list(ATTACKS), ids=[f.__name__ for f in ATTACKS])
-async def test_token_attack_is_refused_and_sends_no_write(make_sandbox: Any, attack: Any, mode: str, tmp_path: Any) -> None:
+async def test_token_attack_is_refused_and_sends_no_write(
+    make_sandbox: Any, attack: Any, mode: str, tmp_path: Any
+) -> None:
     sandbox = make_sandbox(generation=3)
     control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
     settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)
@@ -221,7 +222,9 @@ async def test_token_attack_is_refused_and_sends_no_write(make_sandbox: Any, att
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_shared_secret_lets_another_instance_accept_the_token(make_sandbox: Any, mode: str, tmp_path: Any) -> None:
+async def test_shared_secret_lets_another_instance_accept_the_token(
+    make_sandbox: Any, mode: str, tmp_path: Any
+) -> None:
     sandbox = make_sandbox(generation=3)
     control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
     pause = guarded_arguments(control)["batch-export-pause"]

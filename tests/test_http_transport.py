@@ -17,9 +17,9 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
+from posthog_sandbox import DEFAULT_API_KEY
 from server.config import ConfigError, Settings
 from server.http import RunningHttp, check_bind, is_loopback, running_http
-from server.sandbox import DEFAULT_API_KEY
 from tests.support import MODES, SandboxControl, confirm_with_token, data, settings_for, text
 
 MCP_TOKEN = "mcp-client-bearer-token-0123456789"
@@ -110,21 +110,21 @@ async def test_sdk_client_without_token_cannot_connect(server_settings: Settings
             async with mcp_client(running.url, None, mode) as client:
                 await client.list_tools()
         # The SDK reports the 401 as an MCPError (the raw-HTTP test above checks the status itself).
-        assert raised.group_contains(MCPError, depth=None) if isinstance(raised.value, BaseExceptionGroup) else (
-            isinstance(raised.value, MCPError)
+        assert (
+            raised.group_contains(MCPError, depth=None)
+            if isinstance(raised.value, BaseExceptionGroup)
+            else (isinstance(raised.value, MCPError))
         ), repr(raised.value)
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_client_with_token_lists_and_reads_and_the_token_stays_here(
-    server_settings: Settings, mode: str
-) -> None:
+async def test_client_with_token_lists_and_reads_and_the_token_stays_here(server_settings: Settings, mode: str) -> None:
     async with serving(server_settings) as (running, upstream):
         async with mcp_client(running.url, MCP_TOKEN, mode) as client:
             assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
             tools = (await client.list_tools()).tools
             assert len(tools) == 19
-            exports = data(await client.call_tool("batch-exports-list", {"project_id": 1}))
+            exports = data(await client.call_tool("batch-export-list", {"project_id": 1}))
             assert exports["count"] == 4
         assert upstream.sent, "nothing went upstream"
         for headers in upstream.sent:
@@ -139,7 +139,9 @@ async def test_guarded_write_through_the_token_channel(
     async with serving(server_settings) as (running, _):
         export_id = control.export_id("Hourly events to S3")
         async with mcp_client(running.url, MCP_TOKEN, mode) as client:
-            result = await confirm_with_token(client, "batch-export-pause", {"project_id": 1, "batch_export_id": export_id})
+            result = await confirm_with_token(
+                client, "batch-export-pause", {"project_id": 1, "batch_export_id": export_id}
+            )
         assert result["paused"] is True
         assert next(e for e in control.state()["exports"] if e["id"] == export_id)["paused"] is True
 
@@ -159,8 +161,12 @@ async def test_replicas_sharing_the_secret_accept_each_others_confirmations(
         two = await stack.enter_async_context(running_http(server_settings))
         assert one.url != two.url
         # Both clients can elicit; the test itself plays the user, answering between the two replicas.
-        first = await stack.enter_async_context(mcp_client(one.url, MCP_TOKEN, "auto", elicitation_callback=never_called))
-        second = await stack.enter_async_context(mcp_client(two.url, MCP_TOKEN, "auto", elicitation_callback=never_called))
+        first = await stack.enter_async_context(
+            mcp_client(one.url, MCP_TOKEN, "auto", elicitation_callback=never_called)
+        )
+        second = await stack.enter_async_context(
+            mcp_client(two.url, MCP_TOKEN, "auto", elicitation_callback=never_called)
+        )
 
         # Token channel (a client that cannot elicit): preview on replica one, execute on replica two.
         arguments = {"project_id": 1, "batch_export_id": s3}
@@ -228,8 +234,17 @@ async def test_elicitation_over_http(server_settings: Settings, control: Sandbox
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True), ("127.0.0.2", True),
-     ("0.0.0.0", False), ("::", False), ("192.168.1.10", False), ("example.com", False)],
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("127.0.0.2", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.10", False),
+        ("example.com", False),
+    ],
 )
 def test_binding_beyond_loopback_needs_a_token(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from server.sandbox import SandboxKey
+from posthog_sandbox import SandboxKey
 from tests.npm_tools import ROOT, run_npx
 from tests.support import SandboxControl
 
@@ -59,7 +59,17 @@ def server_env(sandbox: Any, tmp_path: Path) -> dict[str, str]:
 def inspect_stdio(env: dict[str, str], *method: str) -> dict[str, Any]:
     flags = [part for name, value in env.items() for part in ("-e", f"{name}={value}")]
     done = run_npx(
-        INSPECTOR, "--cli", "-q", *flags, "--cwd", str(ROOT), sys.executable, "-m", "server", "serve", *method,
+        INSPECTOR,
+        "--cli",
+        "-q",
+        *flags,
+        "--cwd",
+        str(ROOT),
+        sys.executable,
+        "-m",
+        "server",
+        "serve",
+        *method,
         timeout=TIMEOUT,
     )
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
@@ -68,7 +78,9 @@ def inspect_stdio(env: dict[str, str], *method: str) -> dict[str, Any]:
 
 
 def call(env: dict[str, str], tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = inspect_stdio(env, "--method", "tools/call", "--tool-name", tool, "--tool-args-json", json.dumps(arguments))
+    result = inspect_stdio(
+        env, "--method", "tools/call", "--tool-name", tool, "--tool-args-json", json.dumps(arguments)
+    )
     assert result.get("isError") is not True, result
     assert json.loads(result["content"][0]["text"]) == result["structuredContent"]
     return result["structuredContent"]
@@ -84,9 +96,9 @@ def test_inspector_lists_tools_reads_and_writes_through_the_token(
     assert len(tools) == 19
     assert tools["batch-export-pause"]["annotations"]["readOnlyHint"] is False
     assert "confirmation_token" in tools["batch-export-pause"]["inputSchema"]["properties"]
-    assert tools["batch-exports-list"]["_meta"]["posthog/requiredScopes"] == ["batch_export:read"]
+    assert tools["batch-export-list"]["_meta"]["posthog/requiredScopes"] == ["batch_export:read"]
 
-    exports = call(env, "batch-exports-list", {"project_id": 1})
+    exports = call(env, "batch-export-list", {"project_id": 1})
     s3 = next(e["id"] for e in exports["results"] if e["name"] == "Hourly events to S3")
 
     arguments = {"project_id": 1, "batch_export_id": s3}
@@ -104,9 +116,22 @@ def test_inspector_lists_tools_reads_and_writes_through_the_token(
     # The same token again is refused: single use, even across server processes.
     flags = [part for name, value in env.items() for part in ("-e", f"{name}={value}")]
     again = run_npx(
-        INSPECTOR, "--cli", "-q", *flags, "--cwd", str(ROOT), sys.executable, "-m", "server", "serve",
-        "--method", "tools/call", "--tool-name", "batch-export-pause",
-        "--tool-args-json", json.dumps({**arguments, "confirmation_token": preview["confirmation_token"]}),
+        INSPECTOR,
+        "--cli",
+        "-q",
+        *flags,
+        "--cwd",
+        str(ROOT),
+        sys.executable,
+        "-m",
+        "server",
+        "serve",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "batch-export-pause",
+        "--tool-args-json",
+        json.dumps({**arguments, "confirmation_token": preview["confirmation_token"]}),
         timeout=TIMEOUT,
     )
     # A fresh process does not know the token was spent; the re-check refuses it because the pause
@@ -120,7 +145,10 @@ def start_http_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     """`serve --transport http --port 0` as a real process; the URL comes from its log line."""
     process = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
         env={**{k: v for k, v in os.environ.items() if not k.startswith("POSTHOG_")}, **env},
     )
     lines: queue.Queue[str] = queue.Queue()
@@ -145,8 +173,18 @@ def test_inspector_over_streamable_http_with_bearer_token(
     process, url = start_http_server({**server_env(sandbox, tmp_path), "POSTHOG_MCP_AUTH_TOKEN": MCP_TOKEN})
     try:
         done = run_npx(
-            INSPECTOR, "--cli", "-q", url, "--header", f"Authorization: Bearer {MCP_TOKEN}",
-            "--method", "tools/call", "--tool-name", "batch-exports-list", "--tool-arg", "project_id=1",
+            INSPECTOR,
+            "--cli",
+            "-q",
+            url,
+            "--header",
+            f"Authorization: Bearer {MCP_TOKEN}",
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "batch-export-list",
+            "--tool-arg",
+            "project_id=1",
             timeout=TIMEOUT,
         )
         assert done.returncode == 0, done.stdout + done.stderr

@@ -12,8 +12,8 @@ from typing import Any
 
 from mcp import Client, StdioServerParameters
 
+from posthog_sandbox import SandboxKey
 from server.bundle import MANIFEST_PATH, build_manifest, render
-from server.sandbox import SandboxKey
 from tests.npm_tools import ROOT, require, run_npx
 from tests.support import data
 from tools.catalog import CATALOG
@@ -86,8 +86,11 @@ async def test_packed_bundle_runs_as_the_host_would_start_it(make_sandbox: Calla
     _pack(tmp_path / "bundle.mcpb").extractall(unpacked)
     manifest = json.loads((unpacked / "manifest.json").read_text())
     answers = {"api_key": BUNDLE_KEY, "host": sandbox.base_url, "project_id": "1", "read_only": "true"}
-    defaults = {k: str(v["default"]).lower() if isinstance(v["default"], bool) else str(v["default"])
-                for k, v in manifest["user_config"].items() if "default" in v}
+    defaults = {
+        k: str(v["default"]).lower() if isinstance(v["default"], bool) else str(v["default"])
+        for k, v in manifest["user_config"].items()
+        if "default" in v
+    }
 
     def fill(value: str) -> str:
         value = value.replace("${__dirname}", str(unpacked))
@@ -102,5 +105,5 @@ async def test_packed_bundle_runs_as_the_host_would_start_it(make_sandbox: Calla
     async with Client(params, read_timeout_seconds=120) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
         assert tools == {s.name for s in CATALOG if s.read_only and not s.deprecated}  # read_only answered true
-        exports = data(await client.call_tool("batch-exports-list", {}))  # project pinned to 1
+        exports = data(await client.call_tool("batch-export-list", {}))  # project pinned to 1
         assert exports["count"] == 4

@@ -18,7 +18,7 @@ def _day(control: SandboxControl, days_ago: int) -> datetime:
 
 @asynccontextmanager
 async def session(sandbox: Any, tmp_path: Path, **overrides: Any) -> AsyncIterator[Any]:
-    from server.sandbox import DEFAULT_API_KEY
+    from posthog_sandbox import DEFAULT_API_KEY
 
     settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, **overrides)
     async with running_app(settings) as app, connect(app) as client:
@@ -34,8 +34,10 @@ async def test_backfill_bounds_take_the_form_this_posthog_accepts(
     control.clear_requests()
     # A model sends midnight datetimes for a daily export and bare dates for an hourly one: both work.
     async with session(sandbox, tmp_path) as client:
-        for export_id, bounds in ((daily, (start.isoformat(), end.isoformat())),
-                                  (hourly, (start.date().isoformat(), end.date().isoformat()))):
+        for export_id, bounds in (
+            (daily, (start.isoformat(), end.isoformat())),
+            (hourly, (start.date().isoformat(), end.date().isoformat())),
+        ):
             arguments = {"project_id": 1, "batch_export_id": export_id, "start_at": bounds[0], "end_at": bounds[1]}
             assert (await confirm_with_token(client, "batch-export-backfill-create", arguments))["backfill_id"]
     assert len(control.writes()) == 2
@@ -45,8 +47,12 @@ async def test_a_daily_backfill_from_mid_day_is_refused_before_confirmation(
     sandbox: Any, control: SandboxControl, generation: int, tmp_path: Path
 ) -> None:
     daily = control.export_id("Daily events to Snowflake")
-    arguments = {"project_id": 1, "batch_export_id": daily,
-                 "start_at": (_day(control, 3) + timedelta(hours=5)).isoformat(), "end_at": _day(control, 2).isoformat()}
+    arguments = {
+        "project_id": 1,
+        "batch_export_id": daily,
+        "start_at": (_day(control, 3) + timedelta(hours=5)).isoformat(),
+        "end_at": _day(control, 2).isoformat(),
+    }
     async with session(sandbox, tmp_path) as client:
         result = await client.call_tool("batch-export-backfill-create", arguments)
     if generation == 3:
@@ -74,8 +80,13 @@ async def test_runs_list_stays_small_and_pages_with_the_next_url(
 async def test_interval_filters_choose_interval_ordering(sandbox: Any, control: SandboxControl, tmp_path: Path) -> None:
     hourly = control.export_id("Hourly events to S3")
     start = _day(control, 2)
-    window = {"project_id": 1, "batch_export_id": hourly, "start": start.isoformat(),
-              "end": (start + timedelta(hours=3)).isoformat(), "limit": 100}
+    window = {
+        "project_id": 1,
+        "batch_export_id": hourly,
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=3)).isoformat(),
+        "limit": 100,
+    }
     async with session(sandbox, tmp_path) as client:
         runs = data(await client.call_tool("batch-export-runs-list", window))["results"]
         clash = await client.call_tool("batch-export-runs-list", {**window, "ordering": "-created_at"})
@@ -84,9 +95,7 @@ async def test_interval_filters_choose_interval_ordering(sandbox: Any, control: 
     assert clash.is_error and "start/end filter by data interval" in text(clash)
 
 
-async def test_logs_take_relative_times(
-    sandbox: Any, control: SandboxControl, generation: int, tmp_path: Path
-) -> None:
+async def test_logs_take_relative_times(sandbox: Any, control: SandboxControl, generation: int, tmp_path: Path) -> None:
     daily = control.export_id("Daily events to Snowflake")
     arguments = {"project_id": 1, "batch_export_id": daily, "after": "-10d", "level": ["ERROR"], "limit": 5}
     async with session(sandbox, tmp_path) as client:
@@ -98,10 +107,16 @@ async def test_logs_take_relative_times(
     assert rows and all(r["level"] == "ERROR" and "log_source_id" not in r for r in rows)
 
 
-async def test_destination_integration_copied_from_get_is_accepted(sandbox: Any, tmp_path: Path, generation: int) -> None:
+async def test_destination_integration_copied_from_get_is_accepted(
+    sandbox: Any, tmp_path: Path, generation: int
+) -> None:
     if generation == 1:
         return  # the docs-page generation keeps S3 credentials inline, without integrations
-    destination = {"type": "AwsS3", "integration": 101, "config": {"bucket_name": "b", "region": "us-east-1", "prefix": "p/"}}
+    destination = {
+        "type": "AwsS3",
+        "integration": 101,
+        "config": {"bucket_name": "b", "region": "us-east-1", "prefix": "p/"},
+    }
     arguments = {"project_id": 1, "name": "From a copied integration", "interval": "hour", "destination": destination}
     async with session(sandbox, tmp_path) as client:
         created = await confirm_with_token(client, "batch-export-create", arguments)
@@ -112,8 +127,11 @@ async def test_destination_type_change_is_refused_before_confirmation_on_newer_p
     sandbox: Any, control: SandboxControl, generation: int, tmp_path: Path
 ) -> None:
     snowflake = control.export_id("Daily events to Snowflake")
-    arguments = {"project_id": 1, "batch_export_id": snowflake,
-                 "destination": {"type": "BigQuery", "config": {"dataset_id": "d"}}}
+    arguments = {
+        "project_id": 1,
+        "batch_export_id": snowflake,
+        "destination": {"type": "BigQuery", "config": {"dataset_id": "d"}},
+    }
     async with session(sandbox, tmp_path) as client:
         result = await client.call_tool("batch-export-update", arguments)
     if generation == 3:
@@ -124,12 +142,14 @@ async def test_destination_type_change_is_refused_before_confirmation_on_newer_p
 
 async def test_pinned_project_accepts_its_own_id(sandbox: Any, tmp_path: Path) -> None:
     async with session(sandbox, tmp_path, project_id=1) as client:
-        assert data(await client.call_tool("batch-exports-list", {"project_id": 1}))["results"]
+        assert data(await client.call_tool("batch-export-list", {"project_id": 1}))["results"]
 
 
 async def test_levels_outside_the_schema_are_refused_with_the_allowed_values(sandbox: Any, tmp_path: Path) -> None:
     """The advertised schema is the contract: a bare or lower-case level is refused, naming what is allowed."""
     async with session(sandbox, tmp_path) as client:
-        result = await client.call_tool("batch-export-logs", {
-            "project_id": 1, "batch_export_id": "e3e70682-c209-4cac-a29f-6fbed82c07cd", "level": ["error"]})
+        result = await client.call_tool(
+            "batch-export-logs",
+            {"project_id": 1, "batch_export_id": "e3e70682-c209-4cac-a29f-6fbed82c07cd", "level": ["error"]},
+        )
     assert result.is_error and "'ERROR'" in text(result) and "Nothing was sent" in text(result)

@@ -8,10 +8,19 @@ from typing import Any
 
 import pytest
 
+from posthog_sandbox import DEFAULT_API_KEY
 from server.cli import build_parser, settings_from
 from server.config import Settings
-from server.sandbox import DEFAULT_API_KEY
-from tests.support import MODES, SandboxControl, connect, guarded_arguments, running_app, settings_for, text, tools_by_name
+from tests.support import (
+    MODES,
+    SandboxControl,
+    connect,
+    guarded_arguments,
+    running_app,
+    settings_for,
+    text,
+    tools_by_name,
+)
 from tools.catalog import CATALOG
 
 READ_TOOLS = {spec.name for spec in CATALOG if spec.read_only and not spec.deprecated}
@@ -25,8 +34,8 @@ def write_calls(control: SandboxControl) -> dict[str, dict[str, Any]]:
     destination = {"type": "HTTP", "config": {"url": "https://us.i.posthog.com/batch/", "token": "t0ken-value"}}
     return {
         **guarded_arguments(control),
-        "batch-export-run-test-step": {"project_id": 1, "step": 0, "batch_export_id": s3, "destination": destination},
-        "batch-export-run-test-step-new": {**step, "destination": destination},
+        "batch-export-test-step": {"project_id": 1, "step": 0, "batch_export_id": s3, "destination": destination},
+        "batch-export-test-step-new": {**step, "destination": destination},
     }
 
 
@@ -51,7 +60,7 @@ async def test_read_only_lists_read_tools_and_refuses_every_write_by_name(
             assert f"{name} is not available here: the server runs in read-only mode" in message
             assert "Nothing was sent to PostHog." in message
         assert control.requests() == []  # not even a read to build a preview
-        read = await client.call_tool("batch-exports-list", {"project_id": 1})
+        read = await client.call_tool("batch-export-list", {"project_id": 1})
         assert not read.is_error
     assert control.state() == before
 

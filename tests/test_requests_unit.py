@@ -24,7 +24,7 @@ HOST = "https://posthog.test"
 E = "0190f4b2-6c1e-7c3a-9a51-2b1f0e7a1d11"
 R = "11111111-2222-4333-8444-555555555555"
 B = "66666666-7777-4888-9999-000000000000"
-P = f"/api/projects/1/batch_exports"
+P = "/api/projects/1/batch_exports"
 EXPORT = {
     "id": E,
     "name": "Events to HTTP",
@@ -35,60 +35,158 @@ EXPORT = {
     "last_paused_at": None,
     "latest_runs": [],
 }
-RUN = {"id": R, "status": "Failed", "data_interval_start": "2025-01-01T00:00:00Z",
-       "data_interval_end": "2025-01-01T01:00:00Z", "created_at": "2025-01-01T01:00:05Z",
-       "finished_at": "2025-01-01T01:02:00Z", "latest_error": "boom"}
+RUN = {
+    "id": R,
+    "status": "Failed",
+    "data_interval_start": "2025-01-01T00:00:00Z",
+    "data_interval_end": "2025-01-01T01:00:00Z",
+    "created_at": "2025-01-01T01:00:05Z",
+    "finished_at": "2025-01-01T01:02:00Z",
+    "latest_error": "boom",
+}
 BACKFILL = {"id": B, "status": "Running", "start_at": "2025-01-01T00:00:00Z", "end_at": "2025-01-02T00:00:00Z"}
 DEST = {"type": "HTTP", "config": {"url": "https://us.i.posthog.com/batch/", "token": "tok-secret-2"}}
 WIDE = {"after": "2000-01-01T00:00:00Z"}
 
 # tool, arguments, (method, path, query, json body), response body, expected structured result
 CASES: list[tuple[str, dict[str, Any], tuple[str, str, dict[str, Any], Any], Any, Any]] = [
-    ("batch-exports-list", {"limit": 5, "offset": 10}, ("GET", f"{P}/", {"limit": "5", "offset": "10"}, None),
-     {"count": 1, "next": None, "previous": None, "results": [EXPORT]}, None),
+    (
+        "batch-export-list",
+        {"limit": 5, "offset": 10},
+        ("GET", f"{P}/", {"limit": "5", "offset": "10"}, None),
+        {"count": 1, "next": None, "previous": None, "results": [EXPORT]},
+        None,
+    ),
     ("batch-export-get", {"batch_export_id": E}, ("GET", f"{P}/{E}/", {}, None), EXPORT, None),
-    ("batch-export-create", {"name": "n", "interval": "day", "destination": DEST, "paused": True},
-     ("POST", f"{P}/", {}, {"name": "n", "interval": "day", "destination": DEST, "paused": True}), EXPORT, None),
-    ("batch-export-update", {"batch_export_id": E, "name": "renamed"},
-     ("PATCH", f"{P}/{E}/", {}, {"name": "renamed"}), EXPORT, None),
-    ("batch-export-delete", {"batch_export_id": E}, ("DELETE", f"{P}/{E}/", {}, None), None,
-     {"deleted": True, "id": E}),
+    (
+        "batch-export-create",
+        {"name": "n", "interval": "day", "destination": DEST, "paused": True},
+        ("POST", f"{P}/", {}, {"name": "n", "interval": "day", "destination": DEST, "paused": True}),
+        EXPORT,
+        None,
+    ),
+    (
+        "batch-export-update",
+        {"batch_export_id": E, "name": "renamed"},
+        ("PATCH", f"{P}/{E}/", {}, {"name": "renamed"}),
+        EXPORT,
+        None,
+    ),
+    (
+        "batch-export-delete",
+        {"batch_export_id": E},
+        ("DELETE", f"{P}/{E}/", {}, None),
+        None,
+        {"deleted": True, "id": E},
+    ),
     ("batch-export-pause", {"batch_export_id": E}, ("POST", f"{P}/{E}/pause/", {}, {}), {"paused": True}, None),
-    ("batch-export-unpause", {"batch_export_id": E, "backfill": True},
-     ("POST", f"{P}/{E}/unpause/", {}, {"backfill": True}), {"paused": False}, None),
-    ("batch-export-logs", {"batch_export_id": E, "level": ["ERROR", "WARNING"], "search": "failed", "limit": 20},
-     ("GET", f"{P}/{E}/logs/", {"level": "ERROR,WARNING", "search": "failed", "limit": "20"}, None),
-     {"count": 0, "next": None, "previous": None, "results": []}, None),
-    ("batch-export-runs-list", {"batch_export_id": E, "status": ["Failed", "FailedRetryable"], "after": "-30d"},
-     ("GET", f"{P}/{E}/runs/", {"status": ["Failed", "FailedRetryable"], "after": "-30d"}, None),
-     {"next": None, "previous": None, "results": [RUN]}, None),
+    (
+        "batch-export-unpause",
+        {"batch_export_id": E, "backfill": True},
+        ("POST", f"{P}/{E}/unpause/", {}, {"backfill": True}),
+        {"paused": False},
+        None,
+    ),
+    (
+        "batch-export-logs",
+        {"batch_export_id": E, "level": ["ERROR", "WARNING"], "search": "failed", "limit": 20},
+        ("GET", f"{P}/{E}/logs/", {"level": "ERROR,WARNING", "search": "failed", "limit": "20"}, None),
+        {"count": 0, "next": None, "previous": None, "results": []},
+        None,
+    ),
+    (
+        "batch-export-runs-list",
+        {"batch_export_id": E, "status": ["Failed", "FailedRetryable"], "after": "-30d"},
+        ("GET", f"{P}/{E}/runs/", {"status": ["Failed", "FailedRetryable"], "after": "-30d"}, None),
+        {"next": None, "previous": None, "results": [RUN]},
+        None,
+    ),
     ("batch-export-run-get", {"batch_export_id": E, "run_id": R}, ("GET", f"{P}/{E}/runs/{R}/", WIDE, None), RUN, None),
-    ("batch-export-run-retry", {"batch_export_id": E, "run_id": R},
-     ("POST", f"{P}/{E}/runs/{R}/retry/", WIDE, {}), {"backfill_id": "x-Backfill-a-b"}, None),
-    ("batch-export-run-cancel", {"batch_export_id": E, "run_id": R},
-     ("POST", f"{P}/{E}/runs/{R}/cancel/", WIDE, {}), {"cancelled": True}, None),
-    ("batch-export-backfills-list", {"batch_export_id": E, "ordering": "-start_at"},
-     ("GET", f"{P}/{E}/backfills/", {"ordering": "-start_at"}, None), {"next": None, "results": [BACKFILL]}, None),
-    ("batch-export-backfill-get", {"batch_export_id": E, "backfill_id": B},
-     ("GET", f"{P}/{E}/backfills/{B}/", {}, None), BACKFILL, None),
-    ("batch-export-backfill-create", {"batch_export_id": E, "start_at": "2025-01-01", "end_at": "2025-01-08"},
-     ("POST", f"{P}/{E}/backfills/", {}, {"start_at": "2025-01-01T00:00:00+00:00", "end_at": "2025-01-08T00:00:00+00:00"}),
-     {"backfill_id": B}, None),
-    ("batch-export-backfill-cancel", {"batch_export_id": E, "backfill_id": B},
-     ("POST", f"{P}/{E}/backfills/{B}/cancel/", {}, {}), {"cancelled": True}, None),
-    ("batch-export-backfill-legacy",
-     {"batch_export_id": E, "start_at": "2025-01-01T00:00:00Z", "end_at": "2025-01-02T00:00:00+00:00"},
-     ("POST", f"{P}/{E}/backfill/", {}, {"start_at": "2025-01-01T00:00:00+00:00", "end_at": "2025-01-02T00:00:00+00:00"}),
-     {"backfill_id": "wf"}, None),
-    ("batch-export-destination-test", {"destination": "AwsS3"},
-     ("GET", f"{P}/test/", {"destination": "AwsS3"}, None), {"steps": [{"name": "s", "result": None}]}, None),
-    ("batch-export-run-test-step", {"batch_export_id": E, "step": 1},
-     ("POST", f"{P}/{E}/run_test_step/", {}, {"name": EXPORT["name"], "interval": "hour",
-                                            "destination": {"type": "HTTP", "config": {}}, "step": 1}),
-     {"name": "s", "result": {"status": "Passed", "message": None}}, None),
-    ("batch-export-run-test-step-new", {"name": "n", "interval": "hour", "destination": DEST},
-     ("POST", f"{P}/run_test_step_new/", {}, {"name": "n", "interval": "hour", "destination": DEST, "step": 0}),
-     {"name": "s", "result": {"status": "Passed", "message": None}}, None),
+    (
+        "batch-export-run-retry",
+        {"batch_export_id": E, "run_id": R},
+        ("POST", f"{P}/{E}/runs/{R}/retry/", WIDE, {}),
+        {"backfill_id": "x-Backfill-a-b"},
+        None,
+    ),
+    (
+        "batch-export-run-cancel",
+        {"batch_export_id": E, "run_id": R},
+        ("POST", f"{P}/{E}/runs/{R}/cancel/", WIDE, {}),
+        {"cancelled": True},
+        None,
+    ),
+    (
+        "batch-export-backfills-list",
+        {"batch_export_id": E, "ordering": "-start_at"},
+        ("GET", f"{P}/{E}/backfills/", {"ordering": "-start_at"}, None),
+        {"next": None, "results": [BACKFILL]},
+        None,
+    ),
+    (
+        "batch-export-backfill-get",
+        {"batch_export_id": E, "backfill_id": B},
+        ("GET", f"{P}/{E}/backfills/{B}/", {}, None),
+        BACKFILL,
+        None,
+    ),
+    (
+        "batch-export-backfill-create",
+        {"batch_export_id": E, "start_at": "2025-01-01", "end_at": "2025-01-08"},
+        (
+            "POST",
+            f"{P}/{E}/backfills/",
+            {},
+            {"start_at": "2025-01-01T00:00:00+00:00", "end_at": "2025-01-08T00:00:00+00:00"},
+        ),
+        {"backfill_id": B},
+        None,
+    ),
+    (
+        "batch-export-backfill-cancel",
+        {"batch_export_id": E, "backfill_id": B},
+        ("POST", f"{P}/{E}/backfills/{B}/cancel/", {}, {}),
+        {"cancelled": True},
+        None,
+    ),
+    (
+        "batch-export-backfill-legacy",
+        {"batch_export_id": E, "start_at": "2025-01-01T00:00:00Z", "end_at": "2025-01-02T00:00:00+00:00"},
+        (
+            "POST",
+            f"{P}/{E}/backfill/",
+            {},
+            {"start_at": "2025-01-01T00:00:00+00:00", "end_at": "2025-01-02T00:00:00+00:00"},
+        ),
+        {"backfill_id": "wf"},
+        None,
+    ),
+    (
+        "batch-export-test-steps",
+        {"destination": "AwsS3"},
+        ("GET", f"{P}/test/", {"destination": "AwsS3"}, None),
+        {"steps": [{"name": "s", "result": None}]},
+        None,
+    ),
+    (
+        "batch-export-test-step",
+        {"batch_export_id": E, "step": 1},
+        (
+            "POST",
+            f"{P}/{E}/run_test_step/",
+            {},
+            {"name": EXPORT["name"], "interval": "hour", "destination": {"type": "HTTP", "config": {}}, "step": 1},
+        ),
+        {"name": "s", "result": {"status": "Passed", "message": None}},
+        None,
+    ),
+    (
+        "batch-export-test-step-new",
+        {"name": "n", "interval": "hour", "destination": DEST},
+        ("POST", f"{P}/run_test_step_new/", {}, {"name": "n", "interval": "hour", "destination": DEST, "step": 0}),
+        {"name": "s", "result": {"status": "Passed", "message": None}},
+        None,
+    ),
 ]
 
 
@@ -107,22 +205,38 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_every_tool_builds_its_request_and_maps_the_response(tmp_path: Path, mode: str) -> None:
     assert {c[0] for c in CASES} == {
-        "batch-exports-list", "batch-export-get", "batch-export-create", "batch-export-update",
-        "batch-export-delete", "batch-export-pause", "batch-export-unpause", "batch-export-logs",
-        "batch-export-runs-list", "batch-export-run-get", "batch-export-run-retry", "batch-export-run-cancel",
-        "batch-export-backfills-list", "batch-export-backfill-get", "batch-export-backfill-create",
-        "batch-export-backfill-cancel", "batch-export-backfill-legacy", "batch-export-destination-test",
-        "batch-export-run-test-step", "batch-export-run-test-step-new",
+        "batch-export-list",
+        "batch-export-get",
+        "batch-export-create",
+        "batch-export-update",
+        "batch-export-delete",
+        "batch-export-pause",
+        "batch-export-unpause",
+        "batch-export-logs",
+        "batch-export-runs-list",
+        "batch-export-run-get",
+        "batch-export-run-retry",
+        "batch-export-run-cancel",
+        "batch-export-backfills-list",
+        "batch-export-backfill-get",
+        "batch-export-backfill-create",
+        "batch-export-backfill-cancel",
+        "batch-export-backfill-legacy",
+        "batch-export-test-steps",
+        "batch-export-test-step",
+        "batch-export-test-step-new",
     }
     settings = _settings(tmp_path, confirm="never", include_deprecated=True)
     for name, arguments, (method, path, query, body), response, expected in CASES:
         with respx.mock(base_url=HOST, assert_all_called=True) as mock:
             mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"], "scoped_teams": []})
-            if name in ("batch-export-backfill-create", "batch-export-backfill-legacy", "batch-export-run-test-step"):
+            if name in ("batch-export-backfill-create", "batch-export-backfill-legacy", "batch-export-test-step"):
                 mock.get(f"{P}/{E}/").respond(200, json=EXPORT)
             status = 204 if response is None else 200
-            route = mock.request(method, path).respond(status, json=response) if response is not None else (
-                mock.request(method, path).respond(204)
+            route = (
+                mock.request(method, path).respond(status, json=response)
+                if response is not None
+                else (mock.request(method, path).respond(204))
             )
             async with open_app(settings) as app, Client(app.server, mode=mode) as client:
                 result = await client.call_tool(name, {"project_id": 1, **arguments})
@@ -154,29 +268,62 @@ async def test_list_shape_keeps_latest_runs_small(tmp_path: Path) -> None:
         mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
         mock.get(f"{P}/").respond(200, json={"count": 1, "results": [{**EXPORT, "latest_runs": runs}]})
         async with open_app(_settings(tmp_path)) as app, Client(app.server) as client:
-            page = data(await client.call_tool("batch-exports-list", {"project_id": 1}))
+            page = data(await client.call_tool("batch-export-list", {"project_id": 1}))
     digest = page["results"][0]["latest_runs"]
     assert len(digest) == 5
-    assert set(digest[0]) == {"id", "status", "data_interval_start", "data_interval_end", "records_completed", "latest_error"}
+    assert set(digest[0]) == {
+        "id",
+        "status",
+        "data_interval_start",
+        "data_interval_end",
+        "records_completed",
+        "latest_error",
+    }
 
 
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
-        (401, {"type": "authentication_error", "code": "authentication_failed",
-               "detail": "Personal API key found in request Authorization header is invalid.", "attr": None},
-         ["HTTP 401", "authentication_failed", "check POSTHOG_PERSONAL_API_KEY"]),
-        (403, {"type": "authentication_error", "code": "permission_denied",
-               "detail": "API key missing required scope 'batch_export:write'", "attr": None},
-         ["HTTP 403", "permission_denied", "batch_export:write"]),
-        (404, {"type": "invalid_request", "code": "not_found", "detail": "Not found.", "attr": None},
-         ["HTTP 404", "not_found", "was deleted"]),
-        (400, {"type": "validation_error", "code": "invalid_choice", "detail": "\"x\" is not a valid choice.",
-               "attr": "destination__type"},
-         ["HTTP 400", "invalid_choice", "attr=destination__type"]),
+        (
+            401,
+            {
+                "type": "authentication_error",
+                "code": "authentication_failed",
+                "detail": "Personal API key found in request Authorization header is invalid.",
+                "attr": None,
+            },
+            ["HTTP 401", "authentication_failed", "check POSTHOG_PERSONAL_API_KEY"],
+        ),
+        (
+            403,
+            {
+                "type": "authentication_error",
+                "code": "permission_denied",
+                "detail": "API key missing required scope 'batch_export:write'",
+                "attr": None,
+            },
+            ["HTTP 403", "permission_denied", "batch_export:write"],
+        ),
+        (
+            404,
+            {"type": "invalid_request", "code": "not_found", "detail": "Not found.", "attr": None},
+            ["HTTP 404", "not_found", "was deleted"],
+        ),
+        (
+            400,
+            {
+                "type": "validation_error",
+                "code": "invalid_choice",
+                "detail": '"x" is not a valid choice.',
+                "attr": "destination__type",
+            },
+            ["HTTP 400", "invalid_choice", "attr=destination__type"],
+        ),
     ],
 )
-async def test_error_envelope_becomes_one_clear_line(tmp_path: Path, status: int, body: Any, expected: list[str]) -> None:
+async def test_error_envelope_becomes_one_clear_line(
+    tmp_path: Path, status: int, body: Any, expected: list[str]
+) -> None:
     with respx.mock(base_url=HOST) as mock:
         mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
         mock.get(f"{P}/{E}/").respond(status, json=body)
@@ -197,18 +344,33 @@ async def test_schema_invalid_arguments_send_nothing(tmp_path: Path) -> None:
             bad = [
                 ("batch-export-get", {"project_id": 1, "batch_export_id": "../../x"}, "batch_export_id"),
                 ("batch-export-get", {"project_id": 1, "batch_export_id": E, "extra": 1}, "unknown parameter 'extra'"),
-                ("batch-export-create", {"project_id": 1, "name": "n", "interval": "day",
-                                         "destination": {"type": "Snowflake", "config": {"database": "d"}}},
-                 "missing required key(s) warehouse, schema"),
-                ("batch-export-create", {"project_id": 1, "name": "n", "interval": "day",
-                                         "destination": {"type": "HTTP", "config": {"url": "u", "token": "t", "x": 1}}},
-                 "unknown key(s) 'x'"),
-                ("batch-export-backfill-create", {"project_id": 1, "batch_export_id": E,
-                                                  "start_at": "2025-02-01", "end_at": "2025-01-01"},
-                 "must be before end_at"),
-                ("batch-export-update", {"project_id": 1, "batch_export_id": E, "offset_hour": 3},
-                 "need interval"),
-                ("batch-exports-list", {"project_id": -1}, "project_id"),
+                (
+                    "batch-export-create",
+                    {
+                        "project_id": 1,
+                        "name": "n",
+                        "interval": "day",
+                        "destination": {"type": "Snowflake", "config": {"database": "d"}},
+                    },
+                    "missing required key(s) warehouse, schema",
+                ),
+                (
+                    "batch-export-create",
+                    {
+                        "project_id": 1,
+                        "name": "n",
+                        "interval": "day",
+                        "destination": {"type": "HTTP", "config": {"url": "u", "token": "t", "x": 1}},
+                    },
+                    "unknown key(s) 'x'",
+                ),
+                (
+                    "batch-export-backfill-create",
+                    {"project_id": 1, "batch_export_id": E, "start_at": "2025-02-01", "end_at": "2025-01-01"},
+                    "must be before end_at",
+                ),
+                ("batch-export-update", {"project_id": 1, "batch_export_id": E, "offset_hour": 3}, "need interval"),
+                ("batch-export-list", {"project_id": -1}, "project_id"),
             ]
             for name, arguments, fragment in bad:
                 result = await client.call_tool(name, arguments)
@@ -228,15 +390,30 @@ async def test_newer_posthog_fields_statuses_and_201_pass_through(tmp_path: Path
         settings = _settings(tmp_path, confirm="never")
         for mode in ("auto", "legacy"):
             async with open_app(settings) as app, Client(app.server, mode=mode) as client:
-                got = data(await client.call_tool("batch-export-run-get", {"project_id": 1, "batch_export_id": E, "run_id": R}))
+                got = data(
+                    await client.call_tool("batch-export-run-get", {"project_id": 1, "batch_export_id": E, "run_id": R})
+                )
                 assert got["status"] == "PausedForMaintenance" and got["brand_new_field"] == {"x": [1, 2]}
-                retried = data(await client.call_tool("batch-export-run-retry", {"project_id": 1, "batch_export_id": E, "run_id": R}))
+                retried = data(
+                    await client.call_tool(
+                        "batch-export-run-retry", {"project_id": 1, "batch_export_id": E, "run_id": R}
+                    )
+                )
                 assert retried["backfill_id"] == "opaque:thing" and retried["extra"] == 1
 
 
 async def test_secrets_are_stripped_even_if_posthog_returned_them(tmp_path: Path) -> None:
-    leaky = {**EXPORT, "destination": {"type": "Redshift", "config": {
-        "database": "d", "password": "pw-leak-1", "copy_inputs": {"authorization": {"aws_secret_access_key": "k-leak-2"}}}}}
+    leaky = {
+        **EXPORT,
+        "destination": {
+            "type": "Redshift",
+            "config": {
+                "database": "d",
+                "password": "pw-leak-1",
+                "copy_inputs": {"authorization": {"aws_secret_access_key": "k-leak-2"}},
+            },
+        },
+    }
     with respx.mock(base_url=HOST) as mock:
         mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
         mock.get(f"{P}/{E}/").respond(200, json=leaky)
@@ -251,7 +428,9 @@ async def test_errors_carry_no_structured_content_that_could_break_a_schema_chec
     """Clients such as the Inspector validate structuredContent against outputSchema even on errors."""
     with respx.mock(base_url=HOST) as mock:
         mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
-        mock.get(f"{P}/{E}/").respond(404, json={"type": "invalid_request", "code": "not_found", "detail": "Not found.", "attr": None})
+        mock.get(f"{P}/{E}/").respond(
+            404, json={"type": "invalid_request", "code": "not_found", "detail": "Not found.", "attr": None}
+        )
         async with open_app(_settings(tmp_path)) as app, Client(app.server) as client:
             result = await client.call_tool("batch-export-get", {"project_id": 1, "batch_export_id": E})
     assert result.is_error and result.structured_content is None

@@ -11,8 +11,14 @@ from server.config import ConfigError
 from tests.support import connect, data, running_app, settings_for, text
 
 READ_ONLY_TOOLS = {
-    "batch-exports-list", "batch-export-get", "batch-export-logs", "batch-export-runs-list", "batch-export-run-get",
-    "batch-export-backfills-list", "batch-export-backfill-get", "batch-export-destination-test",
+    "batch-export-list",
+    "batch-export-get",
+    "batch-export-logs",
+    "batch-export-runs-list",
+    "batch-export-run-get",
+    "batch-export-backfills-list",
+    "batch-export-backfill-get",
+    "batch-export-test-steps",
 }
 
 
@@ -26,8 +32,10 @@ async def _listed(base_url: str, key: str, tmp_path: Path, **overrides: Any) -> 
     [(["batch_export:read"], False), (["batch_export:write"], True), (["*"], True), ([], True)],
     ids=["read", "write-implies-read", "star", "legacy-unscoped"],
 )
-async def test_key_scopes_decide_the_listing(make_sandbox: Any, tmp_path: Path, scopes: list[str], expect_writes: bool) -> None:
-    from server.sandbox import SandboxKey
+async def test_key_scopes_decide_the_listing(
+    make_sandbox: Any, tmp_path: Path, scopes: list[str], expect_writes: bool
+) -> None:
+    from posthog_sandbox import SandboxKey
 
     sandbox = make_sandbox(keys=[SandboxKey("phx_scoped_key", scopes)])
     listed = await _listed(sandbox.base_url, "phx_scoped_key", tmp_path)
@@ -37,7 +45,7 @@ async def test_key_scopes_decide_the_listing(make_sandbox: Any, tmp_path: Path, 
 
 
 async def test_hidden_write_is_refused_by_name_without_a_request(make_sandbox: Any, tmp_path: Path) -> None:
-    from server.sandbox import SandboxKey
+    from posthog_sandbox import SandboxKey
     from tests.support import SandboxControl
 
     sandbox = make_sandbox(keys=[SandboxKey("phx_reader", ["batch_export:read"])])
@@ -53,7 +61,7 @@ async def test_hidden_write_is_refused_by_name_without_a_request(make_sandbox: A
 
 async def test_failed_discovery_lists_everything_and_posthog_refuses(make_sandbox: Any, tmp_path: Path) -> None:
     """Older PostHog needs personal_api_key:read to describe a key; then the API itself is the judge."""
-    from server.sandbox import SandboxKey
+    from posthog_sandbox import SandboxKey
     from tests.support import SandboxControl
 
     sandbox = make_sandbox(keys=[SandboxKey("phx_reader", ["batch_export:read"])], current_key_requires_scope=True)
@@ -65,12 +73,14 @@ async def test_failed_discovery_lists_everything_and_posthog_refuses(make_sandbo
         result = await client.call_tool("batch-export-pause", {"project_id": 1, "batch_export_id": export_id})
     assert result.is_error
     message = text(result)
-    assert "HTTP 403" in message and "batch_export:write" in message and "give the personal API key the scope" in message
+    assert (
+        "HTTP 403" in message and "batch_export:write" in message and "give the personal API key the scope" in message
+    )
     control.close()
 
 
 async def test_scoped_teams_excluding_the_pinned_project_stops_start_up(make_sandbox: Any, tmp_path: Path) -> None:
-    from server.sandbox import SandboxKey
+    from posthog_sandbox import SandboxKey
 
     sandbox = make_sandbox(keys=[SandboxKey("phx_p1", ["*"], scoped_teams=[1])])
     with pytest.raises(ConfigError, match="limited to project"):
@@ -80,30 +90,30 @@ async def test_scoped_teams_excluding_the_pinned_project_stops_start_up(make_san
 
 
 async def test_pinned_project_is_the_only_reachable_one(make_sandbox: Any, tmp_path: Path) -> None:
-    from server.sandbox import DEFAULT_API_KEY
+    from posthog_sandbox import DEFAULT_API_KEY
 
     sandbox = make_sandbox()
     settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, project_id=2)
     async with running_app(settings) as app, connect(app) as client:
-        names = {e["name"] for e in data(await client.call_tool("batch-exports-list", {}))["results"]}
+        names = {e["name"] for e in data(await client.call_tool("batch-export-list", {}))["results"]}
         assert names == {"Project 2 events to HTTP"}
-        escaped = await client.call_tool("batch-exports-list", {"project_id": 1})
+        escaped = await client.call_tool("batch-export-list", {"project_id": 1})
         assert escaped.is_error and "pinned to project 2" in text(escaped)
 
 
 async def test_key_scoped_to_one_project_gets_a_clear_403_elsewhere(make_sandbox: Any, tmp_path: Path) -> None:
-    from server.sandbox import SandboxKey
+    from posthog_sandbox import SandboxKey
 
     sandbox = make_sandbox(keys=[SandboxKey("phx_p1", ["batch_export:read"], scoped_teams=[1])])
     async with running_app(settings_for(sandbox.base_url, "phx_p1", tmp_path)) as app, connect(app) as client:
-        other = await client.call_tool("batch-exports-list", {"project_id": 2})
-        foreign = await client.call_tool("batch-exports-list", {"project_id": 3})
+        other = await client.call_tool("batch-export-list", {"project_id": 2})
+        foreign = await client.call_tool("batch-export-list", {"project_id": 3})
     assert other.is_error and "HTTP 403" in text(other) and "project" in text(other)
     assert foreign.is_error and "HTTP 403" in text(foreign)
 
 
 async def test_unknown_tool_names_in_allow_list_stop_start_up(make_sandbox: Any, tmp_path: Path) -> None:
-    from server.sandbox import DEFAULT_API_KEY
+    from posthog_sandbox import DEFAULT_API_KEY
 
     sandbox = make_sandbox()
     with pytest.raises(ConfigError, match="batch-export-nope"):
@@ -112,11 +122,14 @@ async def test_unknown_tool_names_in_allow_list_stop_start_up(make_sandbox: Any,
 
 
 async def test_allow_and_exclude_lists(make_sandbox: Any, tmp_path: Path) -> None:
-    from server.sandbox import DEFAULT_API_KEY
+    from posthog_sandbox import DEFAULT_API_KEY
 
     sandbox = make_sandbox()
     listed = await _listed(
-        sandbox.base_url, DEFAULT_API_KEY, tmp_path,
-        tools=("batch-exports-list", "batch-export-get", "batch-export-delete"), exclude_tools=("batch-export-delete",),
+        sandbox.base_url,
+        DEFAULT_API_KEY,
+        tmp_path,
+        tools=("batch-export-list", "batch-export-get", "batch-export-delete"),
+        exclude_tools=("batch-export-delete",),
     )
-    assert listed == {"batch-exports-list", "batch-export-get"}
+    assert listed == {"batch-export-list", "batch-export-get"}

@@ -3,7 +3,7 @@ in both sandbox generations (3 = newest, 1 = the seed docs) and both protocol er
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ LEGACY_KEY = "phx_legacy_unscoped_key"
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 def _no_secret(result: Any) -> None:
@@ -25,7 +25,7 @@ def _no_secret(result: Any) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: str, tmp_path: Path) -> None:
-    from server.sandbox import DEFAULT_API_KEY, SandboxKey
+    from posthog_sandbox import DEFAULT_API_KEY, SandboxKey
 
     # Gen-1 serves logs to no scoped key (not even `*`) and the destination tests only to `*` or
     # legacy keys, so that generation runs with a legacy unscoped key.
@@ -55,7 +55,7 @@ async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: s
         listed = {t.name for t in (await client.list_tools()).tools}
         assert "batch-export-backfill-legacy" in listed
 
-        exports = {e["name"]: e for e in (await call("batch-exports-list", limit=50))["results"]}
+        exports = {e["name"]: e for e in (await call("batch-export-list", limit=50))["results"]}
         assert {"Hourly events to S3", "Daily events to Snowflake", "Paused events to Postgres"} <= set(exports)
         failing = await call("batch-export-get", batch_export_id=exports["Daily events to Snowflake"]["id"])
         assert failing["destination"]["type"] == "Snowflake"
@@ -66,9 +66,11 @@ async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: s
         assert failed and failed[0]["latest_error"]
         oldest = min(runs, key=lambda r: r["created_at"])
         assert datetime.fromisoformat(oldest["created_at"].replace("Z", "+00:00")) < (
-            datetime.now(timezone.utc) - timedelta(days=7)
+            datetime.now(UTC) - timedelta(days=7)
         ), "the seed should hold runs older than PostHog's 7-day window"
-        assert (await call("batch-export-run-get", batch_export_id=failing["id"], run_id=oldest["id"]))["id"] == oldest["id"]
+        assert (await call("batch-export-run-get", batch_export_id=failing["id"], run_id=oldest["id"]))["id"] == oldest[
+            "id"
+        ]
 
         errors = await call("batch-export-logs", batch_export_id=failing["id"], level=["ERROR"], limit=20)
         assert errors["results"] and all(row["level"] == "ERROR" for row in errors["results"])
@@ -80,25 +82,39 @@ async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: s
         assert retried["backfill_id"].startswith(failing["id"])
         control.advance(300)
         after = (await call("batch-export-runs-list", batch_export_id=failing["id"], after="-1d"))["results"]
-        again = [r for r in after if r["data_interval_start"] == failed[0]["data_interval_start"] and r["id"] != failed[0]["id"]]
+        again = [
+            r
+            for r in after
+            if r["data_interval_start"] == failed[0]["data_interval_start"] and r["id"] != failed[0]["id"]
+        ]
         assert len(again) == 1 and again[0]["status"] in ("Completed", "Failed")
 
         hourly = exports["Hourly events to S3"]["id"]
         clock = datetime.fromisoformat(control.http.get("/_sandbox/clock").json()["now"].replace("Z", "+00:00"))
         end = clock.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-        started = await write("batch-export-backfill-create", batch_export_id=hourly,
-                              start_at=_iso(end - timedelta(hours=3)), end_at=_iso(end))
+        started = await write(
+            "batch-export-backfill-create",
+            batch_export_id=hourly,
+            start_at=_iso(end - timedelta(hours=3)),
+            end_at=_iso(end),
+        )
         assert started["backfill_id"]
         backfills = (await call("batch-export-backfills-list", batch_export_id=hourly))["results"]
         newest = max(backfills, key=lambda b: b["created_at"])
-        assert (await call("batch-export-backfill-get", batch_export_id=hourly, backfill_id=newest["id"]))["status"] in (
-            "Starting", "Running")
+        assert (await call("batch-export-backfill-get", batch_export_id=hourly, backfill_id=newest["id"]))[
+            "status"
+        ] in ("Starting", "Running")
         control.advance(60)  # the backfill's first run is now Running
-        active = [r for r in (await call("batch-export-runs-list", batch_export_id=hourly, after="-1d"))["results"]
-                  if r["status"] in ("Running", "Starting")]
+        active = [
+            r
+            for r in (await call("batch-export-runs-list", batch_export_id=hourly, after="-1d"))["results"]
+            if r["status"] in ("Running", "Starting")
+        ]
         assert active
         assert (await write("batch-export-run-cancel", batch_export_id=hourly, run_id=active[0]["id"]))["cancelled"]
-        assert (await write("batch-export-backfill-cancel", batch_export_id=hourly, backfill_id=newest["id"]))["cancelled"]
+        assert (await write("batch-export-backfill-cancel", batch_export_id=hourly, backfill_id=newest["id"]))[
+            "cancelled"
+        ]
         cancelled = await call("batch-export-backfill-get", batch_export_id=hourly, backfill_id=newest["id"])
         assert cancelled["status"] == "Cancelled"
 
@@ -106,28 +122,46 @@ async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: s
         created = await write("batch-export-create", name="Created by MCP", interval="hour", destination=destination)
         assert created["name"] == "Created by MCP" and "token" not in created["destination"].get("config", {})
         new_id = created["id"]
-        assert (await write("batch-export-update", batch_export_id=new_id, name="Renamed by MCP"))["name"] == "Renamed by MCP"
+        assert (await write("batch-export-update", batch_export_id=new_id, name="Renamed by MCP"))[
+            "name"
+        ] == "Renamed by MCP"
         assert (await write("batch-export-pause", batch_export_id=new_id))["paused"] is True
         assert (await write("batch-export-unpause", batch_export_id=new_id, backfill=True))["paused"] is False
 
-        steps = await call("batch-export-destination-test", destination="BigQuery")
+        steps = await call("batch-export-test-steps", destination="BigQuery")
         assert steps["steps"] and all("name" in s for s in steps["steps"])
         bigquery = exports["Events to BigQuery (backfilling)"]
-        step = await call("batch-export-run-test-step", batch_export_id=bigquery["id"], step=0)
+        step = await call("batch-export-test-step", batch_export_id=bigquery["id"], step=0)
         assert step["result"]["status"] in ("Passed", "Failed")
-        tried = await call("batch-export-run-test-step", batch_export_id=bigquery["id"],
-                           destination={"type": "BigQuery", "config": {"dataset_id": "other"}})
+        tried = await call(
+            "batch-export-test-step",
+            batch_export_id=bigquery["id"],
+            destination={"type": "BigQuery", "config": {"dataset_id": "other"}},
+        )
         assert tried["result"]["status"] in ("Passed", "Failed")
-        bq_new = {"type": "BigQuery", "config": {"dataset_id": "d", "project_id": "p", "private_key": f"{CANARY}-k",
-                                                 "private_key_id": "i", "token_uri": "https://t", "client_email": "e@x"}}
+        bq_new = {
+            "type": "BigQuery",
+            "config": {
+                "dataset_id": "d",
+                "project_id": "p",
+                "private_key": f"{CANARY}-k",
+                "private_key_id": "i",
+                "token_uri": "https://t",
+                "client_email": "e@x",
+            },
+        }
         if generation == 3:
             bq_new["integration_id"] = 104
-        new_step = await call("batch-export-run-test-step-new", name="probe", interval="hour", destination=bq_new)
+        new_step = await call("batch-export-test-step-new", name="probe", interval="hour", destination=bq_new)
         assert "result" in new_step
 
         if generation == 1:
-            legacy = await write("batch-export-backfill-legacy", batch_export_id=hourly,
-                                 start_at=_iso(end - timedelta(hours=2)), end_at=_iso(end))
+            legacy = await write(
+                "batch-export-backfill-legacy",
+                batch_export_id=hourly,
+                start_at=_iso(end - timedelta(hours=2)),
+                end_at=_iso(end),
+            )
             assert legacy["backfill_id"]
         else:
             seen.add("batch-export-backfill-legacy")  # the route does not exist on newer PostHog (checked below)
@@ -142,26 +176,32 @@ async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: s
 
 
 async def test_legacy_backfill_route_is_gone_on_newer_posthog(make_sandbox: Any, tmp_path: Path) -> None:
-    from server.sandbox import DEFAULT_API_KEY
+    from posthog_sandbox import DEFAULT_API_KEY
 
     sandbox = make_sandbox(generation=3)
     settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, include_deprecated=True, confirm="never")
     async with running_app(settings) as app, connect(app) as client:
-        exports = data(await client.call_tool("batch-exports-list", {"project_id": 1}))["results"]
-        result = await client.call_tool("batch-export-backfill-legacy", {
-            "project_id": 1, "batch_export_id": exports[0]["id"],
-            "start_at": "2025-01-01T00:00:00Z", "end_at": "2025-01-01T05:00:00Z"})
+        exports = data(await client.call_tool("batch-export-list", {"project_id": 1}))["results"]
+        result = await client.call_tool(
+            "batch-export-backfill-legacy",
+            {
+                "project_id": 1,
+                "batch_export_id": exports[0]["id"],
+                "start_at": "2025-01-01T00:00:00Z",
+                "end_at": "2025-01-01T05:00:00Z",
+            },
+        )
     assert result.is_error and "HTTP 404" in text(result)
 
 
 async def test_gen1_explains_what_scoped_keys_cannot_do(make_sandbox: Any, tmp_path: Path) -> None:
-    from server.sandbox import DEFAULT_API_KEY
+    from posthog_sandbox import DEFAULT_API_KEY
 
     sandbox = make_sandbox(generation=1)
     settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)
     async with running_app(settings) as app, connect(app) as client:
-        exports = data(await client.call_tool("batch-exports-list", {"project_id": 1}))["results"]
+        exports = data(await client.call_tool("batch-export-list", {"project_id": 1}))["results"]
         logs = await client.call_tool("batch-export-logs", {"project_id": 1, "batch_export_id": exports[0]["id"]})
         assert logs.is_error and "HTTP 403" in text(logs) and "legacy" in text(logs)
-        steps = await client.call_tool("batch-export-destination-test", {"project_id": 1, "destination": "AwsS3"})
+        steps = await client.call_tool("batch-export-test-steps", {"project_id": 1, "destination": "AwsS3"})
         assert steps.is_error and "INTERNAL" in text(steps)

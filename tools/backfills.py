@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from tools.exports import INTERVAL_WORDS, EXPORT_PATH, export_summary, export_version, is_newer_posthog, read_export
+from tools.exports import EXPORT_PATH, INTERVAL_WORDS, export_summary, export_version, is_newer_posthog, read_export
 from tools.models import Backfill, BackfillOrdering, BackfillPage, BackfillParams, BackfillStarted, Cancelled, Params
+from tools.spec import (
+    READ,
+    WRITE,
+    NotPossible,
+    Preview,
+    ToolSpec,
+    Upstream,
+    cursor_of,
+    newest_id,
+    path_for,
+    with_next_cursor,
+)
 from tools.times import to_instant
-from tools.spec import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream, cursor_of, newest_id, path_for, with_next_cursor
 
 BACKFILL_PATH = "batch_exports/{batch_export_id}/backfills/{backfill_id}/"
 INTERVAL_SECONDS = {"hour": 3600, "day": 86400, "week": 604800, "every 5 minutes": 300, "every 15 minutes": 900}
@@ -78,7 +89,7 @@ async def preview_backfill(upstream: Upstream, params: BackfillCreateParams) -> 
     interval = export.get("interval")
     summary = f"Backfill export {export.get('name')!r} ({interval}) from {start} to {end}"
     summary += f": {runs} run(s), one per whole interval." if runs is not None else "."
-    if to_instant(end) > datetime.now(timezone.utc):
+    if to_instant(end) > datetime.now(UTC):
         summary += " Note: end_at is later than this server's clock; PostHog refuses an end in the future."
     backfills = path_for("batch_exports/{batch_export_id}/backfills/", batch_export_id=params.batch_export_id)
     return Preview(
@@ -116,7 +127,9 @@ async def preview_backfill_cancel(upstream: Upstream, params: BackfillParams) ->
     status = backfill.get("status")
     if status not in ("Running", "Starting"):
         raise NotPossible(f"The backfill is {status}; PostHog cancels only Starting or Running backfills.")
-    summary = f"Cancel the {status} backfill {backfill.get('start_at')} - {backfill.get('end_at')} and its unfinished runs."
+    summary = (
+        f"Cancel the {status} backfill {backfill.get('start_at')} - {backfill.get('end_at')} and its unfinished runs."
+    )
     details = {k: backfill.get(k) for k in ("id", "status", "start_at", "end_at", "progress")}
     version = f"{status}@{backfill.get('last_updated_at') or ''}"
     return Preview(summary=summary, details={"backfill": details}, version=version, target_id=str(params.backfill_id))

@@ -20,7 +20,7 @@ class DestinationTestParams(Params):
     destination: DestinationType = Field(description="Destination type to describe the test steps of.")
 
 
-_STEP_HELP = "Index of the test step to run (from batch-export-destination-test)."
+_STEP_HELP = "Index of the test step to run (from batch-export-test-steps)."
 
 
 class TestStepNewParams(Params):
@@ -57,7 +57,12 @@ async def run_step_on_export(upstream: Upstream, params: TestStepParams) -> Any:
         destination["integration_id"] = stored["integration"]
     if params.destination is not None:
         destination.update(params.destination.model_dump(mode="json", exclude_none=True))
-    body = {"name": export.get("name"), "interval": export.get("interval"), "destination": destination, "step": params.step}
+    body = {
+        "name": export.get("name"),
+        "interval": export.get("interval"),
+        "destination": destination,
+        "step": params.step,
+    }
     path = path_for(EXPORT_PATH + "run_test_step/", batch_export_id=params.batch_export_id)
     return await upstream.request("POST", path, json=body)
 
@@ -75,7 +80,7 @@ _TEST_STEP = dict(
 
 TOOLS = [
     ToolSpec(
-        name="batch-export-destination-test",
+        name="batch-export-test-steps",
         title="List a destination's test steps",
         description="List the connection test steps PostHog runs for a destination type." + _GEN1_NOTE,
         method="GET",
@@ -88,9 +93,9 @@ TOOLS = [
         destructive=False,
         idempotent=True,
         open_world=True,
-        ),
+    ),
     ToolSpec(
-        name="batch-export-run-test-step",
+        name="batch-export-test-step",
         title="Test an export's destination",
         description="Run one connection test step against an existing export's stored destination." + _GEN1_NOTE,
         path=EXPORT_PATH + "run_test_step/",
@@ -99,7 +104,7 @@ TOOLS = [
         **_TEST_STEP,
     ),
     ToolSpec(
-        name="batch-export-run-test-step-new",
+        name="batch-export-test-step-new",
         title="Test a new destination",
         description="Run one connection test step for a destination before creating the export." + _GEN1_NOTE,
         path="batch_exports/run_test_step_new/",

@@ -188,9 +188,7 @@ def _masked(value: Any, marker: str) -> Any:
 
 
 def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
-    proposed = params.model_dump(
-        mode="json", exclude_none=True, exclude={"project_id", "batch_export_id"}
-    )
+    proposed = params.model_dump(mode="json", exclude_none=True, exclude={"project_id", "batch_export_id"})
     changes: dict[str, Any] = {}
     destination = proposed.pop("destination", None)
     for key, new in proposed.items():
@@ -203,7 +201,10 @@ def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
             if key in SECRET_CONFIG_KEYS:
                 changes[f"destination.config.{key}"] = "(secret, changed)"
             elif stored.get(key) != new:
-                changes[f"destination.config.{key}"] = {"from": stored.get(key), "to": _masked(new, "(secret, changed)")}
+                changes[f"destination.config.{key}"] = {
+                    "from": stored.get(key),
+                    "to": _masked(new, "(secret, changed)"),
+                }
         old_type = (current.get("destination") or {}).get("type")
         if destination.get("type") != old_type:
             changes["destination.type"] = {"from": old_type, "to": destination.get("type")}
@@ -311,7 +312,7 @@ async def delete_export(upstream: Upstream, params: ExportParams) -> dict[str, A
 
 TOOLS = [
     ToolSpec(
-        name="batch-exports-list",
+        name="batch-export-list",
         title="List batch exports",
         description="List the project's batch exports, newest first, each with its latest run statuses.",
         method="GET",

@@ -36,7 +36,9 @@ class LogsParams(Params):
 def _compact(page: Any) -> Any:
     """Rows without log_source_id: it is the export id the caller asked for, on every row."""
     if isinstance(page, dict) and isinstance(page.get("results"), list):
-        rows = [{k: v for k, v in r.items() if k != "log_source_id"} if isinstance(r, dict) else r for r in page["results"]]
+        rows = [
+            {k: v for k, v in r.items() if k != "log_source_id"} if isinstance(r, dict) else r for r in page["results"]
+        ]
         return {**page, "results": rows}
     return page
 
@@ -56,7 +58,10 @@ async def read_logs(upstream: Upstream, params: LogsParams) -> Any:
     after = to_instant(params.after) if params.after else None
     before = to_instant(params.before) if params.before else None
     if params.run_id is not None:
-        run = await read_run(upstream, RunParams(project_id=params.project_id, batch_export_id=params.batch_export_id, run_id=params.run_id))
+        run = await read_run(
+            upstream,
+            RunParams(project_id=params.project_id, batch_export_id=params.batch_export_id, run_id=params.run_id),
+        )
         started, finished = _moment(run.get("created_at")), _moment(run.get("finished_at"))
         if started is not None:
             start = started - _RUN_WINDOW_SLACK

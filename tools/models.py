@@ -52,7 +52,10 @@ _COMMON_CONFIG_KEYS = ("include_events", "exclude_events")
 _S3_FAMILY = ("bucket_name", "region", "prefix", "compression", "file_format", "max_file_size_mb")
 DESTINATION_CONFIG: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # type: (required, optional)
-    "AwsS3": (("bucket_name", "region", "prefix"), _S3_FAMILY[3:] + ("legacy_parquet_extension", "encryption", "kms_key_id")),
+    "AwsS3": (
+        ("bucket_name", "region", "prefix"),
+        _S3_FAMILY[3:] + ("legacy_parquet_extension", "encryption", "kms_key_id"),
+    ),
     "S3Compatible": (
         ("bucket_name", "region", "prefix"),
         _S3_FAMILY[3:] + ("legacy_parquet_extension", "use_virtual_style_addressing"),

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from pydantic import Field, field_validator, model_validator
 
-from tools.models import Cancelled, BackfillStarted, Params, Run, RunOrdering, RunPage, RunParams, RunStatus
+from tools.models import BackfillStarted, Cancelled, Params, Run, RunOrdering, RunPage, RunParams, RunStatus
+from tools.spec import (
+    READ,
+    WRITE,
+    NotPossible,
+    Preview,
+    ToolSpec,
+    Upstream,
+    cursor_of,
+    newest_id,
+    path_for,
+    with_next_cursor,
+)
 from tools.times import TIME_FILTER, check_filter
-from tools.spec import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream, cursor_of, newest_id, path_for, with_next_cursor
-from uuid import UUID
 
 RUNS_PATH = "batch_exports/{batch_export_id}/runs/"
 RUN_PATH = RUNS_PATH + "{run_id}/"
@@ -18,7 +29,6 @@ RUN_PATH = RUNS_PATH + "{run_id}/"
 # older than a week would be "not found" (reference 9.10). An explicit early `after`
 # lifts the window for retrieve, retry and cancel alike.
 WHOLE_HISTORY = {"after": "2000-01-01T00:00:00Z"}
-
 
 
 class RunsListParams(Params):
@@ -116,7 +126,9 @@ async def preview_cancel(upstream: Upstream, params: RunParams) -> Preview:
     if status not in ("Running", "Starting"):
         raise NotPossible(f"The run is {status}; PostHog cancels only Starting or Running runs.")
     summary = f"Cancel the {status} run for {run.get('data_interval_start')} - {run.get('data_interval_end')}."
-    return Preview(summary=summary, details={"run": _run_summary(run)}, version=_version(run), target_id=str(params.run_id))
+    return Preview(
+        summary=summary, details={"run": _run_summary(run)}, version=_version(run), target_id=str(params.run_id)
+    )
 
 
 TOOLS = [

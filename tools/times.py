@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 TIME_FILTER = r"^(-\d{1,4}[hdwmy]|\d{4}-\d\d-\d\d([T ]\d\d:\d\d[0-9:.]*(Z|[+-]\d\d:?\d\d)?)?)$"
 _RELATIVE = re.compile(r"^-(\d{1,4})([hdwmy])$")
@@ -17,11 +17,11 @@ def to_instant(value: str, now: datetime | None = None) -> datetime:
     if relative:
         hours = int(relative.group(1)) * _UNIT_HOURS[relative.group(2)]
         try:
-            return (now or datetime.now(timezone.utc)) - timedelta(hours=hours)
+            return (now or datetime.now(UTC)) - timedelta(hours=hours)
         except OverflowError:
             raise ValueError(f"{value} reaches before year 1") from None
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T", 1))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def check_filter(value: str | None) -> str | None:
@@ -30,5 +30,7 @@ def check_filter(value: str | None) -> str | None:
         try:
             to_instant(value)
         except ValueError as exc:
-            raise ValueError(f"{value!r} is not a real date or time ({exc}); use e.g. 2026-11-26T00:00:00Z or -24h") from None
+            raise ValueError(
+                f"{value!r} is not a real date or time ({exc}); use e.g. 2026-11-26T00:00:00Z or -24h"
+            ) from None
     return value

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from server.sandbox import DEFAULT_API_KEY
+from posthog_sandbox import DEFAULT_API_KEY
 from tests.support import MODES, SandboxControl
 
 

@@ -29,7 +29,9 @@ class LateAnswers:
         target = chunk.split(b" ", 2)[1].decode("latin-1")
         return any(part in target for part in self.hold_post_paths)
 
-    async def _pipe_requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, held: list[bool]) -> None:
+    async def _pipe_requests(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, held: list[bool]
+    ) -> None:
         while chunk := await reader.read(65536):
             if self._holds(chunk):
                 held[0] = True

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
-from server.sandbox import DEFAULT_API_KEY, SandboxConfig, start_sandbox
+from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig, start_sandbox
 from tests.reliability.schema_strategies import from_schema, mutated, validator
 from tests.support import MODES, SandboxControl, connect, running_app, settings_for, text
 from tools.catalog import BY_NAME, CATALOG

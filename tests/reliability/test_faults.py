@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from posthog_sandbox import DEFAULT_API_KEY
 from server.posthog import MAX_RETRY_AFTER
-from server.sandbox import DEFAULT_API_KEY
 from tests.support import SandboxControl, connect, data, running_app, settings_for, text
 
 EXPORT = "Hourly events to S3"
@@ -105,9 +105,7 @@ async def test_throttling_with_a_long_retry_after_is_reported_at_once(live: Any,
 
 async def test_slow_upstream_ends_within_the_timeout_budget(live: Any, mode: str) -> None:
     timeout = 1.0
-    result, elapsed, tries = await timed_get(
-        live, mode, {"latency_ms": 3000, "count": -1}, timeout=timeout, settle=3.5
-    )
+    result, elapsed, tries = await timed_get(live, mode, {"latency_ms": 3000, "count": -1}, timeout=timeout, settle=3.5)
     assert_clear_failure(result, "PostHog unreachable", "no answer after", "timeout each")
     # The client promises the whole call, retries included, within twice the timeout. Waiting for the
     # injected 3 s answer, or a third 1 s attempt, would take 3 s or more: 0.9 s is left for overhead.

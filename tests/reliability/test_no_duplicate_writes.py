@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from server.sandbox import DEFAULT_API_KEY
+from posthog_sandbox import DEFAULT_API_KEY
 from tests.reliability.late_answers import late_answers
 from tests.support import SandboxControl, connect, data, running_app, settings_for, text
 
@@ -92,9 +92,7 @@ CASES = {"create": create_case, "backfill": backfill_case, "retry": retry_case}
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 @pytest.mark.parametrize("case", list(CASES))
-async def test_an_ambiguous_write_is_reported_and_never_resent(
-    live: Any, mode: str, case: str, fault: str
-) -> None:
+async def test_an_ambiguous_write_is_reported_and_never_resent(live: Any, mode: str, case: str, fault: str) -> None:
     sandbox, control = live
     rule, leaves = FAULTS[fault]
     tool, arguments, post_path, count = CASES[case](control)

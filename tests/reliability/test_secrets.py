@@ -16,7 +16,7 @@ from uuid import uuid4
 import mcp.types as types
 import pytest
 
-from server.sandbox import DEFAULT_API_KEY, SandboxConfig, SandboxKey
+from posthog_sandbox import DEFAULT_API_KEY, SandboxKey
 from tests.support import SandboxControl, connect, running_app, settings_for, text
 from tools.catalog import CATALOG
 
@@ -46,8 +46,12 @@ class Transcript:
         return {"error": text(result), "_meta": result.meta}  # errors are text only
 
     def leaks(self, needles: list[str]) -> list[str]:
-        return [f"{needle!r} in {where}: ...{body[max(0, body.find(needle) - 80):body.find(needle) + 80]}..."
-                for where, body in self.parts for needle in needles if needle in body]
+        return [
+            f"{needle!r} in {where}: ...{body[max(0, body.find(needle) - 80) : body.find(needle) + 80]}..."
+            for where, body in self.parts
+            for needle in needles
+            if needle in body
+        ]
 
 
 async def call(client: Any, seen: Transcript, name: str, arguments: dict[str, Any]) -> Any:
@@ -68,16 +72,23 @@ def first(control: SandboxControl, path: str, where: Callable[[dict], bool] = la
 
 
 async def exercise_every_tool(client: Any, seen: Transcript, control: SandboxControl) -> None:
-    ids = {name: control.export_id(name) for name in (
-        "Hourly events to S3", "Daily events to Snowflake", "Paused events to Postgres", "Events to BigQuery (backfilling)")}
+    ids = {
+        name: control.export_id(name)
+        for name in (
+            "Hourly events to S3",
+            "Daily events to Snowflake",
+            "Paused events to Postgres",
+            "Events to BigQuery (backfilling)",
+        )
+    }
     s3, snowflake, postgres, bigquery = ids.values()
     failed_run = first(control, f"1/batch_exports/{snowflake}/runs/", lambda r: r["status"] == "Failed")
     backfill = first(control, f"1/batch_exports/{bigquery}/backfills/")
     p = {"project_id": 1}
 
     # reads, including errors upstream (another organization's project, an unknown id)
-    await call(client, seen, "batch-exports-list", p)
-    await call(client, seen, "batch-exports-list", {"project_id": 2})
+    await call(client, seen, "batch-export-list", p)
+    await call(client, seen, "batch-export-list", {"project_id": 2})
     for export_id in ids.values():
         await call(client, seen, "batch-export-get", {**p, "batch_export_id": export_id})
     await call(client, seen, "batch-export-get", {"project_id": 3, "batch_export_id": s3})
@@ -87,52 +98,119 @@ async def exercise_every_tool(client: Any, seen: Transcript, control: SandboxCon
     await call(client, seen, "batch-export-logs", {**p, "batch_export_id": snowflake, "level": ["ERROR"]})
     await call(client, seen, "batch-export-logs", {**p, "batch_export_id": snowflake, "run_id": failed_run["id"]})
     await call(client, seen, "batch-export-backfills-list", {**p, "batch_export_id": bigquery})
-    await call(client, seen, "batch-export-backfill-get", {**p, "batch_export_id": bigquery, "backfill_id": backfill["id"]})
+    await call(
+        client, seen, "batch-export-backfill-get", {**p, "batch_export_id": bigquery, "backfill_id": backfill["id"]}
+    )
     for destination in ("AwsS3", "Snowflake", "Postgres", "BigQuery", "HTTP"):
-        await call(client, seen, "batch-export-destination-test", {**p, "destination": destination})
+        await call(client, seen, "batch-export-test-steps", {**p, "destination": destination})
 
     # connection tests carrying secrets (unguarded writes)
     own_http = {"type": "HTTP", "config": {"url": HTTP_URL, "token": OWN_CANARY}}
-    await call(client, seen, "batch-export-run-test-step-new", {**p, "name": "t", "interval": "hour", "destination": own_http})
-    await call(client, seen, "batch-export-run-test-step", {
-        **p, "batch_export_id": postgres,
-        "destination": {"type": "Postgres", "config": {"password": OWN_CANARY, "user": OWN_CANARY}}})
+    await call(
+        client, seen, "batch-export-test-step-new", {**p, "name": "t", "interval": "hour", "destination": own_http}
+    )
+    await call(
+        client,
+        seen,
+        "batch-export-test-step",
+        {
+            **p,
+            "batch_export_id": postgres,
+            "destination": {"type": "Postgres", "config": {"password": OWN_CANARY, "user": OWN_CANARY}},
+        },
+    )
 
     # guarded writes, previewed and executed; secrets in the arguments
-    created = await through_token(client, seen, "batch-export-create", {
-        **p, "name": "Own canary export", "interval": "hour", "destination": own_http})
+    created = await through_token(
+        client,
+        seen,
+        "batch-export-create",
+        {**p, "name": "Own canary export", "interval": "hour", "destination": own_http},
+    )
     own_id = (created.get("result") or {}).get("id")
     assert own_id, f"the export with our own canary was not created: {created}"
-    await through_token(client, seen, "batch-export-update", {
-        **p, "batch_export_id": own_id, "name": "Own canary export, renamed",
-        "destination": {"type": "HTTP", "config": {"token": OWN_CANARY + "-rotated"}}})
-    await through_token(client, seen, "batch-export-update", {
-        **p, "batch_export_id": snowflake, "destination": {"type": "Snowflake", "config": {"password": OWN_CANARY}}})
+    await through_token(
+        client,
+        seen,
+        "batch-export-update",
+        {
+            **p,
+            "batch_export_id": own_id,
+            "name": "Own canary export, renamed",
+            "destination": {"type": "HTTP", "config": {"token": OWN_CANARY + "-rotated"}},
+        },
+    )
+    await through_token(
+        client,
+        seen,
+        "batch-export-update",
+        {**p, "batch_export_id": snowflake, "destination": {"type": "Snowflake", "config": {"password": OWN_CANARY}}},
+    )
     await call(client, seen, "batch-export-get", {**p, "batch_export_id": own_id})
     await through_token(client, seen, "batch-export-pause", {**p, "batch_export_id": s3})
     await through_token(client, seen, "batch-export-unpause", {**p, "batch_export_id": s3, "backfill": True})
-    await through_token(client, seen, "batch-export-run-retry", {**p, "batch_export_id": snowflake, "run_id": failed_run["id"]})
-    await through_token(client, seen, "batch-export-run-cancel", {**p, "batch_export_id": snowflake, "run_id": failed_run["id"]})
-    await through_token(client, seen, "batch-export-backfill-create", {
-        **p, "batch_export_id": s3, "start_at": "2026-11-01T00:00:00Z", "end_at": "2026-11-01T03:00:00Z"})
-    await through_token(client, seen, "batch-export-backfill-legacy", {
-        **p, "batch_export_id": s3, "start_at": "2026-11-01T00:00:00Z", "end_at": "2026-11-01T03:00:00Z"})
-    await through_token(client, seen, "batch-export-backfill-cancel", {**p, "batch_export_id": bigquery, "backfill_id": backfill["id"]})
+    await through_token(
+        client, seen, "batch-export-run-retry", {**p, "batch_export_id": snowflake, "run_id": failed_run["id"]}
+    )
+    await through_token(
+        client, seen, "batch-export-run-cancel", {**p, "batch_export_id": snowflake, "run_id": failed_run["id"]}
+    )
+    await through_token(
+        client,
+        seen,
+        "batch-export-backfill-create",
+        {**p, "batch_export_id": s3, "start_at": "2026-11-01T00:00:00Z", "end_at": "2026-11-01T03:00:00Z"},
+    )
+    await through_token(
+        client,
+        seen,
+        "batch-export-backfill-legacy",
+        {**p, "batch_export_id": s3, "start_at": "2026-11-01T00:00:00Z", "end_at": "2026-11-01T03:00:00Z"},
+    )
+    await through_token(
+        client, seen, "batch-export-backfill-cancel", {**p, "batch_export_id": bigquery, "backfill_id": backfill["id"]}
+    )
     await through_token(client, seen, "batch-export-delete", {**p, "batch_export_id": own_id})
 
     # refusals and argument errors that carry secrets
-    await call(client, seen, "batch-export-create", {**p, "name": "x", "interval": "hour", "destination": {
-        "type": "HTTP", "config": {"url": HTTP_URL, "token": OWN_CANARY, "password": OWN_CANARY}}})
-    await call(client, seen, "batch-export-create", {**p, "name": "x", "interval": "hour", "destination": {
-        "type": "Postgres", "config": {"database": "d", "password": OWN_CANARY, "user": OWN_CANARY}}})
+    await call(
+        client,
+        seen,
+        "batch-export-create",
+        {
+            **p,
+            "name": "x",
+            "interval": "hour",
+            "destination": {"type": "HTTP", "config": {"url": HTTP_URL, "token": OWN_CANARY, "password": OWN_CANARY}},
+        },
+    )
+    await call(
+        client,
+        seen,
+        "batch-export-create",
+        {
+            **p,
+            "name": "x",
+            "interval": "hour",
+            "destination": {
+                "type": "Postgres",
+                "config": {"database": "d", "password": OWN_CANARY, "user": OWN_CANARY},
+            },
+        },
+    )
     await call(client, seen, "batch-export-create", {**p, "name": "x", "interval": "monthly", "destination": own_http})
     await call(client, seen, "batch-export-pause", {**p, "batch_export_id": s3, "confirmation_token": OWN_CANARY})
-    await call(client, seen, "batch-export-create", {
-        **p, "name": "x", "interval": "hour", "destination": own_http, "confirmation_token": OWN_CANARY + ".x"})
+    await call(
+        client,
+        seen,
+        "batch-export-create",
+        {**p, "name": "x", "interval": "hour", "destination": own_http, "confirmation_token": OWN_CANARY + ".x"},
+    )
 
 
-def assert_nothing_leaked(seen: Transcript, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture,
-                          audit: Path, key: str) -> None:
+def assert_nothing_leaked(
+    seen: Transcript, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture, audit: Path, key: str
+) -> None:
     assert audit.exists() and audit.read_text().strip(), "no audit trail was written"
     for number, line in enumerate(audit.read_text().splitlines(), 1):
         seen.add(f"audit line {number}", line)
@@ -146,8 +224,11 @@ def assert_nothing_leaked(seen: Transcript, caplog: pytest.LogCaptureFixture, ca
 
 
 async def test_no_reply_log_or_audit_line_carries_a_secret(
-    make_sandbox: Callable[..., Any], mode: str, tmp_path: Path,
-    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture,
+    make_sandbox: Callable[..., Any],
+    mode: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     sandbox = make_sandbox(generation=3, throttle=False)
@@ -163,8 +244,11 @@ async def test_no_reply_log_or_audit_line_carries_a_secret(
 
 
 async def test_elicitation_questions_carry_no_secret(
-    make_sandbox: Callable[..., Any], mode: str, tmp_path: Path,
-    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture,
+    make_sandbox: Callable[..., Any],
+    mode: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture,
 ) -> None:
     """The question a person is asked (both eras) is built from live state and the arguments."""
     caplog.set_level(logging.DEBUG)
@@ -179,11 +263,24 @@ async def test_elicitation_questions_carry_no_secret(
     settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)
     async with running_app(settings) as app, connect(app, mode, elicitation_callback=decline) as client:
         own_http = {"type": "HTTP", "config": {"url": HTTP_URL, "token": OWN_CANARY}}
-        await call(client, seen, "batch-export-create", {"project_id": 1, "name": "n", "interval": "hour", "destination": own_http})
+        await call(
+            client,
+            seen,
+            "batch-export-create",
+            {"project_id": 1, "name": "n", "interval": "hour", "destination": own_http},
+        )
         for name in ("Daily events to Snowflake", "Paused events to Postgres"):
             export_id = control.export_id(name)
-            await call(client, seen, "batch-export-update", {"project_id": 1, "batch_export_id": export_id,
-                       "destination": {"type": name.split()[-1], "config": {"password": OWN_CANARY}}})
+            await call(
+                client,
+                seen,
+                "batch-export-update",
+                {
+                    "project_id": 1,
+                    "batch_export_id": export_id,
+                    "destination": {"type": name.split()[-1], "config": {"password": OWN_CANARY}},
+                },
+            )
             await call(client, seen, "batch-export-delete", {"project_id": 1, "batch_export_id": export_id})
     control.close()
     assert any(where == "elicitation" for where, _ in seen.parts), "the client was never asked"
@@ -191,14 +288,19 @@ async def test_elicitation_questions_carry_no_secret(
 
 
 async def test_a_rejected_api_key_is_never_echoed(
-    make_sandbox: Callable[..., Any], mode: str, tmp_path: Path,
-    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture,
+    make_sandbox: Callable[..., Any],
+    mode: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    sandbox = make_sandbox(generation=3, keys=[SandboxKey(DEFAULT_API_KEY, ["batch_export:read", "batch_export:write"])])
+    sandbox = make_sandbox(
+        generation=3, keys=[SandboxKey(DEFAULT_API_KEY, ["batch_export:read", "batch_export:write"])]
+    )
     seen = Transcript()
     async with running_app(settings_for(sandbox.base_url, BAD_KEY, tmp_path)) as app, connect(app, mode) as client:
-        reply = await call(client, seen, "batch-exports-list", {"project_id": 1})
+        reply = await call(client, seen, "batch-export-list", {"project_id": 1})
         await through_token(client, seen, "batch-export-pause", {"project_id": 1, "batch_export_id": str(uuid4())})
     assert "401" in json.dumps(reply), reply
     (tmp_path / "audit.jsonl").touch()

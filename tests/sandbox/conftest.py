@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from server.sandbox import DEFAULT_API_KEY, SandboxConfig, SandboxKey, start_sandbox
+from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig, SandboxKey, start_sandbox
 
-NOW = datetime(2025, 6, 15, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 6, 15, 12, 0, 0, tzinfo=UTC)
 KEYS = [
     SandboxKey(DEFAULT_API_KEY, ["batch_export:read", "batch_export:write"]),
     SandboxKey("phx_read", ["batch_export:read"]),
@@ -26,8 +26,9 @@ KEYS = [
 class Api:
     """A tiny client for one sandbox: `api.get("exports/")` → `/api/projects/1/batch_exports/`."""
 
-    def __init__(self, sandbox: Any, key: str | None = DEFAULT_API_KEY, project: int | str = 1,
-                 family: str = "projects"):
+    def __init__(
+        self, sandbox: Any, key: str | None = DEFAULT_API_KEY, project: int | str = 1, family: str = "projects"
+    ):
         self.sandbox = sandbox
         self.base_url = sandbox.base_url
         self.key = key
@@ -84,14 +85,16 @@ class Api:
         self.http.close()
 
 
-def assert_error(response: httpx.Response, status: int, type_: str, code: str, detail: str,
-                 attr: str | None = None) -> None:
+def assert_error(
+    response: httpx.Response, status: int, type_: str, code: str, detail: str, attr: str | None = None
+) -> None:
     assert response.status_code == status, response.text
     assert response.json() == {"type": type_, "code": code, "detail": detail, "attr": attr}
 
 
-def assert_validation(response: httpx.Response, detail: str, attr: str | None = None,
-                      code: str = "invalid_input") -> None:
+def assert_validation(
+    response: httpx.Response, detail: str, attr: str | None = None, code: str = "invalid_input"
+) -> None:
     assert_error(response, 400, "validation_error", code, detail, attr)
 
 
@@ -161,12 +164,22 @@ def api1(shared: Callable[[int], Any]) -> Iterator[Api]:
 def s3_body(generation: int, **overrides: Any) -> dict[str, Any]:
     """A valid create body for an S3 export in either generation."""
     if generation >= 3:
-        destination = {"type": "AwsS3", "integration": 101,
-                       "config": {"bucket_name": "b", "region": "us-east-1", "prefix": "p/"}}
+        destination = {
+            "type": "AwsS3",
+            "integration": 101,
+            "config": {"bucket_name": "b", "region": "us-east-1", "prefix": "p/"},
+        }
     else:
-        destination = {"type": "S3", "config": {"bucket_name": "b", "region": "us-east-1", "prefix": "p/",
-                                                "aws_access_key_id": "AKIA-sandbox-canary",
-                                                "aws_secret_access_key": "sandbox-canary-secret"}}
+        destination = {
+            "type": "S3",
+            "config": {
+                "bucket_name": "b",
+                "region": "us-east-1",
+                "prefix": "p/",
+                "aws_access_key_id": "AKIA-sandbox-canary",
+                "aws_secret_access_key": "sandbox-canary-secret",
+            },
+        }
     body = {"name": "New export", "interval": "hour", "destination": destination}
     body.update(overrides)
     return body

@@ -13,11 +13,14 @@ def test_no_credentials_is_401(api: Api) -> None:
     assert_error(api.get("", key=None), 401, AUTH, "not_authenticated", "Authentication credentials were not provided.")
 
 
-@pytest.mark.parametrize("where,detail", [
-    ("header", "Personal API key found in request Authorization header is invalid."),
-    ("body", "Personal API key found in request body is invalid."),
-    ("query", "Personal API key found in request query string is invalid."),
-])
+@pytest.mark.parametrize(
+    "where,detail",
+    [
+        ("header", "Personal API key found in request Authorization header is invalid."),
+        ("body", "Personal API key found in request body is invalid."),
+        ("query", "Personal API key found in request query string is invalid."),
+    ],
+)
 def test_invalid_key_names_its_source(api: Api, where: str, detail: str) -> None:
     if where == "header":
         response = api.get("", key="phx_nope")
@@ -42,18 +45,33 @@ def test_scope_rules(api: Api, gen: int) -> None:
     assert api.get("", key="phx_write").status_code == 200  # write implies read
     assert api.get("", key="phx_star").status_code == 200
     assert api.get("", key="phx_legacy").status_code == 200
-    assert_error(api.get("", key="phx_other"), 403, AUTH, "permission_denied",
-                 "API key missing required scope 'batch_export:read'")
-    assert_error(api.post("", json={}, key="phx_read"), 403, AUTH, "permission_denied",
-                 "API key missing required scope 'batch_export:write'")
+    assert_error(
+        api.get("", key="phx_other"),
+        403,
+        AUTH,
+        "permission_denied",
+        "API key missing required scope 'batch_export:read'",
+    )
+    assert_error(
+        api.post("", json={}, key="phx_read"),
+        403,
+        AUTH,
+        "permission_denied",
+        "API key missing required scope 'batch_export:write'",
+    )
 
 
 def test_internal_scope_for_tests_in_gen1_only(api: Api, gen: int) -> None:
     response = api.get("test/?destination=Snowflake", key="phx_write")
     if gen == 1:
         assert_error(response, 403, AUTH, "permission_denied", "API key missing required scope 'INTERNAL'")
-        assert_error(api.post("run_test_step_new/", json={}, key="phx_write"), 403, AUTH, "permission_denied",
-                     "API key missing required scope 'INTERNAL'")
+        assert_error(
+            api.post("run_test_step_new/", json={}, key="phx_write"),
+            403,
+            AUTH,
+            "permission_denied",
+            "API key missing required scope 'INTERNAL'",
+        )
         assert api.get("test/?destination=Snowflake", key="phx_star").status_code == 200
         assert api.get("test/?destination=Snowflake", key="phx_legacy").status_code == 200
     else:
@@ -73,8 +91,13 @@ def test_logs_scope_differs_by_generation(api: Api, gen: int) -> None:
 
 
 def test_scoped_teams(api: Api) -> None:
-    assert_error(api.get("", key="phx_team2"), 403, AUTH, "permission_denied",
-                 "API key does not have access to the requested project: ID 1.")
+    assert_error(
+        api.get("", key="phx_team2"),
+        403,
+        AUTH,
+        "permission_denied",
+        "API key does not have access to the requested project: ID 1.",
+    )
     other = Api(api.sandbox, "phx_team2", project=2)
     try:
         assert other.get("").json()["count"] == 1
@@ -83,8 +106,11 @@ def test_scoped_teams(api: Api) -> None:
 
 
 def test_projects(api: Api) -> None:
-    for project, status, detail in [(3, 403, "You don't have access to the project."),
-                                    (99, 404, "Project not found."), ("abc", 404, "Project not found.")]:
+    for project, status, detail in [
+        (3, 403, "You don't have access to the project."),
+        (99, 404, "Project not found."),
+        ("abc", 404, "Project not found."),
+    ]:
         other = Api(api.sandbox, project=project)
         try:
             response = other.get("")
@@ -97,11 +123,17 @@ def test_projects(api: Api) -> None:
 
 def test_current_project_and_route_families(api: Api) -> None:
     names = {e["name"] for e in api.get("").json()["results"]}
-    for family, project, suffix in [("projects", "@current", "/"), ("environments", 1, ""), ("environments", "@current", "/")]:
+    for family, project, suffix in [
+        ("projects", "@current", "/"),
+        ("environments", 1, ""),
+        ("environments", "@current", "/"),
+    ]:
         other = Api(api.sandbox, project=project, family=family)
         try:
-            response = other.http.get(f"{other.base_url}/api/{family}/{project}/batch_exports{suffix}",
-                                      headers={"Authorization": f"Bearer {api.key}"})
+            response = other.http.get(
+                f"{other.base_url}/api/{family}/{project}/batch_exports{suffix}",
+                headers={"Authorization": f"Bearer {api.key}"},
+            )
             assert response.status_code == 200
             assert {e["name"] for e in response.json()["results"]} == names
         finally:
@@ -118,20 +150,29 @@ def test_export_of_other_project_is_404(api: Api) -> None:
 def test_unrouted_methods_are_405(api: Api) -> None:
     export = api.export_named("Hourly events to S3")["id"]
     run = api.get(f"{export}/runs/").json()["results"][0]["id"]
-    for method, path in [("PUT", f"{export}/runs/{run}/"), ("DELETE", f"{export}/runs/{run}/"),
-                         ("PATCH", f"{export}/backfills/"), ("DELETE", ""), ("GET", f"{export}/pause/"),
-                         ("POST", f"{export}/runs/")]:
-        assert_error(api.request(method, path), 405, "invalid_request", "method_not_allowed",
-                     f'Method "{method}" not allowed.')
+    for method, path in [
+        ("PUT", f"{export}/runs/{run}/"),
+        ("DELETE", f"{export}/runs/{run}/"),
+        ("PATCH", f"{export}/backfills/"),
+        ("DELETE", ""),
+        ("GET", f"{export}/pause/"),
+        ("POST", f"{export}/runs/"),
+    ]:
+        assert_error(
+            api.request(method, path), 405, "invalid_request", "method_not_allowed", f'Method "{method}" not allowed.'
+        )
 
 
 def test_deprecated_backfill_route_only_in_gen1(api: Api, gen: int) -> None:
     export = api.export_named("Hourly events to S3")["id"]
-    response = api.post(f"{export}/backfill/", json={"start_at": "2025-06-14T00:00:00+00:00",
-                                                    "end_at": "2025-06-14T02:00:00+00:00"})
+    response = api.post(
+        f"{export}/backfill/", json={"start_at": "2025-06-14T00:00:00+00:00", "end_at": "2025-06-14T02:00:00+00:00"}
+    )
     if gen == 1:
         assert response.status_code == 200
-        assert response.json() == {"backfill_id": f"{export}-Backfill-2025-06-14T00:00:00+00:00-2025-06-14T02:00:00+00:00"}
+        assert response.json() == {
+            "backfill_id": f"{export}-Backfill-2025-06-14T00:00:00+00:00-2025-06-14T02:00:00+00:00"
+        }
     else:
         assert_error(response, 404, "invalid_request", "not_found", "Not found.")
 
@@ -161,14 +202,24 @@ def test_current_key(api: Api) -> None:
     assert api.get("/api/personal_api_keys/@current/", key="phx_team2").json()["scoped_teams"] == [2]
     # the newest PostHog needs no scope for it
     assert api.get("/api/personal_api_keys/@current/", key="phx_other").status_code == 200
-    assert_error(api.get("/api/personal_api_keys/@current/", key=None), 401, AUTH, "not_authenticated",
-                 "Authentication credentials were not provided.")
+    assert_error(
+        api.get("/api/personal_api_keys/@current/", key=None),
+        401,
+        AUTH,
+        "not_authenticated",
+        "Authentication credentials were not provided.",
+    )
 
 
 def test_current_key_scope_in_older_posthog(start) -> None:  # noqa: ANN001
     api = start(3, current_key_requires_scope=True)
-    assert_error(api.get("/api/personal_api_keys/@current/"), 403, AUTH, "permission_denied",
-                 "API key missing required scope 'personal_api_key:read'")
+    assert_error(
+        api.get("/api/personal_api_keys/@current/"),
+        403,
+        AUTH,
+        "permission_denied",
+        "API key missing required scope 'personal_api_key:read'",
+    )
     assert api.get("/api/personal_api_keys/@current/", key="phx_star").status_code == 200
     assert api.get("/api/personal_api_keys/@current/", key="phx_legacy").status_code == 200
 

@@ -25,7 +25,8 @@ def test_requests_log(api3: Api) -> None:
     requests = api3.control("GET", "requests")["requests"]
     assert [(r["method"], r["path"], r["query"], r["status"]) for r in requests] == [
         ("GET", "/api/projects/1/batch_exports/", "limit=1", 200),
-        ("POST", "/api/projects/1/batch_exports/", "", 400)]
+        ("POST", "/api/projects/1/batch_exports/", "", 400),
+    ]
     assert requests[0]["time"].endswith("Z")
     assert api3.control("DELETE", "requests") == {"requests": []}
 
@@ -38,15 +39,20 @@ def test_fault_status(api3: Api, status: int) -> None:
 
 
 def test_fault_429_retry_after_and_matching(api3: Api) -> None:
-    api3.control("POST", "faults", {"status": 429, "retry_after": "7", "method": "POST", "path_contains": "/pause",
-                                    "count": 2})
+    api3.control(
+        "POST", "faults", {"status": 429, "retry_after": "7", "method": "POST", "path_contains": "/pause", "count": 2}
+    )
     assert api3.get("").status_code == 200
     export = api3.export_named("Hourly events to S3")["id"]
     for _ in range(2):
         response = api3.post(f"{export}/pause/")
         assert response.status_code == 429 and response.headers["retry-after"] == "7"
-        assert response.json() == {"type": "throttled_error", "code": "throttled",
-                                   "detail": "Request was throttled. Expected available in 7 seconds.", "attr": None}
+        assert response.json() == {
+            "type": "throttled_error",
+            "code": "throttled",
+            "detail": "Request was throttled. Expected available in 7 seconds.",
+            "attr": None,
+        }
     assert api3.post(f"{export}/pause/").status_code == 200
     api3.control("POST", "faults", {"status": 429})
     response = api3.get("")
@@ -90,8 +96,15 @@ def test_state_and_reset(api3: Api) -> None:
     assert {"now", "generation", "exports", "runs", "backfills", "log_count", "integrations"} <= set(state)
     assert len(state["exports"]) == 5 and state["log_count"] > 0
     assert {i["id"]: i["kind"] for i in state["integrations"] if i["team_id"] == 1} == {
-        101: "aws-s3", 102: "snowflake", 103: "postgresql", 104: "google-cloud-service-account", 105: "databricks",
-        106: "azure-blob", 107: "s3-compatible", 108: "aws-redshift"}
+        101: "aws-s3",
+        102: "snowflake",
+        103: "postgresql",
+        104: "google-cloud-service-account",
+        105: "databricks",
+        106: "azure-blob",
+        107: "s3-compatible",
+        108: "aws-redshift",
+    }
     export = api3.export_named("Hourly events to S3")["id"]
     api3.delete(f"{export}/")
     assert api3.export_named("Hourly events to S3")["deleted"] is True

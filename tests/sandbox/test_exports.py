@@ -8,13 +8,47 @@ import pytest
 
 from .conftest import Api, assert_error, assert_validation, s3_body
 
-SEED_PROJECT_1 = {"Hourly events to S3", "Daily events to Snowflake", "Paused events to Postgres",
-                  "Events to BigQuery (backfilling)"}
-GEN3_KEYS = {"id", "team_id", "name", "model", "destination", "interval", "paused", "created_at", "last_updated_at",
-             "last_paused_at", "start_at", "end_at", "latest_runs", "hogql_query", "hogql_modifiers", "primary_key",
-             "version_key", "incremental_mode", "schema", "filters", "timezone", "offset_day", "offset_hour"}
-GEN1_KEYS = GEN3_KEYS - {"hogql_query", "hogql_modifiers", "primary_key", "version_key", "incremental_mode",
-                         "timezone", "offset_day", "offset_hour"}
+SEED_PROJECT_1 = {
+    "Hourly events to S3",
+    "Daily events to Snowflake",
+    "Paused events to Postgres",
+    "Events to BigQuery (backfilling)",
+}
+GEN3_KEYS = {
+    "id",
+    "team_id",
+    "name",
+    "model",
+    "destination",
+    "interval",
+    "paused",
+    "created_at",
+    "last_updated_at",
+    "last_paused_at",
+    "start_at",
+    "end_at",
+    "latest_runs",
+    "hogql_query",
+    "hogql_modifiers",
+    "primary_key",
+    "version_key",
+    "incremental_mode",
+    "schema",
+    "filters",
+    "timezone",
+    "offset_day",
+    "offset_hour",
+}
+GEN1_KEYS = GEN3_KEYS - {
+    "hogql_query",
+    "hogql_modifiers",
+    "primary_key",
+    "version_key",
+    "incremental_mode",
+    "timezone",
+    "offset_day",
+    "offset_hour",
+}
 
 
 def test_list_envelope_and_seed(api: Api, gen: int) -> None:
@@ -84,20 +118,29 @@ def test_first_error_in_field_order(api: Api, gen: int) -> None:
     body = s3_body(gen, interval="monthly")
     del body["name"]
     assert_validation(api.post("", json=body), "This field is required.", "name", "required")
-    assert_validation(api.post("", json=s3_body(gen, interval="monthly")), '"monthly" is not a valid choice.',
-                      "interval", "invalid_choice")
+    assert_validation(
+        api.post("", json=s3_body(gen, interval="monthly")),
+        '"monthly" is not a valid choice.',
+        "interval",
+        "invalid_choice",
+    )
 
 
 def test_enums(api: Api, gen: int) -> None:
-    assert_validation(api.post("", json=s3_body(gen, model="users")), '"users" is not a valid choice.', "model",
-                      "invalid_choice")
+    assert_validation(
+        api.post("", json=s3_body(gen, model="users")), '"users" is not a valid choice.', "model", "invalid_choice"
+    )
     body = s3_body(gen)
     body["destination"]["type"] = "Kafka"
     assert_validation(api.post("", json=body), '"Kafka" is not a valid choice.', "destination__type", "invalid_choice")
     body = s3_body(gen)
     body["destination"]["type"] = "S3" if gen == 3 else "AwsS3"
-    assert_validation(api.post("", json=body), f'"{body["destination"]["type"]}" is not a valid choice.',
-                      "destination__type", "invalid_choice")
+    assert_validation(
+        api.post("", json=body),
+        f'"{body["destination"]["type"]}" is not a valid choice.',
+        "destination__type",
+        "invalid_choice",
+    )
     assert api.post("", json=s3_body(gen, interval="every 5 minutes")).status_code == 201
 
 
@@ -116,12 +159,17 @@ def test_config_unknown_and_missing(api: Api, gen: int) -> None:
 def test_file_format_and_compression(api: Api, gen: int) -> None:
     body = s3_body(gen)
     body["destination"]["config"].update(file_format="CSV")
-    assert_validation(api.post("", json=body),
-                      "File format CSV is not supported. Supported file formats are ['Parquet', 'JSONLines']",
-                      "destination")
+    assert_validation(
+        api.post("", json=body),
+        "File format CSV is not supported. Supported file formats are ['Parquet', 'JSONLines']",
+        "destination",
+    )
     body["destination"]["config"].update(file_format="JSONLines", compression="zstd")
-    assert_validation(api.post("", json=body), "Compression zstd is not supported for file format JSONLines. "
-                      "Supported compressions are ['gzip', 'brotli']", "destination")
+    assert_validation(
+        api.post("", json=body),
+        "Compression zstd is not supported for file format JSONLines. Supported compressions are ['gzip', 'brotli']",
+        "destination",
+    )
     body["destination"]["config"].update(file_format="Parquet", compression="zstd")
     assert api.post("", json=body).status_code == 201
 
@@ -135,20 +183,25 @@ GEN3_VALID = {
     "S3Compatible": ({"bucket_name": "b", "region": "r", "prefix": "p"}, 107, "s3-compatible"),
     "Redshift": ({"database": "d", "host": "h.example.com"}, 108, "aws-redshift"),
 }
-GEN3_REQUIRED = {"Snowflake": "Integration is required for Snowflake batch exports",
-                 "Postgres": "Integration is required for Postgres batch exports",
-                 "BigQuery": "Integration is required for BigQuery batch exports",
-                 "Databricks": "Integration is required for Databricks batch exports",
-                 "AzureBlob": "Integration is required for Azure Blob batch exports",
-                 "S3Compatible": "Integration is required for S3Compatible batch exports",
-                 "Redshift": "Integration is required for Redshift batch exports"}
+GEN3_REQUIRED = {
+    "Snowflake": "Integration is required for Snowflake batch exports",
+    "Postgres": "Integration is required for Postgres batch exports",
+    "BigQuery": "Integration is required for BigQuery batch exports",
+    "Databricks": "Integration is required for Databricks batch exports",
+    "AzureBlob": "Integration is required for Azure Blob batch exports",
+    "S3Compatible": "Integration is required for S3Compatible batch exports",
+    "Redshift": "Integration is required for Redshift batch exports",
+}
 
 
 @pytest.mark.parametrize("type_", sorted(GEN3_VALID))
 def test_gen3_destinations(api3: Api, type_: str) -> None:
     config, integration, _ = GEN3_VALID[type_]
-    body = {"name": type_, "interval": "day", "destination": {"type": type_, "config": dict(config),
-                                                               "integration": integration}}
+    body = {
+        "name": type_,
+        "interval": "day",
+        "destination": {"type": type_, "config": dict(config), "integration": integration},
+    }
     assert api3.post("", json=body).status_code == 201
     del body["destination"]["integration"]
     assert_validation(api3.post("", json=body), GEN3_REQUIRED[type_], "destination")
@@ -156,8 +209,12 @@ def test_gen3_destinations(api3: Api, type_: str) -> None:
     response = api3.post("", json=body)
     assert response.status_code == 400 and response.json()["attr"] == "destination"
     body["destination"]["integration_id"] = 999
-    assert_validation(api3.post("", json=body), 'Invalid pk "999" - object does not exist.',
-                      "destination__integration_id", "does_not_exist")
+    assert_validation(
+        api3.post("", json=body),
+        'Invalid pk "999" - object does not exist.',
+        "destination__integration_id",
+        "does_not_exist",
+    )
     body["destination"]["integration_id"] = 201  # project 2's integration
     assert api3.post("", json=body).json()["code"] == "does_not_exist"
 
@@ -165,25 +222,49 @@ def test_gen3_destinations(api3: Api, type_: str) -> None:
 def test_gen3_specific_rules(api3: Api) -> None:
     body = s3_body(3)
     body["destination"]["integration"] = 102
-    assert_validation(api3.post("", json=body),
-                      "Integration provided is not an AWS S3 integration (got kind='snowflake')", "destination")
+    assert_validation(
+        api3.post("", json=body),
+        "Integration provided is not an AWS S3 integration (got kind='snowflake')",
+        "destination",
+    )
     body = s3_body(3)
     body["destination"]["config"]["bucket_name"] = ""
     assert_validation(api3.post("", json=body), "The following inputs are empty: ['bucket_name']", "destination")
-    http = {"name": "h", "interval": "hour",
-            "destination": {"type": "HTTP", "config": {"url": "https://example.com/", "token": "t"}}}
+    http = {
+        "name": "h",
+        "interval": "hour",
+        "destination": {"type": "HTTP", "config": {"url": "https://example.com/", "token": "t"}},
+    }
     assert_validation(api3.post("", json=http), "Invalid destination URL: https://example.com/", "destination")
     http["destination"]["config"]["url"] = "https://eu.i.posthog.com/batch/"
     assert api3.post("", json=http).status_code == 201
-    assert_validation(api3.post("", json={**http, "model": "persons"}), "HTTP batch exports only support the events model")
-    pg = {"name": "p", "interval": "hour", "destination": {"type": "Postgres", "integration": 103, "config": {
-        "database": "d", "host": "postgres://u:p@host/db"}}}
-    assert_validation(api3.post("", json=pg), "Invalid host. Enter a hostname or IP address without credentials, "
-                      "scheme, or path.", "destination")
-    rs = {"name": "r", "interval": "hour", "destination": {"type": "Redshift", "integration": 108,
-                                                             "config": {"database": "d"}}}
-    assert_validation(api3.post("", json=rs), "A 'host' is required when using an AWS Redshift integration: set it "
-                      "to the cluster or workgroup endpoint.", "destination")
+    assert_validation(
+        api3.post("", json={**http, "model": "persons"}), "HTTP batch exports only support the events model"
+    )
+    pg = {
+        "name": "p",
+        "interval": "hour",
+        "destination": {
+            "type": "Postgres",
+            "integration": 103,
+            "config": {"database": "d", "host": "postgres://u:p@host/db"},
+        },
+    }
+    assert_validation(
+        api3.post("", json=pg),
+        "Invalid host. Enter a hostname or IP address without credentials, scheme, or path.",
+        "destination",
+    )
+    rs = {
+        "name": "r",
+        "interval": "hour",
+        "destination": {"type": "Redshift", "integration": 108, "config": {"database": "d"}},
+    }
+    assert_validation(
+        api3.post("", json=rs),
+        "A 'host' is required when using an AWS Redshift integration: set it to the cluster or workgroup endpoint.",
+        "destination",
+    )
     rs["destination"]["config"].update(host="h", mode="COPY")
     assert_validation(api3.post("", json=rs), "Missing required inputs for 'COPY'", "destination")
 
@@ -194,49 +275,90 @@ def test_gen3_offsets_timezone_filters_hogql(api3: Api) -> None:
     assert export["offset_hour"] == 5 and export["offset_day"] is None and export["timezone"] == "Europe/Berlin"
     week = api3.post("", json=s3_body(3, interval="week", offset_day=3)).json()
     assert week["offset_day"] == 3 and week["offset_hour"] == 0
-    assert_validation(api3.post("", json=s3_body(3, timezone="Mars/Base")), '"Mars/Base" is not a valid choice.',
-                      "timezone", "invalid_choice")
-    assert_validation(api3.post("", json=s3_body(3, interval="day", offset_day=1)),
-                      "offset_day should not be specified for daily intervals", "offset_day")
-    assert_validation(api3.post("", json=s3_body(3, offset_day=1)),
-                      "offset_day is not applicable for non-weekly intervals", "offset_day")
-    assert_validation(api3.post("", json=s3_body(3, offset_hour=1)),
-                      "offset_hour is not applicable for non-daily/weekly intervals", "offset_hour")
-    assert_validation(api3.post("", json=s3_body(3, interval="day", offset_hour=24)),
-                      "Ensure this value is less than or equal to 23.", "offset_hour", "max_value")
-    assert_validation(api3.post("", json=s3_body(3, filters={"type": "event"})),
-                      "'filters' should be an array of filters", "filters")
-    assert_validation(api3.post("", json=s3_body(3, filters=[{"type": "cohort"}])),
-                      "Each filter must have a 'type' of one of: 'event', 'hogql', 'person'", "filters")
+    assert_validation(
+        api3.post("", json=s3_body(3, timezone="Mars/Base")),
+        '"Mars/Base" is not a valid choice.',
+        "timezone",
+        "invalid_choice",
+    )
+    assert_validation(
+        api3.post("", json=s3_body(3, interval="day", offset_day=1)),
+        "offset_day should not be specified for daily intervals",
+        "offset_day",
+    )
+    assert_validation(
+        api3.post("", json=s3_body(3, offset_day=1)),
+        "offset_day is not applicable for non-weekly intervals",
+        "offset_day",
+    )
+    assert_validation(
+        api3.post("", json=s3_body(3, offset_hour=1)),
+        "offset_hour is not applicable for non-daily/weekly intervals",
+        "offset_hour",
+    )
+    assert_validation(
+        api3.post("", json=s3_body(3, interval="day", offset_hour=24)),
+        "Ensure this value is less than or equal to 23.",
+        "offset_hour",
+        "max_value",
+    )
+    assert_validation(
+        api3.post("", json=s3_body(3, filters={"type": "event"})), "'filters' should be an array of filters", "filters"
+    )
+    assert_validation(
+        api3.post("", json=s3_body(3, filters=[{"type": "cohort"}])),
+        "Each filter must have a 'type' of one of: 'event', 'hogql', 'person'",
+        "filters",
+    )
     assert api3.post("", json=s3_body(3, filters=[{"type": "event", "key": "$browser"}])).status_code == 201
-    assert_validation(api3.post("", json=s3_body(3, hogql_query="SELECT event FROM events")),
-                      "'hogql_query' is only supported for 'hogql' not 'events' model", "hogql_query")
+    assert_validation(
+        api3.post("", json=s3_body(3, hogql_query="SELECT event FROM events")),
+        "'hogql_query' is only supported for 'hogql' not 'events' model",
+        "hogql_query",
+    )
     hogql = api3.post("", json=s3_body(3, model="hogql", hogql_query="SELECT event, uuid AS id FROM events"))
     assert hogql.status_code == 201
-    assert hogql.json()["schema"]["fields"] == [{"expression": "event", "alias": "event"},
-                                                {"expression": "uuid", "alias": "id"}]
+    assert hogql.json()["schema"]["fields"] == [
+        {"expression": "event", "alias": "event"},
+        {"expression": "uuid", "alias": "id"},
+    ]
 
 
 def test_gen1_rules(api1: Api) -> None:
-    snowflake = {"name": "s", "interval": "hour", "destination": {"type": "Snowflake", "config": {
-        "account": "a", "user": "u", "database": "d", "warehouse": "w", "schema": "s"}}}
-    assert_validation(api1.post("", json=snowflake), "Password is required if authentication type is password",
-                      "destination")
-    http = {"name": "h", "interval": "hour", "destination": {"type": "HTTP", "config": {
-        "url": "https://example.com/", "token": "t"}}}
+    snowflake = {
+        "name": "s",
+        "interval": "hour",
+        "destination": {
+            "type": "Snowflake",
+            "config": {"account": "a", "user": "u", "database": "d", "warehouse": "w", "schema": "s"},
+        },
+    }
+    assert_validation(
+        api1.post("", json=snowflake), "Password is required if authentication type is password", "destination"
+    )
+    http = {
+        "name": "h",
+        "interval": "hour",
+        "destination": {"type": "HTTP", "config": {"url": "https://example.com/", "token": "t"}},
+    }
     export = api1.post("", json=http).json()  # no URL allow-list in Gen-1
     assert "timezone" not in export and "token" not in export["destination"]["config"]
     assert api1.post("", json=s3_body(1, timezone="UTC")).json().get("timezone") is None
     schema = api1.post("", json=s3_body(1, hogql_query="SELECT event FROM events")).json()["schema"]
     assert schema["fields"] == [{"expression": "event", "alias": "event"}]
-    assert_validation(api1.post("", json=s3_body(1, hogql_query="SELECT * FROM persons")),
-                      "Query must SELECT FROM events", "hogql_query")
+    assert_validation(
+        api1.post("", json=s3_body(1, hogql_query="SELECT * FROM persons")),
+        "Query must SELECT FROM events",
+        "hogql_query",
+    )
 
 
 def test_patch_deep_merges_and_keeps_secrets(api: Api, gen: int) -> None:
     export = api.export_named("Daily events to Snowflake")
-    response = api.patch(f"{export['id']}/", json={"name": "Renamed", "destination": {
-        "type": "Snowflake", "config": {"role": "EXPORTER"}}})
+    response = api.patch(
+        f"{export['id']}/",
+        json={"name": "Renamed", "destination": {"type": "Snowflake", "config": {"role": "EXPORTER"}}},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["name"] == "Renamed" and body["destination"]["config"]["role"] == "EXPORTER"
@@ -254,18 +376,28 @@ def test_patch_type_change(api: Api, gen: int) -> None:
     body = {"destination": {"type": "HTTP", "config": {"url": "https://us.i.posthog.com/batch/", "token": "x"}}}
     response = api.patch(f"{export['id']}/", json=body)
     if gen == 3:
-        assert_validation(response, "Cannot change destination type from 'Postgres' to 'HTTP'. Delete this batch "
-                          "export and create a new one with the new destination type.", "destination")
+        assert_validation(
+            response,
+            "Cannot change destination type from 'Postgres' to 'HTTP'. Delete this batch "
+            "export and create a new one with the new destination type.",
+            "destination",
+        )
     else:
         assert response.status_code == 200 and response.json()["destination"]["type"] == "HTTP"
 
 
 def test_patch_model_change_and_unknown_keys(api3: Api) -> None:
     export = api3.export_named("Hourly events to S3")["id"]
-    assert_validation(api3.patch(f"{export}/", json={"model": "persons"}),
-                      "Changing models is not supported. Create a new batch export instead.", "model")
-    assert_validation(api3.patch(f"{export}/", json={"destination": {"type": "AwsS3", "config": {"nope": 1}}}),
-                      "Configuration has unknown field/s: 'nope'", "destination")
+    assert_validation(
+        api3.patch(f"{export}/", json={"model": "persons"}),
+        "Changing models is not supported. Create a new batch export instead.",
+        "model",
+    )
+    assert_validation(
+        api3.patch(f"{export}/", json={"destination": {"type": "AwsS3", "config": {"nope": 1}}}),
+        "Configuration has unknown field/s: 'nope'",
+        "destination",
+    )
     assert api3.patch(f"{export}/", json={"paused": True}).json()["paused"] is True
     assert api3.get(f"{export}/").json()["last_paused_at"] is None  # PATCH paused does not set it
 
@@ -308,8 +440,9 @@ def test_pause_and_unpause(api: Api) -> None:
     runs = api.get(f"{export}/runs/?after=2025-06-15T12:00:01Z").json()["results"]
     assert runs == []  # no scheduled runs while paused
     assert api.post(f"{export}/unpause/").json() == {"paused": False}
-    assert_error(api.post("00000000-0000-0000-0000-000000000000/pause/"), 404, "invalid_request", "not_found",
-                 "Not found.")
+    assert_error(
+        api.post("00000000-0000-0000-0000-000000000000/pause/"), 404, "invalid_request", "not_found", "Not found."
+    )
 
 
 def test_unpause_with_backfill(api: Api) -> None:
@@ -326,5 +459,6 @@ def test_empty_and_non_object_bodies(api: Api) -> None:
     assert_validation(api.post("", json=[1]), "Invalid data. Expected a dictionary, but got list.")
     body = s3_body(3)
     body["destination"] = "AwsS3"
-    assert_validation(api.post("", json=body), "Invalid data. Expected a dictionary, but got str.",
-                      "destination__non_field_errors")
+    assert_validation(
+        api.post("", json=body), "Invalid data. Expected a dictionary, but got str.", "destination__non_field_errors"
+    )

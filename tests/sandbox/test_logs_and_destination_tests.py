@@ -26,17 +26,22 @@ def test_logs_envelope_order_and_limit(api: Api) -> None:
     assert set(row) == {"log_source_id", "instance_id", "timestamp", "level", "message"}
     assert row["log_source_id"] == export
     # the 12:00 tick's run has just been created (Starting, no rows yet); the 11:00 one finished at 11:02
-    assert row["message"].startswith("Batch export for range 2025-06-15 10:00:00+00:00 - 2025-06-15 11:00:00+00:00 "
-                                     "finished successfully with ")
+    assert row["message"].startswith(
+        "Batch export for range 2025-06-15 10:00:00+00:00 - 2025-06-15 11:00:00+00:00 finished successfully with "
+    )
     assert row["timestamp"] == "2025-06-15T11:02:00Z"
     starting = page["results"][1]
-    assert starting["message"] == "Starting batch export for range 2025-06-15 10:00:00+00:00 - 2025-06-15 11:00:00+00:00"
+    assert (
+        starting["message"] == "Starting batch export for range 2025-06-15 10:00:00+00:00 - 2025-06-15 11:00:00+00:00"
+    )
     assert starting["timestamp"] == "2025-06-15T11:00:30Z"
     assert starting["instance_id"] == row["instance_id"] != page["results"][2]["instance_id"]
     assert len(_logs(api, export, "?limit=500")["results"]) == 500
-    for value, detail, code in [("0", "Ensure this value is greater than or equal to 1.", "min_value"),
-                                ("501", "Ensure this value is less than or equal to 500.", "max_value"),
-                                ("x", "A valid integer is required.", "invalid_input")]:
+    for value, detail, code in [
+        ("0", "Ensure this value is greater than or equal to 1.", "min_value"),
+        ("501", "Ensure this value is less than or equal to 500.", "max_value"),
+        ("x", "A valid integer is required.", "invalid_input"),
+    ]:
         assert_validation(api.get(f"{export}/logs/?limit={value}", key=LEGACY), detail, "limit", code)
 
 
@@ -55,9 +60,11 @@ def test_logs_filters(api: Api) -> None:
     assert all(r["timestamp"] > newest["timestamp"] for r in after)
     before = _logs(api, export, f"?before={newest['timestamp']}&limit=500")["results"]
     assert newest not in before and all(r["timestamp"] < newest["timestamp"] for r in before)
-    assert_validation(api.get(f"{export}/logs/?after=never", key=LEGACY),
-                      "Datetime has wrong format. Use one of these formats instead: "
-                      "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].", "after")
+    assert_validation(
+        api.get(f"{export}/logs/?after=never", key=LEGACY),
+        "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].",
+        "after",
+    )
 
 
 def test_logs_of_deleted_export_is_404(api: Api) -> None:
@@ -91,16 +98,23 @@ def test_run_test_step_new(api: Api, gen: int) -> None:
     assert step["result"] == {"status": "Passed", "message": None}
     bad = s3_body(gen)
     del bad["destination"]["config"]["bucket_name"]
-    assert_validation(api.post("run_test_step_new/", json=bad, key=key),
-                      "Configuration missing required field: 'bucket_name'", "destination")
+    assert_validation(
+        api.post("run_test_step_new/", json=bad, key=key),
+        "Configuration missing required field: 'bucket_name'",
+        "destination",
+    )
     assert api.post("run_test_step_new/", json={**s3_body(gen), "step": 9}, key=key).status_code == 500
 
 
 def test_run_test_step_uses_stored_config_and_outcome(api: Api) -> None:
     key = "phx_star"
     export = api.export_named("Daily events to Snowflake")
-    body = {"name": export["name"], "interval": "day", "step": 0,
-            "destination": {"type": "Snowflake", "config": {"database": "ANALYTICS"}}}
+    body = {
+        "name": export["name"],
+        "interval": "day",
+        "step": 0,
+        "destination": {"type": "Snowflake", "config": {"database": "ANALYTICS"}},
+    }
     response = api.post(f"{export['id']}/run_test_step/", json=body, key=key)
     assert response.status_code == 200, response.text
     result = response.json()["result"]

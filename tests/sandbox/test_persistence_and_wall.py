@@ -10,12 +10,12 @@ from pathlib import Path
 
 import httpx
 
-from server.sandbox import DEFAULT_API_KEY, SandboxConfig, SandboxKey, start_sandbox
-from server.sandbox.cli import parse_key
+from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig, SandboxKey, start_sandbox
+from posthog_sandbox.cli import parse_key
 
 from .conftest import KEYS, NOW, Api, s3_body
 
-SANDBOX = Path(__file__).resolve().parents[2] / "server" / "sandbox"
+SANDBOX = Path(__file__).resolve().parents[2] / "posthog_sandbox"
 
 
 def test_restart_with_db_path_loses_nothing(tmp_path: Path) -> None:
@@ -26,8 +26,10 @@ def test_restart_with_db_path_loses_nothing(tmp_path: Path) -> None:
         created = api.post("", json=s3_body(3, name="Survivor")).json()
         export = api.export_named("Hourly events to S3")["id"]
         api.post(f"{export}/pause/")
-        api.post(f"{export}/backfills/", json={"start_at": "2025-06-14T00:00:00+00:00",
-                                               "end_at": "2025-06-14T02:00:00+00:00"})
+        api.post(
+            f"{export}/backfills/",
+            json={"start_at": "2025-06-14T00:00:00+00:00", "end_at": "2025-06-14T02:00:00+00:00"},
+        )
         api.advance(3600)
         before = api.state()
     finally:
@@ -58,7 +60,7 @@ def test_concurrent_writers_lose_nothing(start) -> None:  # noqa: ANN001
             response = client.post(api.url(""), json=s3_body(3, name=f"Export {index}"), headers=headers)
             if response.status_code != 201:
                 errors.append(response.text)
-            patch = {"destination": {"type": "AwsS3", "config": {f"include_events": [f"event-{index}"]}}}
+            patch = {"destination": {"type": "AwsS3", "config": {"include_events": [f"event-{index}"]}}}
             # every writer patches the same export: each PATCH is atomic, the last one wins
             response = client.patch(api.url(f"{export}/"), json=patch, headers=headers)
             if response.status_code != 200:
@@ -87,15 +89,15 @@ def test_sandbox_imports_nothing_from_the_rest_of_the_project() -> None:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
-                    # relative imports must stay inside server/sandbox
+                    # relative imports must stay inside posthog_sandbox
                     depth = len(path.relative_to(SANDBOX).parts) - 1
                     if node.level > depth + 1:
-                        offenders.append(f"{path.name}: relative import beyond server/sandbox")
+                        offenders.append(f"{path.name}: relative import beyond posthog_sandbox")
                     continue
                 names = [node.module or ""]
             for name in names:
                 top = name.split(".")
-                if top[0] == "tools" or (top[0] == "server" and top[1:2] != ["sandbox"]):
+                if top[0] in ("tools", "server"):
                     offenders.append(f"{path.name}: {name}")
     assert offenders == []
 
@@ -108,8 +110,12 @@ def test_parse_key() -> None:
 
 def test_cli_prints_url_projects_and_keys() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.sandbox", "--port", "0", "--empty", "--key", "phx_ro=batch_export:read@2"],
-        cwd=SANDBOX.parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "posthog_sandbox", "--port", "0", "--empty", "--key", "phx_ro=batch_export:read@2"],
+        cwd=SANDBOX.parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = [process.stdout.readline() for _ in range(5)]  # type: ignore[union-attr]
     finally:
@@ -123,13 +129,16 @@ def test_cli_prints_url_projects_and_keys() -> None:
 
 
 def test_start_sandbox_is_silent_on_stdout(tmp_path: Path) -> None:
-    code = ("from server.sandbox import start_sandbox\n"
-            "import httpx\n"
-            "s = start_sandbox()\n"
-            "httpx.get(s.base_url + '/api/projects/1/batch_exports/')\n"
-            "httpx.get(s.base_url + '/api/projects/1/batch_exports/', headers={'Authorization': 'Bearer phx_sandbox_default_key'})\n"
-            "s.close()\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=SANDBOX.parents[1], capture_output=True, text=True,
-                            timeout=60)
+    code = (
+        "from posthog_sandbox import start_sandbox\n"
+        "import httpx\n"
+        "s = start_sandbox()\n"
+        "httpx.get(s.base_url + '/api/projects/1/batch_exports/')\n"
+        "httpx.get(s.base_url + '/api/projects/1/batch_exports/', headers={'Authorization': 'Bearer phx_sandbox_default_key'})\n"
+        "s.close()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=SANDBOX.parents[1], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""

@@ -5,9 +5,24 @@ from __future__ import annotations
 from .conftest import Api, assert_error, assert_validation
 
 HOUR = "Hourly events to S3"
-RUN_KEYS = {"id", "status", "records_completed", "records_failed", "latest_error", "data_interval_start",
-            "data_interval_end", "cursor", "created_at", "finished_at", "last_updated_at", "records_total_count",
-            "bytes_exported", "batch_export", "batch_export_on_demand", "backfill"}
+RUN_KEYS = {
+    "id",
+    "status",
+    "records_completed",
+    "records_failed",
+    "latest_error",
+    "data_interval_start",
+    "data_interval_end",
+    "cursor",
+    "created_at",
+    "finished_at",
+    "last_updated_at",
+    "records_total_count",
+    "bytes_exported",
+    "batch_export",
+    "batch_export_on_demand",
+    "backfill",
+}
 
 
 def _export(api: Api, name: str = HOUR) -> str:
@@ -60,8 +75,9 @@ def test_status_filter(api: Api, gen: int) -> None:
         assert failed and {r["status"] for r in failed} == {"Failed"}
         both = api.get(f"{export}/runs/?status=Failed&status=Completed").json()["results"]
         assert len(both) == len(everything)
-        assert_validation(api.get(f"{export}/runs/?status=Bogus"), '"Bogus" is not a valid choice.', "status",
-                          "invalid_choice")
+        assert_validation(
+            api.get(f"{export}/runs/?status=Bogus"), '"Bogus" is not a valid choice.', "status", "invalid_choice"
+        )
     else:
         assert len(failed) == len(everything)  # no status filter in Gen-1
 
@@ -102,8 +118,11 @@ def test_retry_creates_one_backfill_and_one_new_run(api: Api, gen: int) -> None:
     assert new_backfills[0]["end_at"] == run["data_interval_end"]
     api.advance(130)  # 10 s to Running + one 120 s run
     after = api.state()
-    new_runs = [r for r in after["runs"] if r["id"] not in {x["id"] for x in before["runs"]}
-                and r["batch_export"] == export and r["backfill"]]
+    new_runs = [
+        r
+        for r in after["runs"]
+        if r["id"] not in {x["id"] for x in before["runs"]} and r["batch_export"] == export and r["backfill"]
+    ]
     assert len(new_runs) == 1
     assert new_runs[0]["status"] == "Completed" and new_runs[0]["backfill"] == new_backfills[0]["id"]
     assert new_runs[0]["data_interval_start"] == run["data_interval_start"]
@@ -115,8 +134,9 @@ def test_retry_creates_one_backfill_and_one_new_run(api: Api, gen: int) -> None:
 
 def test_backfill_lifecycle_and_progress(api: Api, gen: int) -> None:
     export = _export(api)
-    response = api.post(f"{export}/backfills/", json={"start_at": "2025-06-14T00:00:00+00:00",
-                                                      "end_at": "2025-06-14T03:30:00+00:00"})
+    response = api.post(
+        f"{export}/backfills/", json={"start_at": "2025-06-14T00:00:00+00:00", "end_at": "2025-06-14T03:30:00+00:00"}
+    )
     assert response.status_code == (201 if gen == 3 else 200), response.text
     backfills = api.get(f"{export}/backfills/").json()["results"]
     backfill = backfills[0]
@@ -124,11 +144,15 @@ def test_backfill_lifecycle_and_progress(api: Api, gen: int) -> None:
         assert response.json() == {"backfill_id": backfill["id"]}
         assert "total_records_count" in backfill and "adjusted_start_at" in backfill
     else:
-        assert response.json()["backfill_id"] == (f"{export}-Backfill-2025-06-14T00:00:00+00:00-"
-                                                  "2025-06-14T03:30:00+00:00")
+        assert response.json()["backfill_id"] == (
+            f"{export}-Backfill-2025-06-14T00:00:00+00:00-2025-06-14T03:30:00+00:00"
+        )
         assert "total_records_count" not in backfill
-    assert backfill["status"] == "Starting" and backfill["progress"] == {"total_runs": 4, "finished_runs": 0,
-                                                                          "progress": 0.0}
+    assert backfill["status"] == "Starting" and backfill["progress"] == {
+        "total_runs": 4,
+        "finished_runs": 0,
+        "progress": 0.0,
+    }
     api.advance(10 + 120 + 1)
     backfill = api.get(f"{export}/backfills/{backfill['id']}/").json()
     assert backfill["status"] == "Running"
@@ -138,52 +162,84 @@ def test_backfill_lifecycle_and_progress(api: Api, gen: int) -> None:
     assert backfill["status"] == "Completed"  # three whole hours; the trailing half hour is dropped
     assert backfill["progress"] == {"total_runs": 4, "finished_runs": 4, "progress": 1.0}
     runs = [r for r in api.state()["runs"] if r["backfill"] == backfill["id"]]
-    assert sorted(r["data_interval_start"] for r in runs) == ["2025-06-14T00:00:00Z", "2025-06-14T01:00:00Z",
-                                                              "2025-06-14T02:00:00Z"]
+    assert sorted(r["data_interval_start"] for r in runs) == [
+        "2025-06-14T00:00:00Z",
+        "2025-06-14T01:00:00Z",
+        "2025-06-14T02:00:00Z",
+    ]
     if gen == 3:
         assert backfill["total_records_count"] == sum(r["records_completed"] for r in runs)
-    assert_validation(api.post(f"{export}/backfills/{backfill['id']}/cancel/"),
-                      "Cannot cancel a backfill that is in 'Completed' status")
+    assert_validation(
+        api.post(f"{export}/backfills/{backfill['id']}/cancel/"),
+        "Cannot cancel a backfill that is in 'Completed' status",
+    )
 
 
 def test_backfill_validation(api: Api, gen: int) -> None:
     export = _export(api)
     daily = _export(api, "Daily events to Snowflake")
     url = f"{export}/backfills/"
-    assert_validation(api.post(url, json={"start_at": "yesterday", "end_at": "2025-06-14T00:00:00+00:00"}),
-                      "Input yesterday is not a valid ISO formatted datetime.")
-    assert_validation(api.post(url, json={"start_at": "2025-06-13T00:00:00", "end_at": "2025-06-14T00:00:00+00:00"}),
-                      "Input 2025-06-13T00:00:00 is naive.")
-    assert_validation(api.post(url, json={"start_at": "2025-06-14T00:00:00+00:00", "end_at": "2025-06-13T00:00:00+00:00"}),
-                      "The initial backfill datetime 'start_at' must be before 'end_at'" if gen == 3 else
-                      "The initial backfill datetime 'start_at' happens after 'end_at'")
-    assert_validation(api.post(url, json={"start_at": "2025-06-14T00:00:00+00:00", "end_at": "2025-06-16T00:00:00+00:00"}),
-                      "The provided 'end_at' (2025-06-16T00:00:00+00:00) is in the future")
-    assert_error(api.post("00000000-0000-0000-0000-000000000000/backfills/", json={}), 404, "invalid_request",
-                 "not_found", "BatchExport not found.")
+    assert_validation(
+        api.post(url, json={"start_at": "yesterday", "end_at": "2025-06-14T00:00:00+00:00"}),
+        "Input yesterday is not a valid ISO formatted datetime.",
+    )
+    assert_validation(
+        api.post(url, json={"start_at": "2025-06-13T00:00:00", "end_at": "2025-06-14T00:00:00+00:00"}),
+        "Input 2025-06-13T00:00:00 is naive.",
+    )
+    assert_validation(
+        api.post(url, json={"start_at": "2025-06-14T00:00:00+00:00", "end_at": "2025-06-13T00:00:00+00:00"}),
+        "The initial backfill datetime 'start_at' must be before 'end_at'"
+        if gen == 3
+        else "The initial backfill datetime 'start_at' happens after 'end_at'",
+    )
+    assert_validation(
+        api.post(url, json={"start_at": "2025-06-14T00:00:00+00:00", "end_at": "2025-06-16T00:00:00+00:00"}),
+        "The provided 'end_at' (2025-06-16T00:00:00+00:00) is in the future",
+    )
+    assert_error(
+        api.post("00000000-0000-0000-0000-000000000000/backfills/", json={}),
+        404,
+        "invalid_request",
+        "not_found",
+        "BatchExport not found.",
+    )
     if gen == 3:
-        assert_validation(api.post(url, json={"end_at": "2025-06-14T00:00:00+00:00"}),
-                          "Backfilling from the beginning of time is not enabled for this team.")
-        assert_validation(api.post(f"{daily}/backfills/", json={"start_at": "2025-06-10T00:00:00+00:00",
-                                                                "end_at": "2025-06-12"}),
-                          "Input '2025-06-10T00:00:00+00:00' is not a valid ISO formatted date. Daily or weekly "
-                          "batch export backfills expect only the date component, but a time was included.")
-        assert_validation(api.post(f"{daily}/backfills/", json={"start_at": "June", "end_at": "2025-06-12"}),
-                          "Input 'June' is not a valid ISO formatted date.")
+        assert_validation(
+            api.post(url, json={"end_at": "2025-06-14T00:00:00+00:00"}),
+            "Backfilling from the beginning of time is not enabled for this team.",
+        )
+        assert_validation(
+            api.post(f"{daily}/backfills/", json={"start_at": "2025-06-10T00:00:00+00:00", "end_at": "2025-06-12"}),
+            "Input '2025-06-10T00:00:00+00:00' is not a valid ISO formatted date. Daily or weekly "
+            "batch export backfills expect only the date component, but a time was included.",
+        )
+        assert_validation(
+            api.post(f"{daily}/backfills/", json={"start_at": "June", "end_at": "2025-06-12"}),
+            "Input 'June' is not a valid ISO formatted date.",
+        )
         response = api.post(f"{daily}/backfills/", json={"start_at": "2025-06-10", "end_at": "2025-06-12"})
         assert response.status_code == 201
-        weekly = api.post("", json={"name": "w", "interval": "week", "offset_day": 1, "destination": {
-            "type": "NoOp", "config": {}}}).json()["id"]
-        assert_validation(api.post(f"{weekly}/backfills/", json={"start_at": "2025-06-03", "end_at": "2025-06-10"}),
-                          "Input 2025-06-03 is not on the correct day of the week for this batch export. 2025-06-03 "
-                          "is a Tuesday but this batch export is configured to run weekly on Monday.")
-        assert api.post(f"{weekly}/backfills/", json={"start_at": "2025-06-02", "end_at": "2025-06-09"}).status_code == 201
+        weekly = api.post(
+            "", json={"name": "w", "interval": "week", "offset_day": 1, "destination": {"type": "NoOp", "config": {}}}
+        ).json()["id"]
+        assert_validation(
+            api.post(f"{weekly}/backfills/", json={"start_at": "2025-06-03", "end_at": "2025-06-10"}),
+            "Input 2025-06-03 is not on the correct day of the week for this batch export. 2025-06-03 "
+            "is a Tuesday but this batch export is configured to run weekly on Monday.",
+        )
+        assert (
+            api.post(f"{weekly}/backfills/", json={"start_at": "2025-06-02", "end_at": "2025-06-09"}).status_code == 201
+        )
     else:
-        response = api.post(f"{daily}/backfills/", json={"start_at": "2025-06-10T00:00:00+00:00",
-                                                         "end_at": "2025-06-12T00:00:00+00:00"})
+        response = api.post(
+            f"{daily}/backfills/", json={"start_at": "2025-06-10T00:00:00+00:00", "end_at": "2025-06-12T00:00:00+00:00"}
+        )
         assert response.status_code == 200
-        assert_validation(api.post(f"{daily}/backfills/", json={"start_at": "2025-06-10", "end_at": "2025-06-12"}),
-                          "Input 2025-06-10 is naive.")
+        assert_validation(
+            api.post(f"{daily}/backfills/", json={"start_at": "2025-06-10", "end_at": "2025-06-12"}),
+            "Input 2025-06-10 is naive.",
+        )
 
 
 def test_concurrent_backfill_cap(start) -> None:  # noqa: ANN001
@@ -191,9 +247,14 @@ def test_concurrent_backfill_cap(start) -> None:  # noqa: ANN001
     export = _export(api)
     body = {"start_at": "2025-06-14T00:00:00+00:00", "end_at": "2025-06-14T05:00:00+00:00"}
     assert api.post(f"{export}/backfills/", json=body).status_code == 201
-    assert_error(api.post(f"{export}/backfills/", json=body), 429, "server_error", "too_many_concurrent_backfills",
-                 "This team already has 2 batch export backfills running. Wait for some to finish or cancel them "
-                 "before creating more.")
+    assert_error(
+        api.post(f"{export}/backfills/", json=body),
+        429,
+        "server_error",
+        "too_many_concurrent_backfills",
+        "This team already has 2 batch export backfills running. Wait for some to finish or cancel them "
+        "before creating more.",
+    )
     # another project is not affected
     other = api.export_named("Project 2 events to HTTP")["id"]
     two = type(api)(api.sandbox, project=2)
@@ -220,8 +281,10 @@ def test_cancel_backfill_cancels_its_runs(api: Api, gen: int) -> None:
     assert run["status"] == ("Cancelled" if gen == 3 else "Running")
     api.advance(3600)
     assert len([r for r in api.state()["runs"] if r["backfill"] == backfill["id"]]) == 15
-    assert_validation(api.post(f"{export}/backfills/{backfill['id']}/cancel/"),
-                      "Cannot cancel a backfill that is in 'Cancelled' status")
+    assert_validation(
+        api.post(f"{export}/backfills/{backfill['id']}/cancel/"),
+        "Cannot cancel a backfill that is in 'Cancelled' status",
+    )
     assert_error(api.get(f"{export}/backfills/not-a-uuid/"), 404, "invalid_request", "not_found", "Not found.")
 
 
@@ -233,9 +296,13 @@ def test_cancel_run(api: Api) -> None:
     assert api.post(f"{export}/runs/{run['id']}/cancel/").json() == {"cancelled": True}
     cancelled = api.get(f"{export}/runs/{run['id']}/").json()
     assert cancelled["status"] == "Cancelled" and cancelled["finished_at"] is None
-    assert_validation(api.post(f"{export}/runs/{run['id']}/cancel/"), "Cannot cancel a run that is in 'Cancelled' status")
+    assert_validation(
+        api.post(f"{export}/runs/{run['id']}/cancel/"), "Cannot cancel a run that is in 'Cancelled' status"
+    )
     done = [r for r in api.get(f"{export}/runs/").json()["results"] if r["status"] == "Completed"][0]
-    assert_validation(api.post(f"{export}/runs/{done['id']}/cancel/"), "Cannot cancel a run that is in 'Completed' status")
+    assert_validation(
+        api.post(f"{export}/runs/{done['id']}/cancel/"), "Cannot cancel a run that is in 'Completed' status"
+    )
 
 
 def test_scheduled_runs_follow_the_clock(api: Api) -> None:

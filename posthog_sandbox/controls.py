@@ -4,8 +4,9 @@ state, throttle and reset. JSON in, JSON out; errors use the same envelope as th
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,7 +32,9 @@ def _json_route(path: str, methods: list[str]) -> Callable:
                 return JSONResponse(exc.body(), exc.status)
             status, payload = result if isinstance(result, tuple) else (200, result)
             return JSONResponse(payload, status)
+
         return Route(path, endpoint, methods=methods, name=fn.__name__)
+
     return wrap
 
 
@@ -112,15 +115,19 @@ def control_routes() -> list[Route]:
             out_exports = []
             for e in exports:
                 item = _plain(e)
-                item.update(deleted=bool(e.get("deleted")), outcome=e["_outcome"],
-                            interval_offset=e.get("interval_offset"))
+                item.update(
+                    deleted=bool(e.get("deleted")), outcome=e["_outcome"], interval_offset=e.get("interval_offset")
+                )
                 out_exports.append(item)
             return {
-                "now": drf(now), "generation": sb.generation,
+                "now": drf(now),
+                "generation": sb.generation,
                 "exports": out_exports,
                 "runs": [serializers.run(r) for r in store.list_runs()],
-                "backfills": [serializers.backfill(b, 3, simulation.progress(store, b, by_id.get(b["batch_export"]), now))
-                              for b in store.list_backfills()],
+                "backfills": [
+                    serializers.backfill(b, 3, simulation.progress(store, b, by_id.get(b["batch_export"]), now))
+                    for b in store.list_backfills()
+                ],
                 "log_count": store.count_logs(),
                 "integrations": store.list_integrations(),
             }

@@ -18,8 +18,18 @@ from .timeutil import drf, parse_drf_datetime, relative_date_parse, to_db
 from .validation import ValidationContext, parse_backfill_bounds, parse_unpause_backfill, validate_export
 
 Result = tuple[int, Any]
-RUN_STATUSES = ["Cancelled", "Completed", "ContinuedAsNew", "Failed", "FailedRetryable", "FailedBilling",
-                "Terminated", "TimedOut", "Running", "Starting"]
+RUN_STATUSES = [
+    "Cancelled",
+    "Completed",
+    "ContinuedAsNew",
+    "Failed",
+    "FailedRetryable",
+    "FailedBilling",
+    "Terminated",
+    "TimedOut",
+    "Running",
+    "Starting",
+]
 
 
 @dataclass
@@ -45,6 +55,7 @@ class Ctx:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
 
 def _uuid(value: str) -> str | None:
     try:
@@ -73,15 +84,29 @@ def make_export(sb: Sandbox, team_id: int, fields: dict[str, Any], now: datetime
         config["legacy_parquet_extension"] = False
     destination["config"] = config
     export = {
-        "id": str(uuid.uuid4()), "team_id": team_id, "name": fields["name"],
-        "model": fields.get("model", "events"), "destination": destination, "interval": fields["interval"],
-        "paused": fields.get("paused", False), "deleted": False, "created_at": now, "last_updated_at": now,
-        "last_paused_at": fields.get("last_paused_at"), "start_at": fields.get("start_at"),
-        "end_at": fields.get("end_at"), "hogql_query": fields.get("hogql_query"), "schema": fields.get("schema"),
-        "filters": fields.get("filters"), "timezone": fields.get("timezone") or "UTC",
-        "interval_offset": fields.get("interval_offset"), "hogql_modifiers": fields.get("hogql_modifiers"),
-        "primary_key": fields.get("primary_key"), "version_key": fields.get("version_key"),
-        "incremental_mode": fields.get("incremental_mode") or "APPEND", "_outcome": simulation.default_outcome(),
+        "id": str(uuid.uuid4()),
+        "team_id": team_id,
+        "name": fields["name"],
+        "model": fields.get("model", "events"),
+        "destination": destination,
+        "interval": fields["interval"],
+        "paused": fields.get("paused", False),
+        "deleted": False,
+        "created_at": now,
+        "last_updated_at": now,
+        "last_paused_at": fields.get("last_paused_at"),
+        "start_at": fields.get("start_at"),
+        "end_at": fields.get("end_at"),
+        "hogql_query": fields.get("hogql_query"),
+        "schema": fields.get("schema"),
+        "filters": fields.get("filters"),
+        "timezone": fields.get("timezone") or "UTC",
+        "interval_offset": fields.get("interval_offset"),
+        "hogql_modifiers": fields.get("hogql_modifiers"),
+        "primary_key": fields.get("primary_key"),
+        "version_key": fields.get("version_key"),
+        "incremental_mode": fields.get("incremental_mode") or "APPEND",
+        "_outcome": simulation.default_outcome(),
     }
     export["next_tick"] = simulation.next_tick_after(export, now)
     sb.store.put_export(export)
@@ -89,6 +114,7 @@ def make_export(sb: Sandbox, team_id: int, fields: dict[str, Any], now: datetime
 
 
 # ---------------------------------------------------------------------------------------------- exports
+
 
 def list_exports(ctx: Ctx) -> Result:
     exports = ctx.store.list_exports(team_id=ctx.project)
@@ -112,13 +138,16 @@ def update_export(ctx: Ctx, id: str, partial: bool = False) -> Result:
     export = get_export(ctx, id)
     fields = validate_export(ctx.validation_context(export, partial=partial), ctx.body)
     reschedule = any(k in fields for k in ("interval", "interval_offset", "timezone")) or (
-        export["paused"] and fields.get("paused") is False)
+        export["paused"] and fields.get("paused") is False
+    )
     if "destination" in fields:
         new = fields.pop("destination")
         stored = export["destination"]
         config = d.deep_merge(stored["config"], new["config"]) if new["type"] == stored["type"] else new["config"]
         sent = ctx.body["destination"]
-        integration = new["integration"] if ("integration" in sent or "integration_id" in sent) else stored.get("integration")
+        integration = (
+            new["integration"] if ("integration" in sent or "integration_id" in sent) else stored.get("integration")
+        )
         export["destination"] = {"type": new["type"], "config": config, "integration": integration}
     export.update(fields)
     export["last_updated_at"] = ctx.now
@@ -166,6 +195,7 @@ def unpause_export(ctx: Ctx, id: str) -> Result:
 
 # ---------------------------------------------------------------------------------------------- logs
 
+
 def export_logs(ctx: Ctx, id: str) -> Result:
     export = get_export(ctx, id)
     limit_raw = ctx.query.get("limit")
@@ -185,8 +215,12 @@ def export_logs(ctx: Ctx, id: str) -> Result:
             try:
                 bounds[name] = parse_drf_datetime(ctx.query[name])
             except ValueError:
-                raise validation("Datetime has wrong format. Use one of these formats instead: "
-                                 "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].", name, "invalid") from None
+                raise validation(
+                    "Datetime has wrong format. Use one of these formats instead: "
+                    "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].",
+                    name,
+                    "invalid",
+                ) from None
     levels = {part.strip().upper() for value in ctx.query.getlist("level") for part in value.split(",") if part.strip()}
     search = (ctx.query.get("search") or "").lower()
     instance_id = ctx.query.get("instance_id")
@@ -213,6 +247,7 @@ def run_logs(ctx: Ctx, batch_export_id: str, id: str) -> Result:
 
 
 # ---------------------------------------------------------------------------------------------- tests
+
 
 def _test_steps(ctx: Ctx, type_: str) -> list[tuple[str, str]] | None:
     if ctx.gen >= 3 and type_ == "S3" or ctx.gen < 3 and type_ in ("AwsS3", "S3Compatible"):
@@ -255,13 +290,20 @@ def run_test_step_new(ctx: Ctx) -> Result:
 def run_test_step(ctx: Ctx, id: str) -> Result:
     export = get_export(ctx, id)
     body = ctx.body
-    if isinstance(body, dict) and isinstance(body.get("destination"), dict) \
-            and isinstance(body["destination"].get("config"), dict):
+    if (
+        isinstance(body, dict)
+        and isinstance(body.get("destination"), dict)
+        and isinstance(body["destination"].get("config"), dict)
+    ):
         destination = dict(body["destination"])
         stored = export["destination"]
         known = d.fields_for(ctx.gen, stored["type"]) or {}
         # stored values fill in what the body leaves out (legacy keys the type no longer accepts are skipped)
-        base = {k: v for k, v in stored["config"].items() if k in known} if destination.get("type") == stored["type"] else {}
+        base = (
+            {k: v for k, v in stored["config"].items() if k in known}
+            if destination.get("type") == stored["type"]
+            else {}
+        )
         destination["config"] = {**base, **destination["config"]}
         if "integration" not in destination and "integration_id" not in destination:
             destination["integration"] = export["destination"].get("integration")
@@ -270,6 +312,7 @@ def run_test_step(ctx: Ctx, id: str) -> Result:
 
 
 # ---------------------------------------------------------------------------------------------- backfills
+
 
 def _start_backfill(ctx: Ctx, export_id: str) -> tuple[dict[str, Any], datetime | None, datetime | None]:
     export = get_export(ctx, export_id, include_deleted=True, detail="BatchExport not found.")
@@ -280,9 +323,13 @@ def _start_backfill(ctx: Ctx, export_id: str) -> tuple[dict[str, Any], datetime 
         running = ctx.store.list_backfills(team_id=ctx.project, active_only=True)
         cap = ctx.sb.config.max_concurrent_backfills
         if len(running) >= cap:
-            raise ApiError(429, "server_error", "too_many_concurrent_backfills",
-                           f"This team already has {len(running)} batch export backfills running. Wait for some "
-                           "to finish or cancel them before creating more.")
+            raise ApiError(
+                429,
+                "server_error",
+                "too_many_concurrent_backfills",
+                f"This team already has {len(running)} batch export backfills running. Wait for some "
+                "to finish or cancel them before creating more.",
+            )
     start, end = parse_backfill_bounds(body, export, ctx.gen, ctx.now, ctx.sb.earliest_data)
     return export, start, end
 
@@ -347,6 +394,7 @@ def cancel_backfill(ctx: Ctx, batch_export_id: str, id: str) -> Result:
 
 # ---------------------------------------------------------------------------------------------- runs
 
+
 def _runs_in_window(ctx: Ctx, export: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     """The runs queryset with the ordering-dependent window and the status filter (reference 9.10)."""
     ordering = ctx.query.get("ordering") or "-created_at"
@@ -361,8 +409,13 @@ def _runs_in_window(ctx: Ctx, export: dict[str, Any]) -> tuple[list[dict[str, An
     else:
         start = relative_date_parse(q.get("start") or "-7d", ctx.now)
         end = relative_date_parse(q["end"], ctx.now) if q.get("end") else ctx.now
-        runs = [r for r in runs if r["data_interval_start"] is not None and r["data_interval_start"] >= start
-                and r["data_interval_end"] <= end]
+        runs = [
+            r
+            for r in runs
+            if r["data_interval_start"] is not None
+            and r["data_interval_start"] >= start
+            and r["data_interval_end"] <= end
+        ]
     if ctx.gen >= 3:
         statuses = q.getlist("status")
         for status in statuses:
@@ -417,13 +470,19 @@ def cancel_run(ctx: Ctx, batch_export_id: str, id: str) -> Result:
 
 # ---------------------------------------------------------------------------------------------- keys
 
+
 def current_key(ctx: Ctx) -> Result:
     value = ctx.key.value
     return 200, {
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox-key:{value}")), "label": "Sandbox key", "value": None,
-        "mask_value": f"{value[:4]}...{value[-4:]}", "created_at": "2024-01-01T00:00:00Z",
-        "last_used_at": drf(ctx.now), "user_id": USER_ID,
-        "scopes": list(ctx.key.scopes) or ["*"], "scoped_teams": list(ctx.key.scoped_teams),
-        "scoped_organizations": [], "last_rolled_at": None
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox-key:{value}")),
+        "label": "Sandbox key",
+        "value": None,
+        "mask_value": f"{value[:4]}...{value[-4:]}",
+        "created_at": "2024-01-01T00:00:00Z",
+        "last_used_at": drf(ctx.now),
+        "user_id": USER_ID,
+        "scopes": list(ctx.key.scopes) or ["*"],
+        "scoped_teams": list(ctx.key.scoped_teams),
+        "scoped_organizations": [],
+        "last_rolled_at": None,
     }
-

@@ -8,8 +8,17 @@ from typing import Any
 class ApiError(Exception):
     """An error answered with the envelope (or an empty body when `empty`)."""
 
-    def __init__(self, status: int, type_: str, code: str, detail: str, attr: str | None = None,
-                 *, empty: bool = False, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        code: str,
+        detail: str,
+        attr: str | None = None,
+        *,
+        empty: bool = False,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(detail)
         self.status = status
         self.type = type_

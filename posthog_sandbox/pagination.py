@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .errors import not_found
@@ -40,7 +41,7 @@ def limit_offset(items: list[Any], url: str, query: dict[str, str], default_limi
         previous = replace_query(url, limit=limit, offset=None)
     else:
         previous = replace_query(url, limit=limit, offset=offset - limit)
-    return {"count": count, "next": next_url, "previous": previous, "results": items[offset: offset + limit]}
+    return {"count": count, "next": next_url, "previous": previous, "results": items[offset : offset + limit]}
 
 
 def _encode(position: list[Any], reverse: bool) -> str:
@@ -55,8 +56,9 @@ def _decode(cursor: str) -> tuple[list[Any], bool]:
         raise not_found("Invalid cursor") from None
 
 
-def cursor_page(items: list[Any], key: Callable[[Any], list[Any]], url: str, cursor: str | None,
-                page_size: int) -> dict[str, Any]:
+def cursor_page(
+    items: list[Any], key: Callable[[Any], list[Any]], url: str, cursor: str | None, page_size: int
+) -> dict[str, Any]:
     """`items` are already in display order; `key` gives each item's position (sort key + id), unique.
 
     A forward cursor returns the items after its position; a reverse one the page before it.
@@ -93,8 +95,9 @@ def _after(key: list[Any], position: list[Any], keys: list[list[Any]]) -> bool:
     return key < position if descending else key > position
 
 
-def _envelope(items: list[Any], keys: list[list[Any]], page: list[Any], start: int, end: int,
-              url: str) -> dict[str, Any]:
+def _envelope(
+    items: list[Any], keys: list[list[Any]], page: list[Any], start: int, end: int, url: str
+) -> dict[str, Any]:
     next_url = replace_query(url, cursor=_encode(keys[end - 1], False)) if end < len(items) and page else None
     previous = replace_query(url, cursor=_encode(keys[start], True)) if start > 0 and page else None
     return {"next": next_url, "previous": previous, "results": page}

@@ -7,8 +7,8 @@ Scopes: `read`/`write` mean `batch_export:read`/`batch_export:write`; `INTERNAL`
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import handlers as h
 
@@ -34,26 +34,36 @@ _ID = r"(?P<id>[^/]+)"
 _EID = r"(?P<batch_export_id>[^/]+)"
 
 # Order matters: list-level actions (`test`, `run_test_step_new`) come before the `{id}` detail routes.
-BATCH_EXPORT_ROUTES: list[tuple[re.Pattern[str], dict[str, Action]]] = [(re.compile(p + "$"), m) for p, m in [
-    ("", {"GET": _same(h.list_exports, READ), "POST": _same(h.create_export, WRITE)}),
-    ("/test", {"GET": Action(h.destination_test, READ, INTERNAL)}),
-    ("/run_test_step_new", {"POST": Action(h.run_test_step_new, WRITE, INTERNAL)}),
-    (f"/{_ID}", {"GET": _same(h.retrieve_export, READ), "PUT": _same(h.update_export, WRITE),
-                 "PATCH": _same(h.partial_update_export, WRITE), "DELETE": _same(h.destroy_export, WRITE)}),
-    (f"/{_ID}/pause", {"POST": _same(h.pause_export, WRITE)}),
-    (f"/{_ID}/unpause", {"POST": _same(h.unpause_export, WRITE)}),
-    (f"/{_ID}/backfill", {"POST": Action(h.deprecated_backfill, WRITE, WRITE, generations=(1,))}),
-    (f"/{_ID}/logs", {"GET": Action(h.export_logs, READ, None)}),
-    (f"/{_ID}/run_test_step", {"POST": Action(h.run_test_step, WRITE, INTERNAL)}),
-    (f"/{_EID}/runs", {"GET": _same(h.list_runs, READ)}),
-    (f"/{_EID}/runs/{_ID}", {"GET": _same(h.retrieve_run, READ)}),
-    (f"/{_EID}/runs/{_ID}/retry", {"POST": _same(h.retry_run, WRITE)}),
-    (f"/{_EID}/runs/{_ID}/cancel", {"POST": _same(h.cancel_run, WRITE)}),
-    (f"/{_EID}/runs/{_ID}/logs", {"GET": Action(h.run_logs, READ, None)}),
-    (f"/{_EID}/backfills", {"GET": _same(h.list_backfills, READ), "POST": _same(h.create_backfill, WRITE)}),
-    (f"/{_EID}/backfills/{_ID}", {"GET": _same(h.retrieve_backfill, READ)}),
-    (f"/{_EID}/backfills/{_ID}/cancel", {"POST": _same(h.cancel_backfill, WRITE)}),
-]]
+BATCH_EXPORT_ROUTES: list[tuple[re.Pattern[str], dict[str, Action]]] = [
+    (re.compile(p + "$"), m)
+    for p, m in [
+        ("", {"GET": _same(h.list_exports, READ), "POST": _same(h.create_export, WRITE)}),
+        ("/test", {"GET": Action(h.destination_test, READ, INTERNAL)}),
+        ("/run_test_step_new", {"POST": Action(h.run_test_step_new, WRITE, INTERNAL)}),
+        (
+            f"/{_ID}",
+            {
+                "GET": _same(h.retrieve_export, READ),
+                "PUT": _same(h.update_export, WRITE),
+                "PATCH": _same(h.partial_update_export, WRITE),
+                "DELETE": _same(h.destroy_export, WRITE),
+            },
+        ),
+        (f"/{_ID}/pause", {"POST": _same(h.pause_export, WRITE)}),
+        (f"/{_ID}/unpause", {"POST": _same(h.unpause_export, WRITE)}),
+        (f"/{_ID}/backfill", {"POST": Action(h.deprecated_backfill, WRITE, WRITE, generations=(1,))}),
+        (f"/{_ID}/logs", {"GET": Action(h.export_logs, READ, None)}),
+        (f"/{_ID}/run_test_step", {"POST": Action(h.run_test_step, WRITE, INTERNAL)}),
+        (f"/{_EID}/runs", {"GET": _same(h.list_runs, READ)}),
+        (f"/{_EID}/runs/{_ID}", {"GET": _same(h.retrieve_run, READ)}),
+        (f"/{_EID}/runs/{_ID}/retry", {"POST": _same(h.retry_run, WRITE)}),
+        (f"/{_EID}/runs/{_ID}/cancel", {"POST": _same(h.cancel_run, WRITE)}),
+        (f"/{_EID}/runs/{_ID}/logs", {"GET": Action(h.run_logs, READ, None)}),
+        (f"/{_EID}/backfills", {"GET": _same(h.list_backfills, READ), "POST": _same(h.create_backfill, WRITE)}),
+        (f"/{_EID}/backfills/{_ID}", {"GET": _same(h.retrieve_backfill, READ)}),
+        (f"/{_EID}/backfills/{_ID}/cancel", {"POST": _same(h.cancel_backfill, WRITE)}),
+    ]
+]
 
 PROJECT_PREFIX = re.compile(r"^/api/(?:projects|environments)/(?P<project>[^/]+)/batch_exports(?P<rest>(?:/[^/]+)*)/?$")
 CURRENT_KEY = re.compile(r"^/api/personal_api_keys/(?P<key_id>[^/]+)/?$")

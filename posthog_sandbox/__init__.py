@@ -4,8 +4,8 @@ It imports nothing from `tools/` or the rest of `server/`: a mistake in our clie
 mirrored on both sides of the wire.
 """
 
-from .config import DEFAULT_API_KEY, SandboxConfig, SandboxKey
 from .app import create_app
+from .config import DEFAULT_API_KEY, SandboxConfig, SandboxKey
 from .server import RunningSandbox, start_sandbox
 
 __all__ = [

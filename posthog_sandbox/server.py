@@ -17,16 +17,26 @@ _LOG_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
-    "loggers": {name: {"handlers": ["stderr"], "level": "WARNING", "propagate": False}
-                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+    "loggers": {
+        name: {"handlers": ["stderr"], "level": "WARNING", "propagate": False}
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+    },
 }
 
 
 class RunningSandbox:
     """A sandbox served in a background thread. Use as a context manager or call `close()`."""
 
-    def __init__(self, config: SandboxConfig, host: str, port: int, server: uvicorn.Server,
-                 thread: threading.Thread, sock: socket.socket, app: Any):
+    def __init__(
+        self,
+        config: SandboxConfig,
+        host: str,
+        port: int,
+        server: uvicorn.Server,
+        thread: threading.Thread,
+        sock: socket.socket,
+        app: Any,
+    ):
         self.config = config
         self.host = host
         self.port = port
@@ -48,15 +58,16 @@ class RunningSandbox:
             pass
         self.app.state.sandbox.close()
 
-    def __enter__(self) -> "RunningSandbox":
+    def __enter__(self) -> RunningSandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def start_sandbox(config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0,
-                  timeout: float = 10.0) -> RunningSandbox:
+def start_sandbox(
+    config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0
+) -> RunningSandbox:
     """Start serving and return once the sandbox accepts connections (or raise after `timeout`)."""
     config = config or SandboxConfig()
     app = create_app(config)
@@ -68,11 +79,19 @@ def start_sandbox(config: SandboxConfig | None = None, host: str = "127.0.0.1", 
     sock.listen(128)
     sock.set_inheritable(True)
     actual_port = sock.getsockname()[1]
-    uv_config = uvicorn.Config(app, log_level="warning", access_log=False, log_config=_LOG_CONFIG,
-                               lifespan="off", proxy_headers=False, server_header=False)
+    uv_config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        log_config=_LOG_CONFIG,
+        lifespan="off",
+        proxy_headers=False,
+        server_header=False,
+    )
     server = uvicorn.Server(uv_config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
-                              name=f"posthog-sandbox-{actual_port}")
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"posthog-sandbox-{actual_port}"
+    )
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:

@@ -33,11 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8010, help="port (default 8010)")
-    parser.add_argument("--generation", type=int, choices=(3, 1), default=3,
-                        help="3 = the newest PostHog API (default), 1 = the API of PostHog's public docs page")
+    parser.add_argument(
+        "--generation",
+        type=int,
+        choices=(3, 1),
+        default=3,
+        help="3 = the newest PostHog API (default), 1 = the API of PostHog's public docs page",
+    )
     parser.add_argument("--db", metavar="PATH", default=None, help="SQLite file (state survives restarts)")
-    parser.add_argument("--key", metavar="VALUE=SCOPES[@TEAM,TEAM]", action="append", type=parse_key,
-                        help="accept this key (repeatable); without --key the default key is accepted")
+    parser.add_argument(
+        "--key",
+        metavar="VALUE=SCOPES[@TEAM,TEAM]",
+        action="append",
+        type=parse_key,
+        help="accept this key (repeatable); without --key the default key is accepted",
+    )
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (0 = frozen)")
     parser.add_argument("--empty", action="store_true", help="no demo data")
     parser.add_argument("--no-throttle", action="store_true", help="disable the 480/min, 4800/h per-key limits")
@@ -48,15 +58,23 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .server import start_sandbox
 
-    config = SandboxConfig(generation=args.generation, db_path=args.db, keys=args.key, seed=not args.empty,
-                           speed=args.speed, throttle=not args.no_throttle)
+    config = SandboxConfig(
+        generation=args.generation,
+        db_path=args.db,
+        keys=args.key,
+        seed=not args.empty,
+        speed=args.speed,
+        throttle=not args.no_throttle,
+    )
     try:
         running = start_sandbox(config, host=args.host, port=args.port)
     except (OSError, RuntimeError) as exc:
         print(f"error: cannot start the sandbox on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    projects = ", ".join(f"{p} ({'your organization' if o == USER_ORGANIZATION else 'another organization'})"
-                         for p, o in PROJECTS.items())
+    projects = ", ".join(
+        f"{p} ({'your organization' if o == USER_ORGANIZATION else 'another organization'})"
+        for p, o in PROJECTS.items()
+    )
     print(f"PostHog batch-exports sandbox (generation {args.generation}) at {running.base_url}")
     print(f"  projects: {projects}; @current = 1")
     print("  keys:")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-
-from datetime import datetime, timedelta
-from typing import Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 from . import simulation
 from .auth import Throttle
@@ -23,8 +22,16 @@ CURRENT_PROJECT = 1
 USER_ID = 1
 
 # Integrations seeded in every new database: id -> kind, per project (project 2 uses 2xx).
-INTEGRATION_KINDS = {1: "aws-s3", 2: "snowflake", 3: "postgresql", 4: "google-cloud-service-account",
-                     5: "databricks", 6: "azure-blob", 7: "s3-compatible", 8: "aws-redshift"}
+INTEGRATION_KINDS = {
+    1: "aws-s3",
+    2: "snowflake",
+    3: "postgresql",
+    4: "google-cloud-service-account",
+    5: "databricks",
+    6: "azure-blob",
+    7: "s3-compatible",
+    8: "aws-redshift",
+}
 
 
 class Sandbox:

@@ -7,8 +7,10 @@ error raised is the one DRF would report.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time as dtime
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import date, datetime
+from datetime import time as dtime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import destinations as d
@@ -31,6 +33,7 @@ def not_a_dict(value: Any, attr: str | None) -> ApiError:
 
 
 # ---------------------------------------------------------------------------------------------- fields
+
 
 def _char(value: Any, attr: str, max_length: int | None = None, allow_null: bool = False) -> str | None:
     if value is None:
@@ -60,7 +63,9 @@ def _bool(value: Any, attr: str) -> bool:
 def _int(value: Any, attr: str, lo: int, hi: int) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())):
+    if isinstance(value, bool) or not (
+        isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())
+    ):
         raise validation("A valid integer is required.", attr, "invalid")
     number = int(value)
     if number > hi:
@@ -76,8 +81,12 @@ def _datetime(value: Any, attr: str) -> datetime | None:
     try:
         return parse_drf_datetime(value)
     except ValueError:
-        raise validation("Datetime has wrong format. Use one of these formats instead: "
-                         "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].", attr, "invalid") from None
+        raise validation(
+            "Datetime has wrong format. Use one of these formats instead: "
+            "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].",
+            attr,
+            "invalid",
+        ) from None
 
 
 def _str_list(value: Any, attr: str) -> list[str] | None:
@@ -124,6 +133,7 @@ def compile_query(query: str, events_schema: bool) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- destination
 
+
 def _check_config_types(config: dict[str, Any], spec: d.Spec) -> dict[str, Any]:
     """Coerce string→bool and string→int like the service; otherwise report the first mismatch."""
     for key, value in config.items():
@@ -132,19 +142,22 @@ def _check_config_types(config: dict[str, Any], spec: d.Spec) -> dict[str, Any]:
             continue
         ok = {
             "str": isinstance(value, str),
-            "int": isinstance(value, int) and not isinstance(value, bool)
-                   or isinstance(value, str) and value.strip().lstrip("-").isdigit(),
+            "int": isinstance(value, int)
+            and not isinstance(value, bool)
+            or isinstance(value, str)
+            and value.strip().lstrip("-").isdigit(),
             "bool": isinstance(value, bool) or value in ("true", "false", "True", "False"),
             "list": isinstance(value, list),
             "dict": isinstance(value, (dict, str, int)),
         }[expected]
         if not ok:
-            raise validation(f"Configuration has invalid type: got '{_typename(value)}', expected '{expected}'",
-                             "destination")
+            raise validation(
+                f"Configuration has invalid type: got '{_typename(value)}', expected '{expected}'", "destination"
+            )
     return config
 
 
-def _destination(ctx: "ValidationContext", value: Any) -> dict[str, Any]:
+def _destination(ctx: ValidationContext, value: Any) -> dict[str, Any]:
     gen, instance, partial = ctx.generation, ctx.instance, ctx.partial
     if not isinstance(value, dict):
         raise not_a_dict(value, "destination__non_field_errors")
@@ -168,20 +181,26 @@ def _destination(ctx: "ValidationContext", value: Any) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise not_a_dict(config, "destination__config")
 
-    integration_key = "integration" if "integration" in value else "integration_id" if "integration_id" in value else None
+    integration_key = (
+        "integration" if "integration" in value else "integration_id" if "integration_id" in value else None
+    )
     integration: Any = _MISSING
     if integration_key:
         raw = value[integration_key]
         if raw is None:
             integration = None
         elif isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit())):
-            raise validation(f"Incorrect type. Expected pk value, received {_typename(raw)}.",
-                             f"destination__{integration_key}", "incorrect_type")
+            raise validation(
+                f"Incorrect type. Expected pk value, received {_typename(raw)}.",
+                f"destination__{integration_key}",
+                "incorrect_type",
+            )
         else:
             integration = ctx.get_integration(int(raw))
             if integration is None:
-                raise validation(f'Invalid pk "{raw}" - object does not exist.',
-                                 f"destination__{integration_key}", "does_not_exist")
+                raise validation(
+                    f'Invalid pk "{raw}" - object does not exist.', f"destination__{integration_key}", "does_not_exist"
+                )
 
     spec = d.fields_for(gen, type_)
     if spec is None:
@@ -198,8 +217,11 @@ def _destination(ctx: "ValidationContext", value: Any) -> dict[str, Any]:
     # validate_destination
     stored = instance["destination"] if instance else None
     if stored and gen >= 3 and stored["type"] != type_:
-        raise validation(f"Cannot change destination type from '{stored['type']}' to '{type_}'. Delete this batch "
-                         "export and create a new one with the new destination type.", "destination")
+        raise validation(
+            f"Cannot change destination type from '{stored['type']}' to '{type_}'. Delete this batch "
+            "export and create a new one with the new destination type.",
+            "destination",
+        )
     merged = d.deep_merge(stored["config"], config) if stored and stored["type"] == type_ else dict(config)
     if integration is _MISSING:
         integration_id = stored.get("integration") if stored else None
@@ -208,8 +230,9 @@ def _destination(ctx: "ValidationContext", value: Any) -> dict[str, Any]:
     return {"type": type_, "config": config, "integration": integration["id"] if integration else None}
 
 
-def _validate_destination_rules(ctx: "ValidationContext", type_: str, config: dict[str, Any],
-                                integration: dict[str, Any] | None) -> None:
+def _validate_destination_rules(
+    ctx: ValidationContext, type_: str, config: dict[str, Any], integration: dict[str, Any] | None
+) -> None:
     gen, creating = ctx.generation, ctx.instance is None
     if gen >= 3 or type_ == "Databricks":
         kind = d.INTEGRATION_KIND.get(type_)
@@ -218,8 +241,9 @@ def _validate_destination_rules(ctx: "ValidationContext", type_: str, config: di
                 if not (type_ in d.INTEGRATION_CREATE_ONLY and not creating):
                     raise validation(d.INTEGRATION_REQUIRED_MESSAGE[type_], "destination")
             elif integration["kind"] != kind:
-                raise validation(d.INTEGRATION_WRONG_KIND_MESSAGE[type_].format(kind=integration["kind"]),
-                                 "destination")
+                raise validation(
+                    d.INTEGRATION_WRONG_KIND_MESSAGE[type_].format(kind=integration["kind"]), "destination"
+                )
     if type_ in d.FILE_TYPES:
         if type_ in ("AwsS3", "S3Compatible"):
             empty = [k for k in ("bucket_name", "region", "prefix") if k in config and not str(config[k] or "").strip()]
@@ -227,23 +251,32 @@ def _validate_destination_rules(ctx: "ValidationContext", type_: str, config: di
                 raise validation(f"The following inputs are empty: {empty!r}", "destination")
         file_format = config.get("file_format") or "JSONLines"
         if file_format not in d.FILE_FORMATS:
-            raise validation(f"File format {file_format} is not supported. Supported file formats are "
-                             f"{d.FILE_FORMATS!r}", "destination")
+            raise validation(
+                f"File format {file_format} is not supported. Supported file formats are {d.FILE_FORMATS!r}",
+                "destination",
+            )
         compression = config.get("compression")
         if compression is not None and compression not in d.COMPRESSIONS[file_format]:
-            raise validation(f"Compression {compression} is not supported for file format {file_format}. "
-                             f"Supported compressions are {d.COMPRESSIONS[file_format]!r}", "destination")
+            raise validation(
+                f"Compression {compression} is not supported for file format {file_format}. "
+                f"Supported compressions are {d.COMPRESSIONS[file_format]!r}",
+                "destination",
+            )
     if type_ == "HTTP" and gen >= 3 and config.get("url") not in d.HTTP_ALLOWED_URLS:
         raise validation(f"Invalid destination URL: {config.get('url')}", "destination")
     if type_ == "Postgres" and gen >= 3 and config.get("host"):
         host = str(config["host"])
         if "://" in host or "@" in host or "/" in host:
-            raise validation("Invalid host. Enter a hostname or IP address without credentials, scheme, or path.",
-                             "destination")
+            raise validation(
+                "Invalid host. Enter a hostname or IP address without credentials, scheme, or path.", "destination"
+            )
     if type_ == "Redshift":
         if gen >= 3 and integration is not None and not config.get("host"):
-            raise validation("A 'host' is required when using an AWS Redshift integration: set it to the cluster "
-                             "or workgroup endpoint.", "destination")
+            raise validation(
+                "A 'host' is required when using an AWS Redshift integration: set it to the cluster "
+                "or workgroup endpoint.",
+                "destination",
+            )
         if config.get("mode") == "COPY":
             inputs = config.get("copy_inputs")
             if not inputs:
@@ -266,9 +299,11 @@ def _validate_destination_rules(ctx: "ValidationContext", type_: str, config: di
 
 # ---------------------------------------------------------------------------------------------- export
 
+
 class ValidationContext:
-    def __init__(self, generation: int, get_integration: GetIntegration, instance: dict[str, Any] | None,
-                 partial: bool):
+    def __init__(
+        self, generation: int, get_integration: GetIntegration, instance: dict[str, Any] | None, partial: bool
+    ):
         self.generation = generation
         self.get_integration = get_integration
         self.instance = instance
@@ -293,7 +328,9 @@ def validate_export(ctx: ValidationContext, body: Any) -> dict[str, Any]:
         out["name"] = _char(body["name"], "name", max_length=256)
     if "model" in body:
         model = body["model"]
-        if model is not None and (not isinstance(model, str) or model not in (MODELS_GEN3 if gen >= 3 else MODELS_GEN1)):
+        if model is not None and (
+            not isinstance(model, str) or model not in (MODELS_GEN3 if gen >= 3 else MODELS_GEN1)
+        ):
             raise invalid_choice(model, "model")
         if instance is not None and gen >= 3 and (model or "events") != (instance["model"] or "events"):
             raise validation("Changing models is not supported. Create a new batch export instead.", "model")
@@ -343,9 +380,11 @@ def _filters(value: Any, gen: int, model: str) -> Any:
         if item.get("type") not in ("event", "person", "hogql"):
             raise validation("Each filter must have a 'type' of one of: 'event', 'hogql', 'person'", "filters")
         if "data_interval_start" in item or "data_interval_end" in item:
-            raise validation("'data_interval_start' and 'data_interval_end' are run attributes and not 'filters'. "
-                             "Trigger a backfill if you wish to manually control which periods to batch export.",
-                             "filters")
+            raise validation(
+                "'data_interval_start' and 'data_interval_end' are run attributes and not 'filters'. "
+                "Trigger a backfill if you wish to manually control which periods to batch export.",
+                "filters",
+            )
     if value and model != "events":
         raise validation(f"'filters' is only supported for 'events' not '{model}' model", "filters")
     return value
@@ -367,8 +406,12 @@ def _gen3_fields(ctx: ValidationContext, body: dict[str, Any], out: dict[str, An
             if offsets[name] is None:
                 continue
             if name == "offset_day" and interval != "week":
-                raise validation("offset_day should not be specified for daily intervals" if interval == "day"
-                                 else "offset_day is not applicable for non-weekly intervals", name)
+                raise validation(
+                    "offset_day should not be specified for daily intervals"
+                    if interval == "day"
+                    else "offset_day is not applicable for non-weekly intervals",
+                    name,
+                )
             if name == "offset_hour" and interval not in ("day", "week"):
                 raise validation("offset_hour is not applicable for non-daily/weekly intervals", name)
     for name in ("hogql_modifiers", "primary_key", "version_key"):
@@ -381,7 +424,9 @@ def _gen3_fields(ctx: ValidationContext, body: dict[str, Any], out: dict[str, An
                 out[name] = body[name]
             else:
                 out[name] = _str_list(body[name], name)
-                aliases = {f["alias"] for f in (out.get("schema") or (instance or {}).get("schema") or {}).get("fields", [])}
+                aliases = {
+                    f["alias"] for f in (out.get("schema") or (instance or {}).get("schema") or {}).get("fields", [])
+                }
                 for column in out[name] or []:
                     if aliases and column not in aliases:
                         raise validation(f"Column '{column}' in '{name}' is not in the query output", name)
@@ -402,15 +447,21 @@ def _gen3_fields(ctx: ValidationContext, body: dict[str, Any], out: dict[str, An
                 out["interval_offset"] = hour * 3600 if hour is not None else None
         elif interval == "week":
             if offsets or not partial:
-                out["interval_offset"] = ((day or 0) * 86400 + (hour or 0) * 3600) if offsets and (day is not None or hour is not None) else None
+                out["interval_offset"] = (
+                    ((day or 0) * 86400 + (hour or 0) * 3600)
+                    if offsets and (day is not None or hour is not None)
+                    else None
+                )
         else:
             out["interval_offset"] = None
 
 
 # ---------------------------------------------------------------------------------------------- backfill
 
-def parse_backfill_bounds(body: Any, export: dict[str, Any], gen: int, now: datetime,
-                          earliest_data: datetime) -> tuple[datetime | None, datetime | None]:
+
+def parse_backfill_bounds(
+    body: Any, export: dict[str, Any], gen: int, now: datetime, earliest_data: datetime
+) -> tuple[datetime | None, datetime | None]:
     """Reference 9.6 steps 2, 4, 5 and 6 (the caller checks the concurrency cap in between)."""
     body = body if isinstance(body, dict) else {}
     start_raw, end_raw = body.get("start_at"), body.get("end_at")
@@ -419,14 +470,19 @@ def parse_backfill_bounds(body: Any, export: dict[str, Any], gen: int, now: date
     end = _parse_bound(end_raw, export, date_only) if end_raw is not None else None
     if gen < 3:
         if end is not None and end < earliest_data:
-            raise validation("The provided backfill date range contains no data. The earliest possible backfill "
-                             f"start date is {earliest_data.strftime('%Y-%m-%d %H:%M:%S')}")
+            raise validation(
+                "The provided backfill date range contains no data. The earliest possible backfill "
+                f"start date is {earliest_data.strftime('%Y-%m-%d %H:%M:%S')}"
+            )
         if start is None or start < earliest_data:
             start = earliest_data
     if start is not None and end is not None:
         if start >= end:
-            raise validation("The initial backfill datetime 'start_at' happens after 'end_at'" if gen < 3
-                             else "The initial backfill datetime 'start_at' must be before 'end_at'")
+            raise validation(
+                "The initial backfill datetime 'start_at' happens after 'end_at'"
+                if gen < 3
+                else "The initial backfill datetime 'start_at' must be before 'end_at'"
+            )
         if end > now:
             raise validation(f"The provided 'end_at' ({end.isoformat()}) is in the future")
     if end is None and export["destination"]["type"] not in ("HTTP", "NoOp"):
@@ -447,16 +503,20 @@ def _parse_bound(raw: Any, export: dict[str, Any], date_only: bool) -> datetime:
         day = date.fromisoformat(text)
     except ValueError:
         if parse_datetime(text) is not None:
-            raise validation(f"Input '{text}' is not a valid ISO formatted date. Daily or weekly batch export "
-                             "backfills expect only the date component, but a time was included.") from None
+            raise validation(
+                f"Input '{text}' is not a valid ISO formatted date. Daily or weekly batch export "
+                "backfills expect only the date component, but a time was included."
+            ) from None
         raise validation(f"Input '{text}' is not a valid ISO formatted date.") from None
     offset = export.get("interval_offset") or 0
     if export["interval"] == "week":
         expected = WEEKDAYS[offset // 86400]
         actual = weekday_name(day)
         if actual != expected:
-            raise validation(f"Input {day} is not on the correct day of the week for this batch export. {day} is a "
-                             f"{actual} but this batch export is configured to run weekly on {expected}.")
+            raise validation(
+                f"Input {day} is not on the correct day of the week for this batch export. {day} is a "
+                f"{actual} but this batch export is configured to run weekly on {expected}."
+            )
     hour = (offset % 86400) // 3600
     tz = ZoneInfo(export.get("timezone") or "UTC")
     return datetime.combine(day, dtime(hour=hour), tzinfo=tz).astimezone(UTC)
@@ -471,5 +531,4 @@ def parse_unpause_backfill(body: Any, gen: int) -> bool:
     return _bool(body["backfill"], "backfill")
 
 
-__all__ = ["ValidationContext", "validate_export", "parse_backfill_bounds", "parse_unpause_backfill",
-           "compile_query"]
+__all__ = ["ValidationContext", "validate_export", "parse_backfill_bounds", "parse_unpause_backfill", "compile_query"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
-UTC = timezone.utc
+UTC = UTC
 
 INTERVALS: dict[str, timedelta] = {
     "hour": timedelta(hours=1),

@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -78,8 +78,15 @@ def dispatch(sb: Sandbox, request: Request, raw_body: bytes) -> tuple[int, Any]:
     sb.throttle.check(key.value)
     with sb.transaction() as now:
         # DRF's request.data is an empty dict for an empty body
-        ctx = Ctx(sb, project or CURRENT_PROJECT, key, request.query_params, {} if body is None else body,
-                  str(request.url), now)
+        ctx = Ctx(
+            sb,
+            project or CURRENT_PROJECT,
+            key,
+            request.query_params,
+            {} if body is None else body,
+            str(request.url),
+            now,
+        )
         return action.handler(ctx, **route.params)
 
 
@@ -102,13 +109,19 @@ async def api_endpoint(request: Request) -> Response:
 
 def _fault_response(rule: FaultRule) -> Response:
     if rule.malformed_json:
-        return Response('{"count": 3, "next": null, "previous": null, "results": [{"id": "0190f4b2-',
-                        status_code=rule.status or 200, media_type="application/json")
+        return Response(
+            '{"count": 3, "next": null, "previous": null, "results": [{"id": "0190f4b2-',
+            status_code=rule.status or 200,
+            media_type="application/json",
+        )
     status = rule.status or 502
     if rule.html:
-        return Response(f"<!DOCTYPE html><html><head><title>{status}</title></head><body><h1>{status} Bad Gateway"
-                        "</h1><p>The upstream server is temporarily unavailable.</p></body></html>",
-                        status_code=status, media_type="text/html")
+        return Response(
+            f"<!DOCTYPE html><html><head><title>{status}</title></head><body><h1>{status} Bad Gateway"
+            "</h1><p>The upstream server is temporarily unavailable.</p></body></html>",
+            status_code=status,
+            media_type="text/html",
+        )
     body = errors.generic_for_status(status)
     headers = {}
     if status == 429 and rule.retry_after is not None:
@@ -158,11 +171,15 @@ class SandboxApp(Starlette):
             if seen.get("recorded"):
                 return
             seen["recorded"] = True
-            sb.requests.add({
-                "method": scope["method"], "path": scope["path"],
-                "query": scope.get("query_string", b"").decode("latin-1"), "status": seen["status"],
-                "time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-            })
+            sb.requests.add(
+                {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "query": scope.get("query_string", b"").decode("latin-1"),
+                    "status": seen["status"],
+                    "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                }
+            )
 
         async def capture(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

@@ -51,6 +51,7 @@ class Clock:
 
 # ---------------------------------------------------------------------------------------------- outcomes
 
+
 def default_outcome() -> dict[str, Any]:
     return {"outcome": "succeed", "error": None, "records": None}
 
@@ -67,32 +68,67 @@ def records_for(export: dict[str, Any], start: datetime | None) -> int:
 
 # ---------------------------------------------------------------------------------------------- creation
 
+
 def next_tick_after(export: dict[str, Any], moment: datetime) -> datetime:
     interval = export["interval"]
     tick = floor_to_interval(moment, interval, export.get("interval_offset"), export.get("timezone") or "UTC")
     return step(tick, interval, export.get("timezone") or "UTC")
 
 
-def new_run(store: Store, export: dict[str, Any], start: datetime | None, end: datetime, created_at: datetime,
-            backfill_id: str | None = None) -> dict[str, Any]:
+def new_run(
+    store: Store,
+    export: dict[str, Any],
+    start: datetime | None,
+    end: datetime,
+    created_at: datetime,
+    backfill_id: str | None = None,
+) -> dict[str, Any]:
     run = {
-        "id": str(uuid.uuid4()), "status": "Starting", "records_completed": None, "records_failed": None,
-        "latest_error": None, "data_interval_start": start, "data_interval_end": end, "cursor": None,
-        "created_at": created_at, "finished_at": None, "last_updated_at": created_at,
-        "records_total_count": None, "bytes_exported": None, "batch_export": export["id"],
-        "batch_export_on_demand": None, "backfill": backfill_id, "_instance_id": str(uuid.uuid4()),
+        "id": str(uuid.uuid4()),
+        "status": "Starting",
+        "records_completed": None,
+        "records_failed": None,
+        "latest_error": None,
+        "data_interval_start": start,
+        "data_interval_end": end,
+        "cursor": None,
+        "created_at": created_at,
+        "finished_at": None,
+        "last_updated_at": created_at,
+        "records_total_count": None,
+        "bytes_exported": None,
+        "batch_export": export["id"],
+        "batch_export_on_demand": None,
+        "backfill": backfill_id,
+        "_instance_id": str(uuid.uuid4()),
     }
     store.put_run(run)
     return run
 
 
-def new_backfill(store: Store, export: dict[str, Any], start: datetime | None, end: datetime | None,
-                 now: datetime, backfill_id: str | None = None) -> dict[str, Any]:
+def new_backfill(
+    store: Store,
+    export: dict[str, Any],
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+    backfill_id: str | None = None,
+) -> dict[str, Any]:
     backfill = {
-        "id": backfill_id or str(uuid.uuid4()), "start_at": start, "end_at": end, "status": "Starting",
-        "created_at": now, "finished_at": None, "last_updated_at": now, "total_records_count": None,
-        "adjusted_start_at": None, "team": export["team_id"], "batch_export": export["id"],
-        "_next_index": 0, "_running_at": None, "_effective_end": None,
+        "id": backfill_id or str(uuid.uuid4()),
+        "start_at": start,
+        "end_at": end,
+        "status": "Starting",
+        "created_at": now,
+        "finished_at": None,
+        "last_updated_at": now,
+        "total_records_count": None,
+        "adjusted_start_at": None,
+        "team": export["team_id"],
+        "batch_export": export["id"],
+        "_next_index": 0,
+        "_running_at": None,
+        "_effective_end": None,
     }
     store.put_backfill(backfill)
     return backfill
@@ -116,13 +152,19 @@ def backfill_intervals(backfill: dict[str, Any], export: dict[str, Any]) -> list
 
 # ---------------------------------------------------------------------------------------------- cancel
 
+
 def cancel_run(store: Store, run: dict[str, Any], now: datetime) -> None:
     run["status"] = "Cancelled"
     run["last_updated_at"] = now
     store.put_run(run)
-    store.add_log(run["batch_export"], now, "INFO",
-                  f"Batch export for range {str_range_bound(run['data_interval_start'])} - "
-                  f"{str_range_bound(run['data_interval_end'])} was cancelled", run["_instance_id"])
+    store.add_log(
+        run["batch_export"],
+        now,
+        "INFO",
+        f"Batch export for range {str_range_bound(run['data_interval_start'])} - "
+        f"{str_range_bound(run['data_interval_end'])} was cancelled",
+        run["_instance_id"],
+    )
 
 
 def cancel_backfill(store: Store, backfill: dict[str, Any], now: datetime, cancel_runs: bool) -> None:
@@ -136,6 +178,7 @@ def cancel_backfill(store: Store, backfill: dict[str, Any], now: datetime, cance
 
 
 # ---------------------------------------------------------------------------------------------- catch up
+
 
 def catch_up(store: Store, now: datetime, generation: int, earliest_data: datetime) -> None:
     """Bring every export, run and backfill to the state they have at `now`."""
@@ -194,35 +237,54 @@ def _advance_run(store: Store, run: dict[str, Any], export: dict[str, Any], now:
         if outcome["outcome"] == "fail":
             error = outcome.get("error") or DEFAULT_ERRORS.get(destination, "Unknown error")
             run.update(status="Failed", latest_error=error)
-            store.add_log(export["id"], finish_at, "ERROR",
-                          f"Batch export for range {rng} failed with a non-recoverable error: {error}",
-                          run["_instance_id"])
+            store.add_log(
+                export["id"],
+                finish_at,
+                "ERROR",
+                f"Batch export for range {rng} failed with a non-recoverable error: {error}",
+                run["_instance_id"],
+            )
         elif outcome["outcome"] == "fail_retryable":
             error = outcome.get("error") or DEFAULT_RETRYABLE_ERROR
             run.update(status="FailedRetryable", latest_error=error)
-            store.add_log(export["id"], finish_at, "WARNING",
-                          f"Batch export for range {rng} failed with an error that can be retried: {error}",
-                          run["_instance_id"])
+            store.add_log(
+                export["id"],
+                finish_at,
+                "WARNING",
+                f"Batch export for range {rng} failed with an error that can be retried: {error}",
+                run["_instance_id"],
+            )
         else:
             run.update(status="Completed", records_completed=records, bytes_exported=records * 212)
-            store.add_log(export["id"], finish_at, "INFO",
-                          f"Batch export for range {rng} finished successfully with {records} records exported",
-                          run["_instance_id"])
+            store.add_log(
+                export["id"],
+                finish_at,
+                "INFO",
+                f"Batch export for range {rng} finished successfully with {records} records exported",
+                run["_instance_id"],
+            )
         changed = True
     if changed:
         store.put_run(run)
 
 
-def _advance_backfill(store: Store, backfill: dict[str, Any], export: dict[str, Any], now: datetime,
-                      generation: int, earliest_data: datetime) -> None:
+def _advance_backfill(
+    store: Store,
+    backfill: dict[str, Any],
+    export: dict[str, Any],
+    now: datetime,
+    generation: int,
+    earliest_data: datetime,
+) -> None:
     if backfill["status"] == "Starting":
         running_at = backfill["created_at"] + BACKFILL_START_DELAY
         if running_at > now:
             return
         interval, tz = export["interval"], export.get("timezone") or "UTC"
         if backfill["end_at"] is None:
-            backfill["_effective_end"] = floor_to_interval(backfill["created_at"], interval,
-                                                           export.get("interval_offset"), tz)
+            backfill["_effective_end"] = floor_to_interval(
+                backfill["created_at"], interval, export.get("interval_offset"), tz
+            )
         earliest = floor_to_interval(earliest_data, interval, export.get("interval_offset"), tz)
         if backfill["start_at"] is None or backfill["start_at"] < earliest:
             if generation >= 3:
@@ -234,8 +296,9 @@ def _advance_backfill(store: Store, backfill: dict[str, Any], export: dict[str, 
         estimate = sum(records_for(export, s) for s, _ in backfill_intervals(backfill, export))
         if export["_outcome"].get("records") == 0:
             # No data in range: straight to Completed with no runs (reference 12.3 step 2).
-            backfill.update(status="Completed", finished_at=running_at,
-                            total_records_count=0 if generation >= 3 else None)
+            backfill.update(
+                status="Completed", finished_at=running_at, total_records_count=0 if generation >= 3 else None
+            )
             store.put_backfill(backfill)
             return
         backfill["status"] = "Running"
@@ -254,8 +317,9 @@ def _advance_backfill(store: Store, backfill: dict[str, Any], export: dict[str, 
     store.put_backfill(backfill)
 
 
-def _maybe_finish_backfill(store: Store, backfill: dict[str, Any], export: dict[str, Any], now: datetime,
-                           generation: int) -> None:
+def _maybe_finish_backfill(
+    store: Store, backfill: dict[str, Any], export: dict[str, Any], now: datetime, generation: int
+) -> None:
     intervals = backfill_intervals(backfill, export)
     done_at = backfill["_running_at"] + len(intervals) * RUN_DURATION
     if backfill["_next_index"] < len(intervals) or done_at > now:
@@ -264,7 +328,9 @@ def _maybe_finish_backfill(store: Store, backfill: dict[str, Any], export: dict[
     if generation >= 3:
         backfill["total_records_count"] = sum(
             (r["records_completed"] or 0) + (r["records_failed"] or 0)
-            for r in store.list_runs(backfill_id=backfill["id"]) if r["status"] == "Completed")
+            for r in store.list_runs(backfill_id=backfill["id"])
+            if r["status"] == "Completed"
+        )
     store.put_backfill(backfill)
     if backfill["end_at"] is None and export["paused"] and not export.get("deleted"):
         # An open-ended backfill unpauses its export once it has caught up (reference 12.3 step 5).
@@ -273,6 +339,7 @@ def _maybe_finish_backfill(store: Store, backfill: dict[str, Any], export: dict[
 
 
 # ---------------------------------------------------------------------------------------------- progress
+
 
 def progress(store: Store, backfill: dict[str, Any], export: dict[str, Any] | None, now: datetime) -> dict | None:
     """Reference 7.4, exactly."""

@@ -39,18 +39,30 @@ def run(value: dict[str, Any]) -> dict[str, Any]:
 def export(value: dict[str, Any], generation: int, latest_runs: list[dict[str, Any]]) -> dict[str, Any]:
     interval, offset = value["interval"], value.get("interval_offset")
     out: dict[str, Any] = {
-        "id": value["id"], "team_id": value["team_id"], "name": value["name"], "model": value["model"],
-        "destination": destination(value, generation), "interval": interval, "paused": value["paused"],
-        "created_at": drf(value["created_at"]), "last_updated_at": drf(value["last_updated_at"]),
-        "last_paused_at": drf(value.get("last_paused_at")), "start_at": drf(value.get("start_at")),
-        "end_at": drf(value.get("end_at")), "latest_runs": [run(r) for r in latest_runs],
+        "id": value["id"],
+        "team_id": value["team_id"],
+        "name": value["name"],
+        "model": value["model"],
+        "destination": destination(value, generation),
+        "interval": interval,
+        "paused": value["paused"],
+        "created_at": drf(value["created_at"]),
+        "last_updated_at": drf(value["last_updated_at"]),
+        "last_paused_at": drf(value.get("last_paused_at")),
+        "start_at": drf(value.get("start_at")),
+        "end_at": drf(value.get("end_at")),
+        "latest_runs": [run(r) for r in latest_runs],
     }
     if generation >= 3:
-        out.update({
-            "hogql_query": value.get("hogql_query"), "hogql_modifiers": value.get("hogql_modifiers"),
-            "primary_key": value.get("primary_key"), "version_key": value.get("version_key"),
-            "incremental_mode": value.get("incremental_mode") or "APPEND",
-        })
+        out.update(
+            {
+                "hogql_query": value.get("hogql_query"),
+                "hogql_modifiers": value.get("hogql_modifiers"),
+                "primary_key": value.get("primary_key"),
+                "version_key": value.get("version_key"),
+                "incremental_mode": value.get("incremental_mode") or "APPEND",
+            }
+        )
     out["schema"] = value.get("schema")
     out["filters"] = value.get("filters")
     if generation >= 3:
@@ -62,8 +74,13 @@ def export(value: dict[str, Any], generation: int, latest_runs: list[dict[str, A
 
 def backfill(value: dict[str, Any], generation: int, progress: dict[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": value["id"], "progress": progress, "start_at": drf(value["start_at"]), "end_at": drf(value["end_at"]),
-        "status": value["status"], "created_at": drf(value["created_at"]), "finished_at": drf(value["finished_at"]),
+        "id": value["id"],
+        "progress": progress,
+        "start_at": drf(value["start_at"]),
+        "end_at": drf(value["end_at"]),
+        "status": value["status"],
+        "created_at": drf(value["created_at"]),
+        "finished_at": drf(value["finished_at"]),
         "last_updated_at": drf(value["last_updated_at"]),
     }
     if generation >= 3:
@@ -75,5 +92,10 @@ def backfill(value: dict[str, Any], generation: int, progress: dict[str, Any] | 
 
 
 def log_entry(value: dict[str, Any]) -> dict[str, Any]:
-    return {"log_source_id": value["log_source_id"], "instance_id": value["instance_id"],
-            "timestamp": drf(value["timestamp"]), "level": value["level"], "message": value["message"]}
+    return {
+        "log_source_id": value["log_source_id"],
+        "instance_id": value["instance_id"],
+        "timestamp": drf(value["timestamp"]),
+        "level": value["level"],
+        "message": value["message"],
+    }

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 from .timeutil import from_db, to_db
 
@@ -34,8 +35,16 @@ CREATE INDEX IF NOT EXISTS logs_export ON logs (export_id, timestamp);
 DATETIME_FIELDS = {
     "exports": ("created_at", "last_updated_at", "last_paused_at", "start_at", "end_at", "next_tick"),
     "runs": ("data_interval_start", "data_interval_end", "created_at", "finished_at", "last_updated_at"),
-    "backfills": ("start_at", "end_at", "created_at", "finished_at", "last_updated_at", "adjusted_start_at",
-                  "_running_at", "_effective_end"),
+    "backfills": (
+        "start_at",
+        "end_at",
+        "created_at",
+        "finished_at",
+        "last_updated_at",
+        "adjusted_start_at",
+        "_running_at",
+        "_effective_end",
+    ),
 }
 ACTIVE = ("Starting", "Running")
 
@@ -68,7 +77,7 @@ class Store:
             self.conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator["Store"]:
+    def transaction(self) -> Iterator[Store]:
         """All-or-nothing; nested calls join the outer transaction."""
         with self.lock:
             if self._depth:
@@ -108,8 +117,9 @@ class Store:
         self.conn.execute("INSERT OR REPLACE INTO integrations VALUES (?, ?, ?)", (id_, team_id, kind))
 
     def get_integration(self, id_: int, team_id: int) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT id, team_id, kind FROM integrations WHERE id = ? AND team_id = ?",
-                                (id_, team_id)).fetchone()
+        row = self.conn.execute(
+            "SELECT id, team_id, kind FROM integrations WHERE id = ? AND team_id = ?", (id_, team_id)
+        ).fetchone()
         return {"id": row[0], "team_id": row[1], "kind": row[2]} if row else None
 
     def list_integrations(self) -> list[dict[str, Any]]:
@@ -118,9 +128,16 @@ class Store:
 
     # exports
     def put_export(self, export: dict[str, Any]) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO exports VALUES (?, ?, ?, ?, ?)",
-                          (export["id"], export["team_id"], int(export.get("deleted", False)),
-                           to_db(export["created_at"]), _encode("exports", export)))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO exports VALUES (?, ?, ?, ?, ?)",
+            (
+                export["id"],
+                export["team_id"],
+                int(export.get("deleted", False)),
+                to_db(export["created_at"]),
+                _encode("exports", export),
+            ),
+        )
 
     def get_export(self, id_: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT data FROM exports WHERE id = ?", (id_,)).fetchone()
@@ -138,16 +155,29 @@ class Store:
 
     # runs
     def put_run(self, run: dict[str, Any]) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
-                          (run["id"], run["batch_export"], run.get("backfill"), run["status"],
-                           to_db(run["created_at"]), _encode("runs", run)))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                run["id"],
+                run["batch_export"],
+                run.get("backfill"),
+                run["status"],
+                to_db(run["created_at"]),
+                _encode("runs", run),
+            ),
+        )
 
     def get_run(self, id_: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT data FROM runs WHERE id = ?", (id_,)).fetchone()
         return _decode("runs", row[0]) if row else None
 
-    def list_runs(self, export_id: str | None = None, backfill_id: str | None = None,
-                  active_only: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
+    def list_runs(
+        self,
+        export_id: str | None = None,
+        backfill_id: str | None = None,
+        active_only: bool = False,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Newest `created_at` first."""
         sql, args = "SELECT data FROM runs WHERE 1=1", []
         if export_id is not None:
@@ -165,16 +195,25 @@ class Store:
 
     # backfills
     def put_backfill(self, backfill: dict[str, Any]) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO backfills VALUES (?, ?, ?, ?, ?, ?)",
-                          (backfill["id"], backfill["batch_export"], backfill["team"], backfill["status"],
-                           to_db(backfill["created_at"]), _encode("backfills", backfill)))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO backfills VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                backfill["id"],
+                backfill["batch_export"],
+                backfill["team"],
+                backfill["status"],
+                to_db(backfill["created_at"]),
+                _encode("backfills", backfill),
+            ),
+        )
 
     def get_backfill(self, id_: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT data FROM backfills WHERE id = ?", (id_,)).fetchone()
         return _decode("backfills", row[0]) if row else None
 
-    def list_backfills(self, export_id: str | None = None, team_id: int | None = None,
-                       active_only: bool = False) -> list[dict[str, Any]]:
+    def list_backfills(
+        self, export_id: str | None = None, team_id: int | None = None, active_only: bool = False
+    ) -> list[dict[str, Any]]:
         sql, args = "SELECT data FROM backfills WHERE 1=1", []
         if export_id is not None:
             sql += " AND export_id = ?"
@@ -189,16 +228,28 @@ class Store:
 
     # logs
     def add_log(self, export_id: str, timestamp: datetime, level: str, message: str, instance_id: str) -> None:
-        self.conn.execute("INSERT INTO logs (export_id, timestamp, level, message, instance_id) VALUES (?, ?, ?, ?, ?)",
-                          (export_id, to_db(timestamp), level, message, instance_id))
+        self.conn.execute(
+            "INSERT INTO logs (export_id, timestamp, level, message, instance_id) VALUES (?, ?, ?, ?, ?)",
+            (export_id, to_db(timestamp), level, message, instance_id),
+        )
 
     def list_logs(self, export_id: str) -> list[dict[str, Any]]:
         """Newest first."""
         rows = self.conn.execute(
             "SELECT timestamp, level, message, instance_id FROM logs WHERE export_id = ? "
-            "ORDER BY timestamp DESC, seq DESC", (export_id,)).fetchall()
-        return [{"log_source_id": export_id, "instance_id": r[3], "timestamp": from_db(r[0]),
-                 "level": r[1], "message": r[2]} for r in rows]
+            "ORDER BY timestamp DESC, seq DESC",
+            (export_id,),
+        ).fetchall()
+        return [
+            {
+                "log_source_id": export_id,
+                "instance_id": r[3],
+                "timestamp": from_db(r[0]),
+                "level": r[1],
+                "message": r[2],
+            }
+            for r in rows
+        ]
 
     def count_logs(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM logs").fetchone()[0]
