@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     form = tools.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="Machine-readable output.")
     form.add_argument("--markdown", action="store_true", help="The Markdown table the README embeds.")
+    form.add_argument(
+        "--guard-markdown", action="store_true", help="The Markdown table of guarded tools docs/guard.md embeds."
+    )
     return parser
 
 
@@ -175,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging()
     try:
         if args.command == "tools":
-            return print_tools(as_json=args.json, as_markdown=args.markdown)
+            return print_tools(as_json=args.json, as_markdown=args.markdown, as_guard_markdown=args.guard_markdown)
         if args.command == "demo":
             from server.demo import run_demo
 
@@ -268,13 +271,33 @@ def markdown_table(rows: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_tools(*, as_json: bool = False, as_markdown: bool = False) -> int:
+def guard_table(rows: Iterable[dict[str, Any]]) -> str:
+    """docs/guard.md's table of guarded tools and the policies that guard them; `tests/test_readme.py` checks it."""
+
+    def word(value: bool) -> str:
+        return "yes" if value else "no"
+
+    lines = [
+        "| Tool | destructiveHint | Guarded under `always` | under `destructive` |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["guarded"]:
+            destructive = r["destructiveHint"]
+            lines.append(f"| `{r['name']}` | {word(destructive)} | yes | {word(destructive)} |")
+    return "\n".join(lines) + "\n"
+
+
+def print_tools(*, as_json: bool = False, as_markdown: bool = False, as_guard_markdown: bool = False) -> int:
     rows = catalog_rows()
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
     if as_markdown:
         sys.stdout.write(markdown_table(rows))
+        return 0
+    if as_guard_markdown:
+        sys.stdout.write(guard_table(rows))
         return 0
     print(f"{'tool':32} {'scope':20} RO    D     I     OW    guarded")
     for r in rows:

@@ -19,6 +19,7 @@ from mcp import Client
 from server.app import open_app
 from server.config import Settings
 from tests.support import data, text
+from tools.catalog import BY_NAME
 
 HOST = "https://posthog.test"
 E = "0190f4b2-6c1e-7c3a-9a51-2b1f0e7a1d11"
@@ -204,28 +205,7 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_every_tool_builds_its_request_and_maps_the_response(tmp_path: Path, mode: str) -> None:
-    assert {c[0] for c in CASES} == {
-        "batch-export-list",
-        "batch-export-get",
-        "batch-export-create",
-        "batch-export-update",
-        "batch-export-delete",
-        "batch-export-pause",
-        "batch-export-unpause",
-        "batch-export-logs",
-        "batch-export-runs-list",
-        "batch-export-run-get",
-        "batch-export-run-retry",
-        "batch-export-run-cancel",
-        "batch-export-backfills-list",
-        "batch-export-backfill-get",
-        "batch-export-backfill-create",
-        "batch-export-backfill-cancel",
-        "batch-export-backfill-legacy",
-        "batch-export-test-steps",
-        "batch-export-test-step",
-        "batch-export-test-step-new",
-    }
+    assert {c[0] for c in CASES} == set(BY_NAME), "every catalog tool needs a case here"
     settings = _settings(tmp_path, confirm="never", include_deprecated=True)
     for name, arguments, (method, path, query, body), response, expected in CASES:
         with respx.mock(base_url=HOST, assert_all_called=True) as mock:
