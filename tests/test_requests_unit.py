@@ -415,3 +415,17 @@ async def test_errors_carry_no_structured_content_that_could_break_a_schema_chec
             result = await client.call_tool("batch-export-get", {"project_id": 1, "batch_export_id": E})
     assert result.is_error and result.structured_content is None
     assert result.meta["posthog-batch-exports-mcp/error"]["upstream"]["status"] == 404
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_huge_unknown_tool_name_is_not_echoed_whole(tmp_path: Path, mode: str) -> None:
+    name = "batch-export-" + "x" * 100_000
+    with respx.mock(base_url=HOST) as mock:
+        mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
+        async with open_app(_settings(tmp_path)) as app, Client(app.server, mode=mode) as client:
+            result = await client.call_tool(name, {"project_id": 1})
+        assert mock.calls.call_count == 1  # only the start-up scope discovery
+    message = text(result)
+    assert result.is_error and message.startswith("Unknown tool 'batch-export-xxx")
+    assert "(100013 characters)" in message and "batch-export-list" in message
+    assert len(message) < 2_000, len(message)
