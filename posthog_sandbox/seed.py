@@ -10,13 +10,11 @@ workers would have written. Every secret config value contains `sandbox-canary`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import simulation
-from .handlers import make_export
-
-if TYPE_CHECKING:
-    from .state import Sandbox
+from .exports import make_export
+from .store import Store
 
 SEED_NAMES = (
     "Hourly events to S3",
@@ -154,11 +152,9 @@ def _destinations(generation: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def seed(sb: Sandbox, now: datetime) -> None:
-    """Called inside the initialising transaction; leaves the clock at `now`."""
-    store, gen = sb.store, sb.generation
+def seed(store: Store, gen: int, earliest: datetime, now: datetime) -> None:
+    """Called inside the initialising transaction; leaves the simulation at `now`."""
     dest = _destinations(gen)
-    earliest = sb.earliest_data
     t0 = (now - timedelta(days=10, hours=12)).replace(minute=0, second=0, microsecond=0)
 
     def advance_to(moment: datetime) -> None:
@@ -166,7 +162,7 @@ def seed(sb: Sandbox, now: datetime) -> None:
 
     def create(team: int, name: str, key: str, interval: str) -> dict[str, Any]:
         created = t0 + timedelta(minutes=SEED_NAMES.index(name))  # distinct created_at: a stable list order
-        return make_export(sb, team, {"name": name, "destination": dest[key], "interval": interval}, created)
+        return make_export(store, gen, team, {"name": name, "destination": dest[key], "interval": interval}, created)
 
     s3 = create(1, SEED_NAMES[0], "s3", "hour")
     snowflake = create(1, SEED_NAMES[1], "snowflake", "day")
