@@ -15,6 +15,7 @@ from .errors import ApiError, empty, invalid_choice, not_found, server_error, va
 from .exports import make_export
 from .pagination import cursor_page, limit_offset
 from .state import USER_ID, Sandbox
+from .store import Store
 from .timeutil import drf, parse_drf_datetime, relative_date_parse, to_db
 from .validation import ValidationContext, parse_backfill_bounds, parse_unpause_backfill, validate_export
 
@@ -44,7 +45,7 @@ class Ctx:
     now: datetime
 
     @property
-    def store(self):  # noqa: ANN201
+    def store(self) -> Store:
         return self.sb.store
 
     @property

@@ -152,6 +152,12 @@ def _destinations(generation: int) -> dict[str, dict[str, Any]]:
     }
 
 
+def _stored(store: Store, export_id: str) -> dict[str, Any]:
+    export = store.get_export(export_id)
+    assert export is not None, export_id
+    return export
+
+
 def seed(store: Store, gen: int, earliest: datetime, now: datetime) -> None:
     """Called inside the initialising transaction; leaves the simulation at `now`."""
     dest = _destinations(gen)
@@ -173,18 +179,18 @@ def seed(store: Store, gen: int, earliest: datetime, now: datetime) -> None:
 
     failing_since = now - timedelta(days=4, hours=1)
     advance_to(failing_since)
-    snowflake = store.get_export(snowflake["id"])
+    snowflake = _stored(store, snowflake["id"])
     snowflake["_outcome"] = {"outcome": "fail", "error": None, "records": None}
     store.put_export(snowflake)
 
     paused_at = now - timedelta(days=2)
     advance_to(paused_at)
-    postgres = store.get_export(postgres["id"])
+    postgres = _stored(store, postgres["id"])
     postgres.update(paused=True, last_paused_at=paused_at, last_updated_at=paused_at)
     store.put_export(postgres)
 
     backfill_created = now - timedelta(minutes=30)
     advance_to(backfill_created)
     end = (now - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
-    simulation.new_backfill(store, store.get_export(bigquery["id"]), end - timedelta(hours=48), end, backfill_created)
+    simulation.new_backfill(store, _stored(store, bigquery["id"]), end - timedelta(hours=48), end, backfill_created)
     advance_to(now)
