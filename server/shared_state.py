@@ -57,8 +57,8 @@ class InProcessState:
         self._lock = threading.Lock()
 
     def _forget_expired(self, now: float) -> None:
-        self._spent = {name: until for name, until in self._spent.items() if until >= now}
-        self._held = {name: entry for name, entry in self._held.items() if entry[0] >= now}
+        self._spent = {name: until for name, until in self._spent.items() if until > now}
+        self._held = {name: entry for name, entry in self._held.items() if entry[0] > now}
 
     async def spend(self, name: str, seconds: int) -> bool:
         with self._lock:
