@@ -17,6 +17,7 @@ import anyio
 
 from server import __version__
 from server.config import ConfigError, Settings
+from server.log_bodies import StreamedBodies
 
 PROG = "posthog-batch-exports-mcp"
 COMMANDS = ("serve", "sandbox", "demo", "tools")
@@ -144,6 +145,7 @@ def _setup_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_redactor)
+    handler.addFilter(StreamedBodies())  # bodies libraries log at DEBUG: shortened, tokens masked
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -25,8 +25,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from server import __version__
-from tools.models import SECRET_CONFIG_KEYS
+from server import __version__, log_bodies
 from tools.spec import HttpMethod
 
 log = logging.getLogger(__name__)
@@ -40,10 +39,6 @@ _TITLE = re.compile(r"<title>(.*?)</title>", re.I | re.S)
 _NO_PERSONAL_KEYS = re.compile(r"does not support personal api key access", re.I)
 _MISSING_SCOPE = re.compile(r"missing required scope '([^']+)'", re.I)
 _AUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
-# What a DEBUG line shows of a body: enough to see its shape, never a whole page.
-LOG_BODY_CHARS = 600
-_LOG_SECRET_WORDS = ("token", "secret", "password", "private_key", "api_key", "authorization")
-MASK = "[masked]"
 
 RequestKind = Literal["read", "check", "write"]
 WriteOutcome = Literal["not applied", "unknown", "probably applied"]
@@ -281,36 +276,6 @@ def _retry_after(response: httpx.Response) -> float | None:
     return None
 
 
-def _masked_for_log(value: Any) -> Any:
-    """A body with every secret-looking value replaced, at any depth, for a DEBUG line."""
-    if isinstance(value, dict):
-        return {
-            k: MASK
-            if isinstance(k, str) and (k in SECRET_CONFIG_KEYS or any(w in k.lower() for w in _LOG_SECRET_WORDS))
-            else _masked_for_log(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_masked_for_log(v) for v in value]
-    return value
-
-
-def body_for_log(response: httpx.Response, api_key: str = "") -> str:
-    """A response body as one DEBUG line: secrets masked, shortened to LOG_BODY_CHARS."""
-    if not response.content:
-        return "(empty)"
-    try:
-        text = json.dumps(_masked_for_log(response.json()), separators=(",", ":"), default=str)
-    except ValueError:
-        text = response.text
-    if api_key and len(api_key) >= 8:
-        text = text.replace(api_key, MASK)
-    text = " ".join(text.split())
-    if len(text) > LOG_BODY_CHARS:
-        text = f"{text[:LOG_BODY_CHARS]}... ({len(text) - LOG_BODY_CHARS} more chars)"
-    return text
-
-
 class OutgoingRequest(Protocol):
     """What `ProjectUpstream.send` needs of a built request (tools/request.py's Request)."""
 
@@ -420,9 +385,8 @@ class PostHogClient:
                     write="unknown" if kind == "write" else None,
                 ) from None
             if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "PostHog %s %s -> %s: %s", method, path, response.status_code, body_for_log(response, self._api_key)
-                )
+                body = log_bodies.for_log(response.content, (self._api_key,))
+                log.debug("PostHog %s %s -> %s: %s", method, path, response.status_code, body)
             if response.status_code < 300:
                 return response.status_code, _decode(response, kind)
             error = error_from_response(response, method, self.key_scopes)

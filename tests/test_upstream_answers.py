@@ -24,7 +24,8 @@ from mcp import Client
 from posthog_sandbox import DEFAULT_API_KEY
 from server.app import open_app
 from server.config import Settings
-from server.posthog import LOG_BODY_CHARS, PostHogClient, PostHogError, request_kind
+from server.log_bodies import LOG_BODY_CHARS, StreamedBodies
+from server.posthog import PostHogClient, PostHogError, request_kind
 from tests.support import MODES, SandboxControl, connect, data, running_app, settings_for, text
 
 HOST = "https://posthog.test"
@@ -357,7 +358,7 @@ async def test_debug_lines_of_bodies_are_short_and_masked(caplog: pytest.LogCapt
     body = {
         "id": E,
         "destination": {"type": "HTTP", "config": {"url": "https://us.i.posthog.com/batch/", "token": secret_token}},
-        "confirmation_token": "v1.claims.signature-abcdef",
+        "confirmation_token": "eyJrIjoiY29uZmlybSJ9.c2lnbmF0dXJlLWFiY2RlZi1zaWduYXR1cmU",
         "echo": f"Bearer {key}",
         "latest_runs": [{"id": str(i), "latest_error": "x" * 200} for i in range(50)],
     }
@@ -372,7 +373,7 @@ async def test_debug_lines_of_bodies_are_short_and_masked(caplog: pytest.LogCapt
     assert len(lines) == 1, lines
     line = lines[0]
     assert f"GET {P}/{E}/ -> 200" in line
-    assert secret_token not in line and "signature-abcdef" not in line and key not in line
+    assert secret_token not in line and "eyJrIjoiY29uZmlybSJ9" not in line and key not in line
     assert "[masked]" in line and "more chars)" in line
     assert len(line) < LOG_BODY_CHARS + 200
 
@@ -380,3 +381,16 @@ async def test_debug_lines_of_bodies_are_short_and_masked(caplog: pytest.LogCapt
 def test_posthog_error_carries_what_is_known_of_a_write() -> None:
     error = PostHogError(status=None, detail="connection failed", write="unknown")
     assert error.as_dict()["write"] == "unknown"
+
+
+def test_streamed_chunks_at_debug_lose_their_tokens_and_length() -> None:
+    """sse_starlette logs every chunk it streams at DEBUG; a tool result there carries a confirmation token."""
+    token = "eyJrIjoiY29uZmlybSIsInQiOiJiYXRjaC1leHBvcnQtcGF1c2UifQ.Qm9ndXNTaWduYXR1cmVCb2d1c1NpZ25hdHVyZUFBQQ"
+    result = {"status": "confirmation_required", "confirmation_token": token, "preview": {"summary": "x" * 2000}}
+    message = {"jsonrpc": "2.0", "id": 3, "result": {"content": [{"type": "text", "text": json.dumps(result)}]}}
+    chunk = f"event: message\r\ndata: {json.dumps(message)}\r\n\r\n".encode()
+    record = logging.LogRecord("sse_starlette.sse", logging.DEBUG, __file__, 1, "chunk: %s", (chunk,), None)
+    assert StreamedBodies().filter(record)
+    line = record.getMessage()
+    assert token not in line and token[:20] not in line and "[masked]" in line
+    assert len(line) < LOG_BODY_CHARS + 100
