@@ -13,13 +13,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from tools.models import SECRET_CONFIG_KEYS
+from tools import secrets
 
 LOG_BODY_CHARS = 600
 MASK = "[masked]"
-# Keys whose values are credentials or confirmations, wherever they sit in a body.
-_SECRET_WORDS = ("token", "secret", "password", "private_key", "api_key", "authorization", "request_state")
-# The same values inside JSON text (a tool result's text block is JSON in a string).
+# Values of keys that name credentials or confirmations, in JSON text at any depth of quoting (a tool
+# result's text block is JSON inside a JSON string).
 _KEYED_VALUE = re.compile(
     r'(\\*"(?:[A-Za-z_]*(?:token|secret|password|private_key|api_key|requestState|request_state)[A-Za-z_]*)\\*"'
     r'\s*:\s*\\*")([^"\\]*)'
@@ -28,23 +27,9 @@ _KEYED_VALUE = re.compile(
 _SIGNED = re.compile(r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{22,}")
 
 
-def _is_secret_key(key: Any) -> bool:
-    return isinstance(key, str) and (key in SECRET_CONFIG_KEYS or any(w in key.lower() for w in _SECRET_WORDS))
-
-
-def mask_value(value: Any) -> Any:
-    """A decoded body with every secret-looking value replaced, at any depth."""
-    if isinstance(value, dict):
-        return {k: MASK if _is_secret_key(k) else mask_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_value(v) for v in value]
-    return value
-
-
 def mask_text(text: str, known: Iterable[str] = ()) -> str:
     """Text with known secret values, keyed secrets inside JSON text and signed tokens masked."""
-    for secret in sorted((s for s in known if s and len(s) >= 8), key=len, reverse=True):
-        text = text.replace(secret, MASK)
+    text = secrets.redact(text, [s for s in known if s and len(s) >= 8])
     text = _KEYED_VALUE.sub(lambda m: m.group(1) + MASK, text)
     return _SIGNED.sub(MASK, text)
 
@@ -65,7 +50,9 @@ def for_log(body: bytes | str | Any, known: Iterable[str] = ()) -> str:
             body = json.loads(body)
         except ValueError:
             return shorten(mask_text(body, known))
-    text = json.dumps(mask_value(body), separators=(",", ":"), ensure_ascii=False, default=str)
+    # Every destination secret key counts here, not only those under a config: a log line may be wrong
+    # to hide a value, never to show one.
+    text = json.dumps(secrets.mask(body, MASK), separators=(",", ":"), ensure_ascii=False, default=str)
     return shorten(mask_text(text, known))
 
 

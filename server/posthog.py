@@ -19,14 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
 
 from server import __version__, log_bodies
-from tools.spec import HttpMethod
+from tools.declaration import HttpMethod
+from tools.request import Request
 
 log = logging.getLogger(__name__)
 
@@ -276,19 +277,6 @@ def _retry_after(response: httpx.Response) -> float | None:
     return None
 
 
-class OutgoingRequest(Protocol):
-    """What `ProjectUpstream.send` needs of a built request (tools/request.py's Request)."""
-
-    @property
-    def method(self) -> HttpMethod: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def query(self) -> Mapping[str, Any]: ...
-    @property
-    def body(self) -> Any: ...
-
-
 class PostHogClient:
     """One `httpx.AsyncClient` per server, shared by every call."""
 
@@ -461,7 +449,7 @@ def _decode(response: httpx.Response, kind: RequestKind) -> Any:
 
 
 class ProjectUpstream:
-    """The `Upstream` a tool sees: requests relative to one project."""
+    """The `tools.declaration.Upstream` a tool sees: requests relative to one project."""
 
     def __init__(self, client: PostHogClient, project_id: int) -> None:
         self._client = client
@@ -481,6 +469,6 @@ class ProjectUpstream:
         )
         return body
 
-    async def send(self, request: OutgoingRequest) -> Any:
-        """Send a request a declaration built (tools/request.py)."""
+    async def send(self, request: Request) -> Any:
+        """Send a request a declaration built (tools/request.py), usually amended by the tool."""
         return await self.request(request.method, request.path, query=request.query or None, json=request.body)
