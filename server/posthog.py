@@ -26,7 +26,7 @@ import anyio
 import httpx
 
 from server import __version__, log_bodies
-from tools.declaration import HttpMethod
+from tools.declaration import HttpMethod, UpstreamError
 from tools.request import Request
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ _CHECK_STATE = "batch-export-get, batch-export-runs-list or batch-export-backfil
 
 
 @dataclass
-class PostHogError(Exception):
+class PostHogError(UpstreamError):
     """An answer from PostHog (or the lack of one), ready to show a model in one line.
 
     `write` says, for a write, what is known of its effect: a model must not resend a write
