@@ -99,8 +99,9 @@ CASES: list[tuple[str, dict[str, Any], tuple[str, str, dict[str, Any], Any], Any
     ),
     (
         "batch-export-runs-list",
-        {"batch_export_id": E, "status": ["Failed", "FailedRetryable"], "after": "-30d"},
-        ("GET", f"{P}/{E}/runs/", {"status": ["Failed", "FailedRetryable"], "after": "-30d"}, None),
+        {"batch_export_id": E, "status": ["Failed", "FailedRetryable"], "after": "2026-11-01T09:30:00+01:00"},
+        # Always UTC with the offset spelled out: PostHog reads a bare time in the project's zone.
+        ("GET", f"{P}/{E}/runs/", {"status": ["Failed", "FailedRetryable"], "after": "2026-11-01T08:30:00Z"}, None),
         {"next": None, "previous": None, "results": [RUN]},
         None,
     ),
