@@ -17,6 +17,7 @@ import anyio
 
 from server import __version__
 from server.config import ConfigError, Settings
+from server.log_bodies import StreamedBodies
 from tools import secrets
 
 PROG = "posthog-batch-exports-mcp"
@@ -167,6 +168,7 @@ def _setup_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_redactor)
+    handler.addFilter(StreamedBodies())  # bodies libraries log at DEBUG: shortened, tokens masked
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
