@@ -11,7 +11,7 @@ from typing import Any
 
 import mcp.types as types
 
-from tools.spec import ToolSpec
+from tools.declaration import ToolSpec
 
 TOKEN_PARAM = "confirmation_token"
 TOKEN_SCHEMA = {

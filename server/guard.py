@@ -33,7 +33,7 @@ from mcp_types import version as protocol_versions
 from server import results
 from server.audit import AuditLog
 from server.posthog import PostHogError
-from tools.spec import NotPossible, Preview, ToolSpec
+from tools.declaration import NotPossible, Preview, ToolSpec
 
 TOKEN_TTL_SECONDS = 600
 ELICIT_KEY = "confirm"

@@ -21,7 +21,8 @@ from server.config import Settings
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
 from server.ui import APP_MIME_TYPE, View, view_for
 from server.visibility import KeyAccess
-from tools.spec import READ, ToolSpec, path_for
+from tools.declaration import READ, ToolSpec
+from tools.request import path_for
 
 EXPORT_TEMPLATE = "posthog://projects/{project_id}/batch-exports/{batch_export_id}"
 _EXPORT_URI = re.compile(
