@@ -21,12 +21,15 @@ from pydantic import ValidationError
 from server import __version__, results
 from server.audit import AuditLog
 from server.config import ConfigError, Settings, default_audit_path
-from server.definitions import TOKEN_PARAM, tool_definition
-from server.guard import Guard, GuardedCall, TokenSigner
+from server.definitions import tool_definition
+from server.guard import Guard, GuardedCall
+from server.guard_result import TOKEN_PARAM
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
 from server.prompts import Prompts
 from server.resources import Resources
 from server.ui import EXTENSION_ID
+from server.sealing import TokenSigner
+from server.shared_state import open_shared_state
 from server.visibility import KeyAccess, check_names, visible, why_hidden
 from tools.catalog import BY_NAME, CATALOG
 from tools.declaration import NotPossible, ToolSpec, Upstream
@@ -92,7 +95,9 @@ class App:
         self.client = client
         self.access = access
         self.audit = AuditLog(settings.audit_log or default_audit_path())
-        self.guard = Guard(TokenSigner(settings.confirm_secret), self.audit, settings.confirm)
+        self.guard = Guard(
+            TokenSigner(settings.confirm_secret), self.audit, settings.confirm, open_shared_state(settings.redis_url)
+        )
         self.specs = visible(CATALOG, settings, access)
         self.definitions = [
             tool_definition(spec, pinned_project=settings.project_id is not None, guarded=self.guard.applies(spec))
@@ -236,5 +241,6 @@ async def open_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
             yield app
         finally:
             app.audit.close()
+            await app.guard.state.aclose()
     finally:
         await client.aclose()
