@@ -27,9 +27,9 @@ from server.guard_result import TOKEN_PARAM
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
 from server.prompts import Prompts
 from server.resources import Resources
-from server.ui import EXTENSION_ID
 from server.sealing import TokenSigner
 from server.shared_state import open_shared_state
+from server.ui import EXTENSION_ID
 from server.visibility import KeyAccess, check_names, visible, why_hidden
 from tools.catalog import BY_NAME, CATALOG
 from tools.declaration import NotPossible, ToolSpec, Upstream
