@@ -105,6 +105,10 @@ class Progress:
     channel: str
     step: str = "preview"  # preview -> ask -> confirm -> recheck -> write
     held: tuple[str, dict[str, Any]] | None = None
+    # True from sending the write until PostHog's answer says what happened: a timeout, a dropped
+    # connection, a 5xx or a cancelled call leave the in-flight lock to expire instead of lifting it,
+    # since the write may still land and a copy sent now would make it twice.
+    unknown: bool = False
 
 
 def _shown(preview: Preview) -> dict[str, Any]:
@@ -143,11 +147,13 @@ class Guard:
             )
             decision = Decision("refused", error=f"Refused: {why}", line={"reason": why})
         except PostHogError as error:
+            if error.status is not None and error.status < 500:
+                progress.unknown = False  # PostHog answered: it refused the write
             decision = self._upstream_error(call, progress, error)
         except Exception as error:  # noqa: BLE001 - an answer of an unexpected shape must still end in a decision
             decision = self._unexpected(call, progress, error)
         finally:
-            if progress.held is not None:
+            if progress.held is not None and not progress.unknown:
                 with anyio.CancelScope(shield=True):
                     await self._let_go(progress.held)
         return self._finish(call, progress, decision)
@@ -209,7 +215,9 @@ class Guard:
             )
 
         progress.step = "write"
+        progress.unknown = True
         result = await call.execute()
+        progress.unknown = False
         target = result.get("id") if isinstance(result, dict) and current.target_id is None else None
         return Decision(
             "executed",
