@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import mcp.types as types
 from mcp.server import Server, ServerRequestContext
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from server import __version__, results
 from server.audit import AuditLog
@@ -29,7 +29,9 @@ from server.sealing import TokenSigner
 from server.shared_state import open_shared_state
 from server.visibility import KeyAccess, check_names, visible, why_hidden
 from tools.catalog import BY_NAME, CATALOG
-from tools.spec import NotPossible, ToolSpec, Upstream, path_for
+from tools.declaration import NotPossible, ToolSpec, Upstream
+from tools.params import Params
+from tools.request import build_request
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +44,13 @@ INSTRUCTIONS = (
 )
 
 
-async def perform(spec: ToolSpec, params: BaseModel, upstream: Upstream) -> Any:
-    """Carry out one catalog entry: its own function, or the plain request it declares."""
+async def perform(spec: ToolSpec, params: Params, upstream: Upstream) -> Any:
+    """Carry out one catalog entry: the request its declaration builds, amended by its handler if it has one."""
+    request = build_request(spec, params)
     if spec.handler is not None:
-        data = await spec.handler(upstream, params)
+        data = await spec.handler(upstream, params, request)
     else:
-        values = params.model_dump(mode="json", exclude_none=True)
-        values.pop("project_id", None)
-        path = path_for(spec.path, **{name: values.pop(name) for name in spec.path_params})
-        query = {name: values.pop(name) for name in spec.query if name in values}
-        query.update(spec.fixed_query or {})
-        body = None
-        if spec.method == "GET":
-            query.update(values)
-        elif spec.method != "DELETE":
-            body = values
-        data = await upstream.request(spec.method, path, query=query or None, json=body)
+        data = await upstream.send(request)
     return spec.shape(data) if spec.shape is not None else data
 
 
@@ -165,7 +158,7 @@ class App:
         except ValidationError as error:
             return results.failure(describe_invalid(spec, error, self._schemas[spec.name]), secrets)
 
-        upstream = ProjectUpstream(self.client, model.project_id)  # type: ignore[attr-defined]
+        upstream = ProjectUpstream(self.client, model.project_id)
 
         async def execute() -> Any:
             return await perform(spec, model, upstream)
@@ -175,7 +168,7 @@ class App:
             preview_fn = spec.preview
             call = GuardedCall(
                 spec=spec,
-                project=model.project_id,  # type: ignore[attr-defined]
+                project=model.project_id,
                 arguments=model.model_dump(mode="json", exclude_none=True),
                 token=token,
                 read_preview=lambda: preview_fn(upstream, model),

@@ -12,7 +12,7 @@ from typing import Any
 import mcp.types as types
 
 from server.guard_result import TOKEN_PARAM, guarded_output_schema
-from tools.spec import ToolSpec
+from tools.declaration import ToolSpec
 
 TOKEN_SCHEMA = {
     "type": "string",

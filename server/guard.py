@@ -43,7 +43,7 @@ from server.guard_result import TOKEN_PARAM, GuardedResult, GuardedStatus
 from server.posthog import PostHogError
 from server.sealing import STATE_KIND, TOKEN_KIND, Claim, Refused, TokenSigner, canonical_digest, label_of
 from server.shared_state import InProcessState, SharedState, StateUnavailable
-from tools.spec import NotPossible, Preview, ToolSpec
+from tools.declaration import NotPossible, Preview, ToolSpec
 
 # Re-exported: the guard's tests and callers name these through the guard.
 __all__ = [
