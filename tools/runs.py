@@ -9,12 +9,13 @@ from uuid import UUID
 from pydantic import Field, field_validator, model_validator
 
 from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream
+from tools.exports import read_export
 from tools.models import BackfillStarted, Cancelled, Run, RunPage
 from tools.paging import cursor_of, with_next_cursor
 from tools.params import Params, RunOrdering, RunParams, RunStatus
 from tools.request import Request, build_request, path_for
 from tools.times import TIME_FILTER, check_filter
-from tools.versions import newest_id, status_version
+from tools.versions import export_version, newest_id, status_version
 
 RUNS_PATH = "batch_exports/{batch_export_id}/runs/"
 RUN_PATH = RUNS_PATH + "{run_id}/"
@@ -100,9 +101,12 @@ async def preview_retry(upstream: Upstream, params: RunParams) -> Preview:
         f"Retry the {run.get('status')} run for {run.get('data_interval_start')} - {run.get('data_interval_end')}: "
         "PostHog starts a one-interval backfill that creates a new run; the original run is kept."
     )
+    # A retry re-exports with the export's current destination and schedule: bind to the export's
+    # version as well, so a destination changed after the preview refuses the retry (as backfills do).
+    export = await read_export(upstream, params)
     # Retrying leaves the run as it was and adds a backfill: bind to the newest backfill too.
     backfills = path_for(BACKFILLS_PATH, batch_export_id=params.batch_export_id)
-    version = f"{status_version(run)}|{await newest_id(upstream, backfills)}"
+    version = f"{status_version(run)}|{export_version(export)}|{await newest_id(upstream, backfills)}"
     return Preview(summary=summary, details={"run": _run_summary(run)}, version=version, target_id=str(params.run_id))
 
 
