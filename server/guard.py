@@ -111,8 +111,8 @@ class Progress:
     unknown: bool = False
 
 
-def _shown(preview: Preview) -> dict[str, Any]:
-    return {"summary": preview.summary, **preview.details}
+def _shown(call: GuardedCall, preview: Preview) -> dict[str, Any]:
+    return {"summary": preview.summary, "project_id": call.project, **preview.details}
 
 
 class Guard:
@@ -238,14 +238,15 @@ class Guard:
         answer = GuardedResult(
             GuardedStatus.CONFIRMATION_REQUIRED,
             message,
-            preview=_shown(preview),
+            preview=_shown(call, preview),
             token=token,
             expires_at=datetime.fromtimestamp(expires, UTC).isoformat(),
         )
         return Decision("previewed", answer)
 
     def _question(self, call: GuardedCall, preview: Preview) -> tuple[str, dict[str, Any]]:
-        detail = results.dumps(results.redact(results.strip_secrets(preview.details), call.secrets))
+        shown = {k: v for k, v in _shown(call, preview).items() if k != "summary"}
+        detail = results.dumps(results.redact(results.strip_secrets(shown), call.secrets))
         message = results.redact(f"{preview.summary}\n\nDetails: {detail}", call.secrets)
         if call.spec.destructive and preview.confirm_name:
             message += f"\n\nType the export's name ({preview.confirm_name}) to confirm."
@@ -263,17 +264,19 @@ class Guard:
                 if str(content.get("name", "")).strip() == preview.confirm_name:
                     return None
                 message = "Not done: the typed name did not match the export's name; nothing changed."
-                return self._no(GuardedStatus.DECLINED, message, preview, "typed name did not match")
+                return self._no(call, GuardedStatus.DECLINED, message, preview, "typed name did not match")
             if content.get("confirm") is True:
                 return None
             message = "Not done: the user did not confirm; nothing changed."
-            return self._no(GuardedStatus.DECLINED, message, preview, "confirm was not true")
+            return self._no(call, GuardedStatus.DECLINED, message, preview, "confirm was not true")
         status = GuardedStatus.CANCELLED if action == "cancel" else GuardedStatus.DECLINED
-        return self._no(status, f"Not done: the user {status.value} the confirmation; nothing changed.", preview)
+        return self._no(call, status, f"Not done: the user {status.value} the confirmation; nothing changed.", preview)
 
-    def _no(self, status: GuardedStatus, message: str, preview: Preview, reason: str | None = None) -> Decision:
+    def _no(
+        self, call: GuardedCall, status: GuardedStatus, message: str, preview: Preview, reason: str | None = None
+    ) -> Decision:
         line = {"reason": reason} if reason else {}
-        return Decision(status.value, GuardedResult(status, message, preview=_shown(preview)), line=line)
+        return Decision(status.value, GuardedResult(status, message, preview=_shown(call, preview)), line=line)
 
     async def _spend(self, claim: Claim) -> None:
         remaining = claim.expires - self.signer.now() + 1

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import Field, field_validator, model_validator
 
 from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream
-from tools.exports import read_export
+from tools.exports import export_summary, read_export
 from tools.models import BackfillStarted, Cancelled, Run, RunPage
 from tools.paging import cursor_of, with_next_cursor
 from tools.params import Params, RunOrdering, RunParams, RunStatus
@@ -107,7 +107,8 @@ async def preview_retry(upstream: Upstream, params: RunParams) -> Preview:
     # Retrying leaves the run as it was and adds a backfill: bind to the newest backfill too.
     backfills = path_for(BACKFILLS_PATH, batch_export_id=params.batch_export_id)
     version = f"{status_version(run)}|{export_version(export)}|{await newest_id(upstream, backfills)}"
-    return Preview(summary=summary, details={"run": _run_summary(run)}, version=version, target_id=str(params.run_id))
+    details = {"export": export_summary(export), "run": _run_summary(run)}
+    return Preview(summary=summary, details=details, version=version, target_id=str(params.run_id))
 
 
 def _retry_started(answer: Any) -> Any:
@@ -126,9 +127,8 @@ async def preview_cancel(upstream: Upstream, params: RunParams) -> Preview:
     if status not in ("Running", "Starting"):
         raise NotPossible(f"The run is {status}; PostHog cancels only Starting or Running runs.")
     summary = f"Cancel the {status} run for {run.get('data_interval_start')} - {run.get('data_interval_end')}."
-    return Preview(
-        summary=summary, details={"run": _run_summary(run)}, version=status_version(run), target_id=str(params.run_id)
-    )
+    details = {"batch_export_id": str(params.batch_export_id), "run": _run_summary(run)}
+    return Preview(summary=summary, details=details, version=status_version(run), target_id=str(params.run_id))
 
 
 GET_RUN = ToolSpec(
