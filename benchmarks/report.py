@@ -185,7 +185,8 @@ def _shared_state(shared: dict[str, Any]) -> list[str]:
         "## Replicas: HTTP throughput with the confirmation ledger in process and on Redis",
         "",
         f"{shared['clients']} clients, {shared['calls_each']} reads each, then a quarter as many confirmed writes "
-        "(preview + confirm of batch-export-pause, one export per client).",
+        "(preview + confirm of batch-export-pause, one export per client). Reads never touch the ledger, so a reads "
+        "ratio away from 1.0x is this machine's noise (clients, replicas, sandbox and Redis share its cores).",
         "",
         "| set-up | reads/s | vs one process | read p50 | confirmed writes/s | vs one process | write p50 | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
