@@ -19,11 +19,11 @@ from typing import Any
 
 import anyio
 
-from benchmarks import call_overhead, cold_start, context_cost, http_load, memory, report
+from benchmarks import call_overhead, cold_start, context_cost, http_load, memory, report, shared_state_load
 from benchmarks.common import machine, sandbox_process, state_dir
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("context_cost", "cold_start", "call_overhead", "memory", "http_load", "soak")
+NAMES = ("context_cost", "cold_start", "call_overhead", "memory", "http_load", "soak", "shared_state")
 FULL = {
     "cold_runs": 15,
     "overhead_calls": 2000,
@@ -32,6 +32,8 @@ FULL = {
     "load_calls": 100,
     "soak_clients": 50,
     "soak_seconds": 60,
+    "shared_state_clients": 10,
+    "shared_state_calls": 40,
 }
 QUICK = {
     "cold_runs": 5,
@@ -41,6 +43,8 @@ QUICK = {
     "load_calls": 20,
     "soak_clients": 10,
     "soak_seconds": 10,
+    "shared_state_clients": 4,
+    "shared_state_calls": 12,
 }
 
 
@@ -62,6 +66,9 @@ async def run_all(only: tuple[str, ...], sizes: dict[str, int]) -> dict[str, Any
                 results[name] = await http_load.run(sandbox, state, sizes["load_clients"], sizes["load_calls"])
             elif name == "soak":
                 results[name] = await http_load.soak(sandbox, state, sizes["soak_clients"], sizes["soak_seconds"])
+            elif name == "shared_state":
+                clients, calls = sizes["shared_state_clients"], sizes["shared_state_calls"]
+                results[name] = await shared_state_load.run(sandbox, state, clients, calls)
             results[name]["seconds"] = round(time.perf_counter() - started, 1)
     return results
 

@@ -120,6 +120,8 @@ def markdown(doc: dict[str, Any]) -> str:
             f"Server RSS over time (MB): {rss}.",
             "",
         ]
+    if "shared_state" in r:
+        out += _shared_state(r["shared_state"])
     return "\n".join(out)
 
 
@@ -176,3 +178,26 @@ def _context(c: dict[str, Any]) -> list[str]:
         )
     out.append("")
     return out
+
+
+def _shared_state(shared: dict[str, Any]) -> list[str]:
+    out = [
+        "## Replicas: HTTP throughput with the confirmation ledger in process and on Redis",
+        "",
+        f"{shared['clients']} clients, {shared['calls_each']} reads each, then a quarter as many confirmed writes "
+        "(preview + confirm of batch-export-pause, one export per client). Reads never touch the ledger, so a reads "
+        "ratio away from 1.0x is this machine's noise (clients, replicas, sandbox and Redis share its cores).",
+        "",
+        "| set-up | reads/s | vs one process | read p50 | confirmed writes/s | vs one process | write p50 | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, f in shared["setups"].items():
+        reads, writes = f["reads"], f["confirmed_writes"]
+        read_p50 = reads["latency"]["median_ms"] if reads["latency"] else "-"
+        write_p50 = writes["latency"]["median_ms"] if writes["latency"] else "-"
+        out.append(
+            f"| {label} | {reads['per_second']} | {reads['vs_one_process']}x | {read_p50} ms | "
+            f"{writes['per_second']} | {writes['vs_one_process']}x | {write_p50} ms | "
+            f"{reads['errors'] + writes['errors']} |"
+        )
+    return [*out, ""]
