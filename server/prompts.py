@@ -133,7 +133,7 @@ PROMPTS: tuple[PromptSpec, ...] = (
             Step("Read the export with {tool}; secret keys are never shown.", ("batch-export-get",), essential=True),
             Step("Ask the user which credential keys change and for their new values. Never repeat a secret back."),
             Step(
-                "Test the new credentials before changing anything with {tool}.",
+                "Before changing anything, test the new keys with {tool} on this export (the keys to try, not saved).",
                 ("batch-export-destination-check", "batch-export-test-step"),
             ),
             Step(
