@@ -129,8 +129,10 @@ def control_routes() -> list[Route]:
                 "runs": [serializers.run(r) for r in store.list_runs()],
                 "backfills": [
                     serializers.backfill(b, 3, simulation.progress(store, b, by_id.get(b["batch_export"]), now))
-                    for b in store.list_backfills()
+                    for b in store.list_backfills(written_by=now)
                 ],
+                # started, but the workflow has not written the row yet
+                "pending_backfills": len(store.list_backfills()) - len(store.list_backfills(written_by=now)),
                 "log_count": store.count_logs(),
                 "integrations": store.list_integrations(),
             }

@@ -215,6 +215,18 @@ INTEGRATION_KIND = {
     "AzureBlob": "azure-blob",
 }
 INTEGRATION_CREATE_ONLY = {"Postgres", "Redshift"}
+# Types whose integration must be sent with every destination write, update included: no fallback to
+# the stored one. Snowflake and the S3 family fall back; Postgres and Redshift need one on create only.
+INTEGRATION_ON_EVERY_WRITE = {"BigQuery", "Databricks", "AzureBlob", "Redshift"}
+REDSHIFT_STICKY_INTEGRATION_MESSAGE = (
+    "Cannot remove the integration from a Redshift batch export that uses one. "
+    "Re-send its `integration` to keep it (or a different one to swap)."
+)
+LEGACY_PARQUET_EXTENSION_MESSAGE = (
+    "'legacy_parquet_extension' can only stay on for an export that already writes the compression codec "
+    "into its Parquet file names. It cannot be turned on for a new export, or turned back on once an export "
+    "moved to the standard '.parquet' extension."
+)
 INTEGRATION_REQUIRED_MESSAGE = {
     "AwsS3": "Integration is required for AwsS3 batch exports",
     "S3Compatible": "Integration is required for S3Compatible batch exports",

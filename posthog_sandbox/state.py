@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from . import simulation
 from .auth import Throttle
@@ -74,6 +75,17 @@ class Sandbox:
     @property
     def earliest_data(self) -> datetime:
         return from_db(self.store.get_meta("earliest_data"))  # type: ignore[return-value]
+
+    def log_rows(
+        self,
+        team_id: int,
+        export_ids: set[str] | None,
+        instance_ids: set[str] | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> list[dict[str, Any]]:
+        """The rows of the HogQL table `batch_export_log_entries` for a project (narrowed, newest first)."""
+        return self.store.query_logs(team_id, export_ids, instance_ids, since, until)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -212,9 +212,17 @@ class Store:
         return _decode("backfills", row[0]) if row else None
 
     def list_backfills(
-        self, export_id: str | None = None, team_id: int | None = None, active_only: bool = False
+        self,
+        export_id: str | None = None,
+        team_id: int | None = None,
+        active_only: bool = False,
+        written_by: datetime | None = None,
     ) -> list[dict[str, Any]]:
+        """Newest first; with `written_by`, only rows the workflow has written by then (created_at <= it)."""
         sql, args = "SELECT data FROM backfills WHERE 1=1", list[Any]()
+        if written_by is not None:
+            sql += " AND created_at <= ?"
+            args.append(to_db(written_by))
         if export_id is not None:
             sql += " AND export_id = ?"
             args.append(export_id)
@@ -249,6 +257,45 @@ class Store:
                 "message": r[2],
             }
             for r in rows
+        ]
+
+    def query_logs(
+        self,
+        team_id: int,
+        export_ids: set[str] | None = None,
+        instance_ids: set[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The project's log rows as the HogQL table `batch_export_log_entries` has them, newest first;
+        the filters only narrow (bounds inclusive), the query still applies its own WHERE."""
+        sql = (
+            "SELECT l.export_id, l.instance_id, l.timestamp, l.message, l.level FROM logs l "
+            "JOIN exports e ON e.id = l.export_id WHERE e.team_id = ?"
+        )
+        args: list[Any] = [team_id]
+        for column, values in (("l.export_id", export_ids), ("l.instance_id", instance_ids)):
+            if values is not None:
+                sql += f" AND {column} IN ({', '.join('?' * len(values))})"
+                args += sorted(values)
+        if since is not None:
+            sql += " AND l.timestamp >= ?"
+            args.append(to_db(since))
+        if until is not None:
+            sql += " AND l.timestamp <= ?"
+            args.append(to_db(until))
+        sql += " ORDER BY l.timestamp DESC, l.seq DESC"
+        return [
+            {
+                "team_id": team_id,
+                "log_source": "batch_export",
+                "log_source_id": r[0],
+                "instance_id": r[1],
+                "timestamp": from_db(r[2]),
+                "message": r[3],
+                "level": r[4],
+            }
+            for r in self.conn.execute(sql, args)
         ]
 
     def count_logs(self) -> int:

@@ -86,14 +86,17 @@ def parse_drf_datetime(value: object) -> datetime:
 _RELATIVE = re.compile(r"-?(?P<number>[0-9]+)?(?P<type>[a-zA-Z])(?P<position>Start|End)?")
 
 
-def relative_date_parse(value: str, now: datetime) -> datetime:
+def relative_date_parse(value: str, now: datetime, tz_name: str = "UTC") -> datetime:
     """posthog.utils.relative_date_parse: ISO dates/datetimes or `-7d`, `-24h`, `-1w`, `-1m`, `-1y`, `-30M`.
 
+    A date or datetime without an offset is read in the project's timezone (docs/posthog-api.md, "Times").
     Anything else falls back to `now`, like PostHog.
     """
     parsed = parse_datetime(value)
     if parsed is not None:
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC if tz_name == "UTC" else ZoneInfo(tz_name))
+        return parsed.astimezone(UTC)
     match = _RELATIVE.search(value)
     if not match:
         return now
