@@ -3,17 +3,19 @@
 
 from __future__ import annotations
 
+import heapq
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from . import destinations as d
-from . import serializers, simulation
+from . import history, serializers, simulation
 from .config import SandboxKey
 from .errors import ApiError, empty, invalid_choice, not_found, server_error, validation
 from .exports import make_export
-from .pagination import cursor_page, limit_offset
+from .pagination import cursor_page, limit_offset, limit_offset_page, page_window
 from .state import USER_ID, Sandbox
 from .store import Store
 from .timeutil import drf, parse_drf_datetime, relative_date_parse, to_db
@@ -75,19 +77,44 @@ def get_export(ctx: Ctx, id_: str, include_deleted: bool = False, detail: str = 
 
 
 def render_export(ctx: Ctx, export: dict[str, Any]) -> dict[str, Any]:
-    return serializers.export(export, ctx.gen, ctx.store.list_runs(export_id=export["id"], limit=10))
+    return serializers.export(export, ctx.gen, runs_of(ctx.store, export, limit=10))
+
+
+def runs_of(
+    store: Store,
+    export: dict[str, Any],
+    lo: datetime | None = None,
+    hi: datetime | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """The export's runs, stored and computed (`history.py`), newest `created_at` first; `lo`/`hi` may
+    narrow the computed past to a superset of what the caller keeps."""
+    stored = store.list_runs(export_id=export["id"], limit=limit)
+    past = history.of(export)
+    if past is None:
+        return stored
+    computed = past.runs(lo, hi, limit)
+    merged = sorted([*stored, *computed], key=lambda r: (r["created_at"], r["id"]), reverse=True)
+    return merged[:limit] if limit is not None else merged
+
+
+def logs_of(store: Store, export: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The export's log rows, stored and computed, newest first (lazily: callers stop at their limit)."""
+    stored = store.list_logs(export["id"])
+    past = history.of(export)
+    if past is None:
+        return iter(stored)
+    return heapq.merge(stored, past.logs_desc(), key=lambda row: row["timestamp"], reverse=True)
 
 
 # ---------------------------------------------------------------------------------------------- exports
 
 
 def list_exports(ctx: Ctx) -> Result:
-    exports = ctx.store.list_exports(team_id=ctx.project)
-    if ctx.gen >= 3:
-        exports = [e for e in exports if e["destination"]["type"] != "Workflows"]
-    page = limit_offset(exports, ctx.url, ctx.query, 100)
-    page["results"] = [render_export(ctx, e) for e in page["results"]]
-    return 200, page
+    limit, offset = page_window(ctx.query, 100)
+    hidden = ("Workflows",) if ctx.gen >= 3 else ()
+    count, exports = ctx.store.page_exports(ctx.project, hidden, limit, offset)
+    return 200, limit_offset_page(count, [render_export(ctx, e) for e in exports], ctx.url, limit, offset)
 
 
 def create_export(ctx: Ctx) -> Result:
@@ -195,7 +222,7 @@ def export_logs(ctx: Ctx, id: str) -> Result:
     search = (ctx.query.get("search") or "").lower()
     instance_id = ctx.query.get("instance_id")
     rows = []
-    for row in ctx.store.list_logs(export["id"]):
+    for row in logs_of(ctx.store, export):
         if "after" in bounds and not row["timestamp"] > bounds["after"]:
             continue
         if "before" in bounds and not row["timestamp"] < bounds["before"]:
@@ -379,16 +406,16 @@ def _runs_in_window(ctx: Ctx, export: dict[str, Any]) -> tuple[list[dict[str, An
     ordering = ctx.query.get("ordering") or "-created_at"
     if ordering not in ("created_at", "-created_at", "data_interval_start", "-data_interval_start"):
         ordering = "-created_at"
-    runs = ctx.store.list_runs(export_id=export["id"])
     q = ctx.query
     tz = ctx.sb.config.project_timezone
     if ordering.lstrip("-") == "created_at":
         after = relative_date_parse(q.get("after") or "-7d", ctx.now, tz)
         before = relative_date_parse(q["before"], ctx.now, tz) if q.get("before") else ctx.now
-        runs = [r for r in runs if after <= r["created_at"] <= before]
+        runs = [r for r in runs_of(ctx.store, export, after, before) if after <= r["created_at"] <= before]
     else:
         start = relative_date_parse(q.get("start") or "-7d", ctx.now, tz)
         end = relative_date_parse(q["end"], ctx.now, tz) if q.get("end") else ctx.now
+        runs = runs_of(ctx.store, export, start, end)
         runs = [
             r
             for r in runs

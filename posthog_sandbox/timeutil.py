@@ -6,6 +6,7 @@ import calendar
 import re
 from datetime import UTC as UTC  # re-exported: the sandbox names one UTC
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import overload
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -31,10 +32,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def drf(value: datetime) -> str: ...
+@overload
+def drf(value: None) -> None: ...
 def drf(value: datetime | None) -> str | None:
     """DRF's DateTimeField output: UTC, `Z`, microseconds only when non-zero."""
     if value is None:
         return None
+    return _drf(value)
+
+
+@lru_cache(maxsize=65536)  # a list page writes the same ticks for many exports
+def _drf(value: datetime) -> str:
     text = value.astimezone(UTC).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
