@@ -17,6 +17,8 @@ import anyio
 
 from server import __version__
 from server.config import ConfigError, Settings
+from server.log_bodies import StreamedBodies
+from tools import secrets
 
 PROG = "posthog-batch-exports-mcp"
 COMMANDS = ("serve", "sandbox", "demo", "tools")
@@ -151,10 +153,9 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
             message = record.getMessage()
-            if any(secret in message for secret in self.secrets):
-                for secret in self.secrets:
-                    message = message.replace(secret, "[redacted]")
-                record.msg, record.args = message, None
+            redacted = secrets.redact(message, self.secrets)
+            if redacted != message:
+                record.msg, record.args = redacted, None
         return True
 
 
@@ -167,6 +168,7 @@ def _setup_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_redactor)
+    handler.addFilter(StreamedBodies())  # bodies libraries log at DEBUG: shortened, tokens masked
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
