@@ -21,6 +21,10 @@ def headline(doc: dict[str, Any]) -> str:
         parts.append(f"tools/list {_kb(c['ours']['total_bytes'])} (FastMCP {c['ratio_fastmcp_to_ours']}x)")
     if "cold_start" in r:
         parts.append(f"cold start {r['cold_start']['ratio']}x floor")
+    if "first_answer" in r:
+        parts.append(f"first answer {r['first_answer']['server/discover']['ours_median_ms']} ms")
+    if "http_throughput" in r:
+        parts.append(f"HTTP {r['http_throughput']['ratio']}x floor")
     if "call_overhead" in r:
         parts.append(f"+{r['call_overhead']['auto']['added_median_ms']} ms/call")
     if "memory" in r:
@@ -62,6 +66,8 @@ def markdown(doc: dict[str, Any]) -> str:
             f"Ratio **{c['ratio']}x** (target <= {c['target_ratio']}x: {_ok(c['within_target'])}).",
             "",
         ]
+    if "first_answer" in r:
+        out += _first_answer(r["first_answer"])
     if "call_overhead" in r:
         o = r["call_overhead"]
         out += [
@@ -105,6 +111,8 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{h['errors']} | {h['server_rss_mb']['before']} / {h['server_rss_mb']['after']} MB |",
             "",
         ]
+    if "http_throughput" in r:
+        out += _throughput(r["http_throughput"])
     if "soak" in r:
         s = r["soak"]
         lat = s["latency"] or {"median_ms": "-", "p99_ms": "-"}
@@ -201,3 +209,44 @@ def _shared_state(shared: dict[str, Any]) -> list[str]:
             f"{reads['errors'] + writes['errors']} |"
         )
     return [*out, ""]
+
+
+def _first_answer(f: dict[str, Any]) -> list[str]:
+    out = [
+        "## Time to first answer (spawn to the answer of the first message, stdio)",
+        "",
+        "| first message | ours median | ours max | floor median | ratio | within 1 s |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for opening in ("server/discover", "initialize"):
+        o = f[opening]
+        out.append(
+            f"| `{opening}` | {o['ours_median_ms']} ms | {o['ours_max_ms']} ms | {o['floor_median_ms']} ms | "
+            f"{o['ratio']}x | {_ok(o['within_budget'])} |"
+        )
+    imports = f["import_ms"]
+    out += [
+        "",
+        f"{f['runs']} runs each, interleaved; the floor is the one-tool mcp SDK server. 1 s is how long `@ai-sdk/mcp` waits "
+        "for `server/discover` before it falls back to `initialize`.",
+        f"`python -X importtime`: `import server.app` {imports['server.app']} ms, "
+        f"`import mcp.server, mcp.server.stdio` {imports['mcp.server + stdio']} ms (medians).",
+        "",
+    ]
+    return out
+
+
+def _throughput(t: dict[str, Any]) -> list[str]:
+    rounds = ", ".join(str(r["ratio"]) for r in t["per_round"])
+    return [
+        "## HTTP throughput against a bare mcp SDK server (`batch-export-get`, loopback)",
+        "",
+        "| clients x calls | ours calls/s | floor calls/s | ratio (median) | rounds | errors | >= 0.9x |",
+        "|---|---:|---:|---:|---|---:|---|",
+        f"| {t['clients']} x {t['calls_each']} | {t['ours_calls_per_second']} | {t['floor_calls_per_second']} | "
+        f"**{t['ratio']}x** | {rounds} | {t['errors']} | {_ok(t['within_target'])} |",
+        "",
+        "The floor ([http_floor_server.py](http_floor_server.py)) is a stateless streamable-HTTP server on the same SDK "
+        "whose one tool sends the same upstream GET; each round drives one server, then the other.",
+        "",
+    ]
