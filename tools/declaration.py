@@ -121,6 +121,9 @@ class ToolSpec:
     preview: PreviewFn | None = None
     handler: HandlerFn | None = None
     deprecated: bool = False
+    ui_resource: str | None = None
+    """A `ui://` app a host may render the result in (the MCP Apps extension); the result stays
+    complete as text for hosts without it."""
 
     @property
     def is_guarded(self) -> bool:
