@@ -172,8 +172,13 @@ async def _logs_through_query_api(
     try:
         answer = await upstream.request("POST", QUERY_PATH, json={"query": {"kind": "HogQLQuery", "query": hogql}})
     except UpstreamError as second:
-        if not _refused_for_key(second):
+        if second.status is None or second.status >= 500:
             raise
+        if not _refused_for_key(second):
+            # Older PostHog has no Query API for these rows: the route's refusal is the answer.
+            raise NotPossible(
+                f"{refusal} Its Query API could not serve them either (HTTP {second.status}: {second.detail})."
+            ) from None
         raise NotPossible(
             f"PostHog refuses this key the export's logs route ({refusal.detail}) and its Query API "
             f"({second.detail}). Give the personal API key the scope {QUERY_SCOPE} in PostHog (Settings > "
