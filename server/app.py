@@ -103,6 +103,13 @@ class App:
         self.settings = settings
         self.client = client
         self.access = access
+        if settings.redis_url and not settings.confirm_secret:
+            # Replicas name their ledger entries with a key derived from the secret: without a shared
+            # one, their in-flight locks would never meet and a copy of a write could go through.
+            raise ConfigError(
+                "POSTHOG_MCP_REDIS_URL is set, so replicas share state: set POSTHOG_MCP_CONFIRM_SECRET too, the same "
+                "on every replica (for example: openssl rand -hex 32)."
+            )
         self.audit = AuditLog(settings.audit_log or default_audit_path())
         self.guard = Guard(
             TokenSigner(settings.confirm_secret), self.audit, settings.confirm, open_shared_state(settings.redis_url)

@@ -73,6 +73,17 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="With --sandbox: keep its state in this SQLite file, so one-shot clients (the Inspector CLI) see the "
         "same exports, ids and clock on every call.",
     )
+    parser.add_argument(
+        "--sandbox-exports",
+        type=int,
+        metavar="N",
+        help="With --sandbox: seed project 1 with N exports and 30 days of history (the same for the same N).",
+    )
+    parser.add_argument(
+        "--sandbox-logs-for-keys",
+        choices=("allowed", "refused"),
+        help="With --sandbox: 'refused' makes the logs route answer 403 to personal API keys, as newer PostHog may.",
+    )
     parser.add_argument("--tools", type=_csv, help="Allow-list of tool names, comma-separated (POSTHOG_MCP_TOOLS).")
     parser.add_argument(
         "--exclude-tools", type=_csv, help="Tools to hide, comma-separated (POSTHOG_MCP_EXCLUDE_TOOLS)."
@@ -235,7 +246,14 @@ def serve(args: argparse.Namespace) -> int:
         from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig, start_sandbox
 
         # Simulated minutes pass in real seconds, so a retried run visibly completes.
-        sandbox = start_sandbox(SandboxConfig(speed=60.0, db_path=args.sandbox_db))
+        sandbox = start_sandbox(
+            SandboxConfig(
+                speed=60.0,
+                db_path=args.sandbox_db,
+                exports=args.sandbox_exports,
+                logs_for_keys=args.sandbox_logs_for_keys or "allowed",
+            )
+        )
         settings = settings.with_(host=sandbox.base_url, api_key=DEFAULT_API_KEY)
         log.warning("Using the local sandbox at %s (project 1 and 2).", sandbox.base_url)
     try:
