@@ -19,11 +19,11 @@ from typing import Any
 
 import anyio
 
-from benchmarks import call_overhead, cold_start, context_cost, http_load, memory, report
+from benchmarks import call_overhead, cold_start, context_cost, http_load, memory, report, sandbox_scale
 from benchmarks.common import machine, sandbox_process, state_dir
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("context_cost", "cold_start", "call_overhead", "memory", "http_load", "soak")
+NAMES = ("context_cost", "cold_start", "call_overhead", "memory", "http_load", "soak", "sandbox_scale")
 FULL = {
     "cold_runs": 15,
     "overhead_calls": 2000,
@@ -32,6 +32,7 @@ FULL = {
     "load_calls": 100,
     "soak_clients": 50,
     "soak_seconds": 60,
+    "scale_requests": 20,
 }
 QUICK = {
     "cold_runs": 5,
@@ -41,11 +42,20 @@ QUICK = {
     "load_calls": 20,
     "soak_clients": 10,
     "soak_seconds": 10,
+    "scale_requests": 5,
 }
 
 
 async def run_all(only: tuple[str, ...], sizes: dict[str, int]) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    if "sandbox_scale" in only:  # starts its own sandboxes, in processes of their own
+        print("-- sandbox_scale", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        results["sandbox_scale"] = await anyio.to_thread.run_sync(sandbox_scale.run, sizes["scale_requests"])
+        results["sandbox_scale"]["seconds"] = round(time.perf_counter() - started, 1)
+    only = tuple(name for name in only if name != "sandbox_scale")
+    if not only:
+        return results
     with sandbox_process() as sandbox, state_dir() as state:
         for name in only:
             print(f"-- {name}", file=sys.stderr, flush=True)
