@@ -16,17 +16,25 @@ from typing import Any
 import httpx
 import mcp.types as types
 from mcp.server import Server, ServerRequestContext
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from server import __version__, results
 from server.audit import AuditLog
 from server.config import ConfigError, Settings, default_audit_path
-from server.definitions import TOKEN_PARAM, tool_definition
-from server.guard import Guard, GuardedCall, TokenSigner
+from server.definitions import tool_definition
+from server.guard import Guard, GuardedCall
+from server.guard_result import TOKEN_PARAM
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
+from server.prompts import Prompts
+from server.resources import Resources
+from server.sealing import TokenSigner
+from server.shared_state import open_shared_state
+from server.ui import EXTENSION_ID
 from server.visibility import KeyAccess, check_names, visible, why_hidden
 from tools.catalog import BY_NAME, CATALOG
-from tools.spec import NotPossible, ToolSpec, Upstream, path_for
+from tools.declaration import NotPossible, ToolSpec, Upstream
+from tools.params import Params
+from tools.request import build_request
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +47,23 @@ INSTRUCTIONS = (
 )
 
 
-async def perform(spec: ToolSpec, params: BaseModel, upstream: Upstream) -> Any:
-    """Carry out one catalog entry: its own function, or the plain request it declares."""
+async def perform(spec: ToolSpec, params: Params, upstream: Upstream) -> Any:
+    """Carry out one catalog entry: the request its declaration builds, amended by its handler if it has one."""
+    request = build_request(spec, params)
     if spec.handler is not None:
-        data = await spec.handler(upstream, params)
+        data = await spec.handler(upstream, params, request)
     else:
-        values = params.model_dump(mode="json", exclude_none=True)
-        values.pop("project_id", None)
-        path = path_for(spec.path, **{name: values.pop(name) for name in spec.path_params})
-        query = {name: values.pop(name) for name in spec.query if name in values}
-        query.update(spec.fixed_query or {})
-        body = None
-        if spec.method == "GET":
-            query.update(values)
-        elif spec.method != "DELETE":
-            body = values
-        data = await upstream.request(spec.method, path, query=query or None, json=body)
+        data = await upstream.send(request)
     return spec.shape(data) if spec.shape is not None else data
+
+
+ECHO_LIMIT = 60
+
+
+def echoed(value: str, limit: int = ECHO_LIMIT) -> str:
+    """A caller's value as an error may repeat it: whole when short, cut with its length when not,
+    so a 100 kB name or key costs the context a line, not 100 kB."""
+    return value if len(value) <= limit else f"{value[: limit - 3]}... ({len(value)} characters)"
 
 
 def _schema_at(schema: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:
@@ -71,7 +79,7 @@ def describe_invalid(spec: ToolSpec, error: ValidationError, schema: dict[str, A
     for item in error.errors()[:6]:
         loc = tuple(item["loc"])
         where = ".".join(str(part) for part in loc) or "arguments"
-        where = where if len(where) <= 60 else where[:57] + "..."  # a 10 kB key must not echo back whole
+        where = echoed(where)
         kind = item["type"]
         if kind == "extra_forbidden":
             allowed = sorted(_schema_at(schema, loc[:-1]).get("properties", {}))
@@ -95,14 +103,25 @@ class App:
         self.settings = settings
         self.client = client
         self.access = access
+        if settings.redis_url and not settings.confirm_secret:
+            # Replicas name their ledger entries with a key derived from the secret: without a shared
+            # one, their in-flight locks would never meet and a copy of a write could go through.
+            raise ConfigError(
+                "POSTHOG_MCP_REDIS_URL is set, so replicas share state: set POSTHOG_MCP_CONFIRM_SECRET too, the same "
+                "on every replica (for example: openssl rand -hex 32)."
+            )
         self.audit = AuditLog(settings.audit_log or default_audit_path())
-        self.guard = Guard(TokenSigner(settings.confirm_secret), self.audit, settings.confirm)
+        self.guard = Guard(
+            TokenSigner(settings.confirm_secret), self.audit, settings.confirm, open_shared_state(settings.redis_url)
+        )
         self.specs = visible(CATALOG, settings, access)
         self.definitions = [
             tool_definition(spec, pinned_project=settings.project_id is not None, guarded=self.guard.applies(spec))
             for spec in self.specs
         ]
         self._schemas = {d.name: d.input_schema for d in self.definitions}
+        self.prompts = Prompts([spec.name for spec in self.specs], pinned_project=settings.project_id)
+        self.resources = Resources(self.specs, settings, client, access)
         self.server: Server[Any] = Server(
             "posthog-batch-exports-mcp",
             version=__version__,
@@ -110,7 +129,15 @@ class App:
             instructions=INSTRUCTIONS,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
+            on_list_prompts=self.prompts.list_prompts,
+            on_get_prompt=self.prompts.get_prompt,
+            on_list_resources=self.resources.list_resources,
+            on_list_resource_templates=self.resources.list_templates,
+            on_read_resource=self.resources.read,
         )
+        if self.resources.views:
+            # MCP Apps (server/ui): hosts that speak it render linked results; others read the text.
+            self.server.extensions[EXTENSION_ID] = {}
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -124,8 +151,10 @@ class App:
         try:
             return await self.call(ctx, params, secrets)
         except Exception as exc:  # never a bare "Error executing tool": say what broke, log the rest
-            log.exception("tool %s failed", params.name)
-            return results.failure(f"{params.name} failed inside the MCP server ({type(exc).__name__}).", secrets)
+            log.exception("tool %s failed", echoed(params.name))
+            return results.failure(
+                f"{echoed(params.name)} failed inside the MCP server ({type(exc).__name__}).", secrets
+            )
 
     async def call(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams, secrets: set[str]
@@ -133,7 +162,7 @@ class App:
         spec = BY_NAME.get(params.name)
         if spec is None:
             names = ", ".join(s.name for s in self.specs)
-            return results.failure(f"Unknown tool {params.name!r}. Available tools: {names}.")
+            return results.failure(f"Unknown tool {echoed(params.name)!r}. Available tools: {names}.")
         hidden = why_hidden(spec, self.settings, self.access)
         if hidden:
             return results.failure(f"{spec.name} is not available here: {hidden}. Nothing was sent to PostHog.")
@@ -160,7 +189,7 @@ class App:
         except ValidationError as error:
             return results.failure(describe_invalid(spec, error, self._schemas[spec.name]), secrets)
 
-        upstream = ProjectUpstream(self.client, model.project_id)  # type: ignore[attr-defined]
+        upstream = ProjectUpstream(self.client, model.project_id)
 
         async def execute() -> Any:
             return await perform(spec, model, upstream)
@@ -170,7 +199,7 @@ class App:
             preview_fn = spec.preview
             call = GuardedCall(
                 spec=spec,
-                project=model.project_id,  # type: ignore[attr-defined]
+                project=model.project_id,
                 arguments=model.model_dump(mode="json", exclude_none=True),
                 token=token,
                 read_preview=lambda: preview_fn(upstream, model),
@@ -230,5 +259,6 @@ async def open_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
             yield app
         finally:
             app.audit.close()
+            await app.guard.state.aclose()
     finally:
         await client.aclose()

@@ -10,17 +10,17 @@ import copy
 from typing import Any
 
 import mcp.types as types
+from pydantic import BaseModel
 
-from tools.spec import ToolSpec
+from server.guard_result import TOKEN_PARAM, guarded_output_schema
+from tools.declaration import ToolSpec
 
-TOKEN_PARAM = "confirmation_token"
 TOKEN_SCHEMA = {
     "type": "string",
     "maxLength": 2000,
     "description": "From this call's preview; send only after the user agreed to it.",
 }
 SCOPES_META = "posthog/requiredScopes"
-GUARDED_STATUSES = ["executed", "confirmation_required", "declined", "cancelled"]
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -68,9 +68,10 @@ def _trim(node: Any, *, keep_null: bool) -> Any:
     return out
 
 
-def compact_schema(model: type, *, keep_null: bool) -> dict[str, Any]:
+def compact_schema(model: type[BaseModel], *, keep_null: bool) -> dict[str, Any]:
     raw = model.model_json_schema()
-    return _trim(_inline_refs(raw, raw.get("$defs", {})), keep_null=keep_null)
+    schema: dict[str, Any] = _trim(_inline_refs(raw, raw.get("$defs", {})), keep_null=keep_null)
+    return schema
 
 
 def input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict[str, Any]:
@@ -91,20 +92,7 @@ def input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict
 
 def output_schema(spec: ToolSpec, *, guarded: bool) -> dict[str, Any]:
     inner = compact_schema(spec.output, keep_null=True)
-    if not guarded:
-        return inner
-    return {
-        "type": "object",
-        "properties": {
-            "status": {"type": "string", "enum": GUARDED_STATUSES},
-            "message": {"type": "string"},
-            "result": inner,
-            "preview": {"type": "object"},
-            TOKEN_PARAM: {"type": "string"},
-            "expires_at": {"type": "string"},
-        },
-        "required": ["status", "message"],
-    }
+    return guarded_output_schema(inner) if guarded else inner
 
 
 def description(spec: ToolSpec, *, guarded: bool) -> str:
@@ -112,6 +100,14 @@ def description(spec: ToolSpec, *, guarded: bool) -> str:
     if guarded:
         text += " Previews and asks to confirm first."
     return f"{text} Requires scope: {spec.scope}."
+
+
+def tool_meta(spec: ToolSpec) -> dict[str, Any]:
+    meta: dict[str, Any] = {SCOPES_META: [spec.scope]}
+    if spec.ui_resource is not None:
+        # MCP Apps: a host that speaks it reads this resource and renders the result in it (server/ui).
+        meta["ui"] = {"resourceUri": spec.ui_resource}
+    return meta
 
 
 def tool_definition(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> types.Tool:
@@ -128,5 +124,5 @@ def tool_definition(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> t
             idempotent_hint=spec.idempotent,
             open_world_hint=spec.open_world,
         ),
-        _meta={SCOPES_META: [spec.scope]},
+        _meta=tool_meta(spec),
     )

@@ -19,6 +19,7 @@ from mcp import Client
 from server.app import open_app
 from server.config import Settings
 from tests.support import data, text
+from tools.catalog import BY_NAME
 
 HOST = "https://posthog.test"
 E = "0190f4b2-6c1e-7c3a-9a51-2b1f0e7a1d11"
@@ -46,6 +47,9 @@ RUN = {
 }
 BACKFILL = {"id": B, "status": "Running", "start_at": "2025-01-01T00:00:00Z", "end_at": "2025-01-02T00:00:00Z"}
 DEST = {"type": "HTTP", "config": {"url": "https://us.i.posthog.com/batch/", "token": "tok-secret-2"}}
+# Test steps exist only for six destination types (docs/posthog-api.md, section "Destination tests").
+TESTABLE_DEST = {"type": "Snowflake", "config": {"database": "d", "warehouse": "w", "schema": "s"}, "integration_id": 7}
+SNOWFLAKE_EXPORT = {**EXPORT, "destination": {"type": "Snowflake", "config": {"database": "d"}, "integration": 7}}
 WIDE = {"after": "2000-01-01T00:00:00Z"}
 
 # tool, arguments, (method, path, query, json body), response body, expected structured result
@@ -96,8 +100,9 @@ CASES: list[tuple[str, dict[str, Any], tuple[str, str, dict[str, Any], Any], Any
     ),
     (
         "batch-export-runs-list",
-        {"batch_export_id": E, "status": ["Failed", "FailedRetryable"], "after": "-30d"},
-        ("GET", f"{P}/{E}/runs/", {"status": ["Failed", "FailedRetryable"], "after": "-30d"}, None),
+        {"batch_export_id": E, "status": ["Failed", "FailedRetryable"], "after": "2026-11-01T09:30:00+01:00"},
+        # Always UTC with the offset spelled out: PostHog reads a bare time in the project's zone.
+        ("GET", f"{P}/{E}/runs/", {"status": ["Failed", "FailedRetryable"], "after": "2026-11-01T08:30:00Z"}, None),
         {"next": None, "previous": None, "results": [RUN]},
         None,
     ),
@@ -175,15 +180,25 @@ CASES: list[tuple[str, dict[str, Any], tuple[str, str, dict[str, Any], Any], Any
             "POST",
             f"{P}/{E}/run_test_step/",
             {},
-            {"name": EXPORT["name"], "interval": "hour", "destination": {"type": "HTTP", "config": {}}, "step": 1},
+            {
+                "name": EXPORT["name"],
+                "interval": "hour",
+                "destination": {"type": "Snowflake", "config": {}, "integration_id": 7},
+                "step": 1,
+            },
         ),
         {"name": "s", "result": {"status": "Passed", "message": None}},
         None,
     ),
     (
         "batch-export-test-step-new",
-        {"name": "n", "interval": "hour", "destination": DEST},
-        ("POST", f"{P}/run_test_step_new/", {}, {"name": "n", "interval": "hour", "destination": DEST, "step": 0}),
+        {"name": "n", "interval": "hour", "destination": TESTABLE_DEST},
+        (
+            "POST",
+            f"{P}/run_test_step_new/",
+            {},
+            {"name": "n", "interval": "hour", "destination": TESTABLE_DEST, "step": 0},
+        ),
         {"name": "s", "result": {"status": "Passed", "message": None}},
         None,
     ),
@@ -204,34 +219,15 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_every_tool_builds_its_request_and_maps_the_response(tmp_path: Path, mode: str) -> None:
-    assert {c[0] for c in CASES} == {
-        "batch-export-list",
-        "batch-export-get",
-        "batch-export-create",
-        "batch-export-update",
-        "batch-export-delete",
-        "batch-export-pause",
-        "batch-export-unpause",
-        "batch-export-logs",
-        "batch-export-runs-list",
-        "batch-export-run-get",
-        "batch-export-run-retry",
-        "batch-export-run-cancel",
-        "batch-export-backfills-list",
-        "batch-export-backfill-get",
-        "batch-export-backfill-create",
-        "batch-export-backfill-cancel",
-        "batch-export-backfill-legacy",
-        "batch-export-test-steps",
-        "batch-export-test-step",
-        "batch-export-test-step-new",
-    }
+    assert {c[0] for c in CASES} == set(BY_NAME), "every catalog tool needs a case here"
     settings = _settings(tmp_path, confirm="never", include_deprecated=True)
     for name, arguments, (method, path, query, body), response, expected in CASES:
         with respx.mock(base_url=HOST, assert_all_called=True) as mock:
             mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"], "scoped_teams": []})
-            if name in ("batch-export-backfill-create", "batch-export-backfill-legacy", "batch-export-test-step"):
+            if name in ("batch-export-backfill-create", "batch-export-backfill-legacy"):
                 mock.get(f"{P}/{E}/").respond(200, json=EXPORT)
+            if name == "batch-export-test-step":
+                mock.get(f"{P}/{E}/").respond(200, json=SNOWFLAKE_EXPORT)
             status = 204 if response is None else 200
             route = (
                 mock.request(method, path).respond(status, json=response)
@@ -435,3 +431,17 @@ async def test_errors_carry_no_structured_content_that_could_break_a_schema_chec
             result = await client.call_tool("batch-export-get", {"project_id": 1, "batch_export_id": E})
     assert result.is_error and result.structured_content is None
     assert result.meta["posthog-batch-exports-mcp/error"]["upstream"]["status"] == 404
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_huge_unknown_tool_name_is_not_echoed_whole(tmp_path: Path, mode: str) -> None:
+    name = "batch-export-" + "x" * 100_000
+    with respx.mock(base_url=HOST) as mock:
+        mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
+        async with open_app(_settings(tmp_path)) as app, Client(app.server, mode=mode) as client:
+            result = await client.call_tool(name, {"project_id": 1})
+        assert mock.calls.call_count == 1  # only the start-up scope discovery
+    message = text(result)
+    assert result.is_error and message.startswith("Unknown tool 'batch-export-xxx")
+    assert "(100013 characters)" in message and "batch-export-list" in message
+    assert len(message) < 2_000, len(message)
