@@ -27,7 +27,6 @@ LIMITS = HttpLimits(
     request_head_seconds=0.5,
     request_body_seconds=0.5,
     keep_alive_seconds=1,
-    max_requests_in_flight=8,
 )
 CLOSED_WITHIN = 5.0  # seconds: generous for a busy machine, far below "never"
 
