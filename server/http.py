@@ -141,7 +141,7 @@ def build_http_app(
     asgi: ASGIApp = NoStandaloneStream(endpoint, MCP_PATH, allow="POST, DELETE" if stateful else "POST")
     if auth_token:
         asgi = BearerAuth(asgi, auth_token)
-    asgi = BodyDeadline(asgi, limits.request_body_seconds)
+    asgi = BodyDeadline(asgi, limits.request_body_seconds, limits.max_body_bytes)
     return HostOriginCheck(asgi, peers or allowed_peers(host), exempt_hosts_for=(HEALTH_PATH,))
 
 
