@@ -197,7 +197,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.transport == "http":
         from server.http import check_bind
 
-        check_bind(args.host, settings.auth_token)
+        check_bind(args.host, settings.client_auth)
     if not settings.sandbox:
         settings.require_key()  # fail before anything starts, with the message that says how to fix it
     sandbox = None

@@ -48,6 +48,15 @@ class Settings:
     sandbox: bool = False
     auth_token: str | None = field(default=None, repr=False)
     redis_url: str | None = field(default=None, repr=False)
+    auth_tokens_file: Path | None = None
+    oauth_issuer: str | None = None
+    oauth_jwks_url: str | None = None
+    public_url: str | None = None
+    oauth_scope: str | None = None
+    rate_limit: int | None = None
+    """Requests per caller per window; None: the default when callers authenticate, 0: off."""
+    rate_window: float = 60.0
+    auth_failure_limit: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -71,6 +80,14 @@ class Settings:
             "timeout": float(env.get("POSTHOG_MCP_TIMEOUT") or 20.0),
             "auth_token": env.get("POSTHOG_MCP_AUTH_TOKEN") or None,
             "redis_url": env.get("POSTHOG_MCP_REDIS_URL") or None,
+            "auth_tokens_file": Path(tokens) if (tokens := env.get("POSTHOG_MCP_AUTH_TOKENS_FILE")) else None,
+            "oauth_issuer": env.get("POSTHOG_MCP_OAUTH_ISSUER") or None,
+            "oauth_jwks_url": env.get("POSTHOG_MCP_OAUTH_JWKS_URL") or None,
+            "public_url": env.get("POSTHOG_MCP_PUBLIC_URL") or None,
+            "oauth_scope": env.get("POSTHOG_MCP_OAUTH_SCOPE") or None,
+            "rate_limit": _count(env, "POSTHOG_MCP_RATE_LIMIT"),
+            "rate_window": float(_count(env, "POSTHOG_MCP_RATE_WINDOW") or 60),
+            "auth_failure_limit": _count(env, "POSTHOG_MCP_AUTH_FAILURE_LIMIT", default=10),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -94,6 +111,13 @@ class Settings:
             )
         if self.timeout <= 0:
             raise ConfigError("POSTHOG_MCP_TIMEOUT must be a positive number of seconds.")
+        if self.rate_window <= 0:
+            raise ConfigError("POSTHOG_MCP_RATE_WINDOW must be a positive whole number of seconds.")
+
+    @property
+    def client_auth(self) -> bool:
+        """Whether HTTP clients must authenticate (a token, a tokens file or OAuth)."""
+        return bool(self.auth_token or self.auth_tokens_file or self.oauth_issuer)
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -102,6 +126,15 @@ class Settings:
                 "with batch_export:read (and batch_export:write to make changes), or try the local sandbox with --sandbox."
             )
         return self.api_key
+
+
+def _count(env: Mapping[str, str], name: str, default: int | None = None) -> int | None:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ConfigError(f"{name} must be a whole number (0 or more), got {value!r}.")
+    return int(value)
 
 
 def _project(value: str) -> int:

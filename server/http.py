@@ -8,14 +8,14 @@ client between requests (no session keeps its capabilities), so the guard answer
 clients over HTTP with its token channel; clients speaking 2026-07-28 send their
 capabilities with each request and get elicitation.
 
-Clients authenticate to this server with the operator's bearer token
-(POSTHOG_MCP_AUTH_TOKEN). That token stays here: PostHog only ever sees the server's own
-personal API key, as the MCP specification forbids token passthrough.
+Clients authenticate to this server with a bearer token (POSTHOG_MCP_AUTH_TOKEN, the named
+tokens of POSTHOG_MCP_AUTH_TOKENS_FILE, or OAuth access tokens: server/edge.py). Tokens stay
+here: PostHog only ever sees the server's own personal API key, as the MCP specification
+forbids token passthrough.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import socket
@@ -30,11 +30,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from server import __version__
 from server.app import App, open_app
 from server.config import ConfigError, Settings
+from server.edge import Edge, describe
 
 log = logging.getLogger(__name__)
 
@@ -53,42 +54,20 @@ def is_loopback(host: str) -> bool:
         return False  # a hostname other than localhost may resolve anywhere
 
 
-def check_bind(host: str, auth_token: str | None) -> None:
+def check_bind(host: str, authenticated: bool | str | None) -> None:
     """Refuse to expose an unauthenticated MCP endpoint beyond this machine."""
-    if not is_loopback(host) and not auth_token:
+    if not is_loopback(host) and not authenticated:
         raise ConfigError(
             f"Refusing to serve MCP on {host} without authentication: set POSTHOG_MCP_AUTH_TOKEN to a long random "
-            "string (clients send it as 'Authorization: Bearer <token>'), or bind 127.0.0.1."
+            "string (clients send it as 'Authorization: Bearer <token>'), name callers in POSTHOG_MCP_AUTH_TOKENS_FILE, "
+            "or turn on OAuth (POSTHOG_MCP_OAUTH_ISSUER); or bind 127.0.0.1."
         )
 
 
-class BearerAuth:
-    """Require `Authorization: Bearer <token>` on every HTTP request except the health check."""
-
-    def __init__(self, app: ASGIApp, token: str, exempt: tuple[str, ...] = (HEALTH_PATH,)) -> None:
-        self.app = app
-        self._expected = f"Bearer {token}".encode()
-        self.exempt = exempt
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
-            await self.app(scope, receive, send)
-            return
-        presented = dict(scope["headers"]).get(b"authorization", b"")
-        # Constant-time: the comparison must not reveal how much of a guess was right.
-        if not hmac.compare_digest(presented, self._expected):
-            response = JSONResponse(
-                {"error": "unauthorized", "message": "Send 'Authorization: Bearer <POSTHOG_MCP_AUTH_TOKEN>'."},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="posthog-batch-exports-mcp"'},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-def build_http_app(app: App, *, host: str = "127.0.0.1", auth_token: str | None = None) -> ASGIApp:
-    """The ASGI application: `/mcp` (stateless streamable HTTP) and `/healthz`."""
+def build_http_app(app: App, *, host: str = "127.0.0.1", edge: Edge | None = None) -> ASGIApp:
+    """The ASGI application: `/mcp` (stateless streamable HTTP) and `/healthz`, behind the edge
+    (callers, OAuth, limits: server/edge.py), which also adds `/metrics` and the OAuth metadata."""
+    edge = edge if edge is not None else Edge.from_settings(app.settings)
 
     async def health(request: Request) -> Response:
         # Answers from memory only: a health probe must not spend PostHog's rate limit.
@@ -98,9 +77,9 @@ def build_http_app(app: App, *, host: str = "127.0.0.1", auth_token: str | None 
         streamable_http_path=MCP_PATH,
         stateless_http=True,
         host=host,
-        custom_starlette_routes=[Route(HEALTH_PATH, health, methods=["GET"])],
+        custom_starlette_routes=[Route(HEALTH_PATH, health, methods=["GET"]), *edge.routes(MCP_PATH)],
     )
-    return BearerAuth(starlette, auth_token) if auth_token else starlette
+    return edge.wrap(starlette, exempt=(HEALTH_PATH,))
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -139,9 +118,10 @@ async def running_http(
 
     `upstream_transport` replaces the PostHog client's transport (tests record what goes upstream).
     """
-    check_bind(host, settings.auth_token)
+    check_bind(host, settings.client_auth)
+    edge = Edge.from_settings(settings)  # a bad tokens file or OAuth setting stops us before PostHog is asked
     async with open_app(settings, transport=upstream_transport) as app:
-        asgi = build_http_app(app, host=host, auth_token=settings.auth_token)
+        asgi = build_http_app(app, host=host, edge=edge)
         with bind_socket(host, port) as sock:
             bound = sock.getsockname()[1]
             config = uvicorn.Config(asgi, log_config=None, lifespan="on", access_log=False, timeout_graceful_shutdown=5)
@@ -155,7 +135,7 @@ async def running_http(
                         if server.should_exit:
                             raise ConfigError(f"The HTTP server on {host}:{bound} stopped while starting; see the log.")
                         await anyio.sleep(0.01)
-                log.warning("Serving MCP at %s (health: %s).", running.url, running.health_url)
+                log.warning("Serving MCP at %s (health: %s; %s).", running.url, running.health_url, describe(edge))
                 try:
                     yield running
                 finally:
