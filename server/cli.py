@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 
 from server import __version__
+from server.caller import CallerField
 from server.config import ConfigError, Settings
 
 PROG = "posthog-batch-exports-mcp"
@@ -142,7 +143,8 @@ def _setup_logging() -> None:
     wanted = os.environ.get("POSTHOG_MCP_LOG_LEVEL", "WARNING").strip().upper() or "WARNING"
     level = wanted if wanted in LOG_LEVELS else "WARNING"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(caller)s]: %(message)s"))
+    handler.addFilter(CallerField())
     handler.addFilter(_redactor)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -30,7 +30,7 @@ import mcp.types as types
 from mcp.server import ServerRequestContext
 from mcp_types import version as protocol_versions
 
-from server import results
+from server import metrics, results
 from server.audit import AuditLog
 from server.posthog import PostHogError
 from tools.spec import NotPossible, Preview, ToolSpec
@@ -343,3 +343,4 @@ class Guard:
         if "reason" in fields:
             fields["reason"] = results.redact(fields["reason"], call.secrets)
         self.audit.record(tool=call.spec.name, project=call.project, arguments=arguments, decision=decision, **fields)
+        metrics.guard_decision(call.spec.name, decision)

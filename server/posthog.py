@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import httpx
 
-from server import __version__
+from server import __version__, metrics
 from tools.spec import HttpMethod
 
 log = logging.getLogger(__name__)
@@ -230,6 +230,7 @@ class PostHogClient:
                     detail=f"connection failed ({type(exc).__name__})",
                     hint=_ambiguous_hint(method, "check POSTHOG_HOST and the network."),
                 ) from None
+            metrics.upstream_response(method, response.status_code)
             if response.status_code < 400:
                 return response.status_code, _decode(response)
             error = error_from_response(response, method)
