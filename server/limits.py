@@ -30,6 +30,7 @@ KEY_PREFIX = "pbe-mcp"
 DEFAULT_REQUESTS_PER_WINDOW = 240
 AUTH_FAILURE_WINDOW_SECONDS = 300.0
 REDIS_TIMEOUT_SECONDS = 0.5
+REDIS_PAUSE_AFTER_ERROR_SECONDS = 5.0
 FALLBACK_WARNING_EVERY_SECONDS = 60.0
 MAX_IN_PROCESS_KEYS = 100_000
 
@@ -83,17 +84,33 @@ class RedisCounter:
 
     def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError, TimeoutError
 
         self.clock = clock
         self.redis: Redis = Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+            url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            # One immediate retry on a fresh connection: a pooled one may predate a Redis restart.
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[ConnectionError, TimeoutError],
         )
         self.fallback = InProcessCounter(clock)
+        self.pause = REDIS_PAUSE_AFTER_ERROR_SECONDS
+        self._paused_until = float("-inf")
         self._warned_at = float("-inf")
+
+    def _paused(self) -> bool:
+        # After a failure, requests do not each wait for Redis's timeout while it is away.
+        return time.monotonic() < self._paused_until
 
     async def hit(self, key: str, window: float) -> tuple[int, float]:
         index, remaining = _window(self.clock(), window)
         name = f"{key}:{index}"
+        if self._paused():
+            return await self.fallback.hit(key, window)
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.incr(name)
@@ -106,6 +123,8 @@ class RedisCounter:
 
     async def peek(self, key: str, window: float) -> tuple[int, float]:
         index, remaining = _window(self.clock(), window)
+        if self._paused():
+            return await self.fallback.peek(key, window)
         try:
             value = await self.redis.get(f"{key}:{index}")
             return int(value or 0), remaining
@@ -115,6 +134,7 @@ class RedisCounter:
 
     def _warn(self, error: Exception) -> None:
         now = time.monotonic()
+        self._paused_until = now + self.pause
         if now - self._warned_at >= FALLBACK_WARNING_EVERY_SECONDS:
             self._warned_at = now
             log.warning(
