@@ -18,6 +18,7 @@ import anyio
 from server import __version__
 from server.caller import CallerField
 from server.config import ConfigError, Settings
+from tools import secrets
 
 PROG = "posthog-batch-exports-mcp"
 COMMANDS = ("serve", "sandbox", "demo", "tools")
@@ -129,10 +130,9 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
             message = record.getMessage()
-            if any(secret in message for secret in self.secrets):
-                for secret in self.secrets:
-                    message = message.replace(secret, "[redacted]")
-                record.msg, record.args = message, None
+            redacted = secrets.redact(message, self.secrets)
+            if redacted != message:
+                record.msg, record.args = redacted, None
         return True
 
 

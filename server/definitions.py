@@ -11,16 +11,15 @@ from typing import Any
 
 import mcp.types as types
 
-from tools.spec import ToolSpec
+from server.guard_result import TOKEN_PARAM, guarded_output_schema
+from tools.declaration import ToolSpec
 
-TOKEN_PARAM = "confirmation_token"
 TOKEN_SCHEMA = {
     "type": "string",
     "maxLength": 2000,
     "description": "From this call's preview; send only after the user agreed to it.",
 }
 SCOPES_META = "posthog/requiredScopes"
-GUARDED_STATUSES = ["executed", "confirmation_required", "declined", "cancelled"]
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -91,20 +90,7 @@ def input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict
 
 def output_schema(spec: ToolSpec, *, guarded: bool) -> dict[str, Any]:
     inner = compact_schema(spec.output, keep_null=True)
-    if not guarded:
-        return inner
-    return {
-        "type": "object",
-        "properties": {
-            "status": {"type": "string", "enum": GUARDED_STATUSES},
-            "message": {"type": "string"},
-            "result": inner,
-            "preview": {"type": "object"},
-            TOKEN_PARAM: {"type": "string"},
-            "expires_at": {"type": "string"},
-        },
-        "required": ["status", "message"],
-    }
+    return guarded_output_schema(inner) if guarded else inner
 
 
 def description(spec: ToolSpec, *, guarded: bool) -> str:

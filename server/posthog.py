@@ -19,7 +19,8 @@ import anyio
 import httpx
 
 from server import __version__, metrics
-from tools.spec import HttpMethod
+from tools.declaration import HttpMethod
+from tools.request import Request
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ def _decode(response: httpx.Response) -> Any:
 
 
 class ProjectUpstream:
-    """The `tools.spec.Upstream` a tool sees: requests relative to one project."""
+    """The `tools.declaration.Upstream` a tool sees: requests relative to one project."""
 
     def __init__(self, client: PostHogClient, project_id: int) -> None:
         self._client = client
@@ -308,3 +309,6 @@ class ProjectUpstream:
             method, self._client.project_path(self.project_id, path), query=query, json_body=json
         )
         return body
+
+    async def send(self, request: Request) -> Any:
+        return await self.request(request.method, request.path, query=request.query or None, json=request.body)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tools import backfills, destination_tests, exports, logs, runs
-from tools.spec import ToolSpec
+from tools.declaration import ToolSpec
 
 CATALOG: tuple[ToolSpec, ...] = (
     *exports.TOOLS,

@@ -5,13 +5,17 @@ They reach outside PostHog (openWorldHint) but change nothing there, so they are
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pydantic import Field, model_validator
 
-from tools.exports import EXPORT_PATH, DestinationInput, check_destination, read_export
-from tools.models import DestinationType, ExportParams, Interval, Params, TestStepResult, TestSteps
-from tools.spec import READ, WRITE, ToolSpec, Upstream, path_for
+from tools.declaration import READ, WRITE, ToolSpec, Upstream
+from tools.destinations import DestinationInput, DestinationType, check_destination
+from tools.exports import EXPORT_PATH, read_export
+from tools.models import TestStepResult, TestSteps
+from tools.params import ExportParams, Interval, Params
+from tools.request import Request
 
 _GEN1_NOTE = " Older PostHog allows this only to keys with scope * (INTERNAL)."
 
@@ -47,10 +51,10 @@ class TestStepParams(ExportParams):
         return self
 
 
-async def run_step_on_export(upstream: Upstream, params: TestStepParams) -> Any:
+async def run_step_on_export(upstream: Upstream, params: TestStepParams, request: Request) -> Any:
     """PostHog wants the export's name, interval and destination again; take them from the export,
     so a model only says which step (and, optionally, which config keys to try)."""
-    export = await read_export(upstream, params.batch_export_id)
+    export = await read_export(upstream, params)
     stored = export.get("destination") or {}
     destination: dict[str, Any] = {"type": stored.get("type"), "config": {}}
     if stored.get("integration") is not None:
@@ -63,20 +67,30 @@ async def run_step_on_export(upstream: Upstream, params: TestStepParams) -> Any:
         "destination": destination,
         "step": params.step,
     }
-    path = path_for(EXPORT_PATH + "run_test_step/", batch_export_id=params.batch_export_id)
-    return await upstream.request("POST", path, json=body)
+    return await upstream.send(dataclasses.replace(request, body=body))
 
 
-_TEST_STEP = dict(
-    method="POST",
-    scope=WRITE,
-    output=TestStepResult,
-    read_only=False,
-    destructive=False,
-    idempotent=True,
-    open_world=True,
-    guarded=False,
-)
+def _test_step_tool(
+    name: str, title: str, description: str, path: str, params: type[Params], handler: Any = None
+) -> ToolSpec:
+    """A test step reaches outside PostHog but changes nothing there: a write by method, never guarded."""
+    return ToolSpec(
+        name=name,
+        title=title,
+        description=description,
+        method="POST",
+        path=path,
+        scope=WRITE,
+        params=params,
+        output=TestStepResult,
+        handler=handler,
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+        open_world=True,
+        guarded=False,
+    )
+
 
 TOOLS = [
     ToolSpec(
@@ -94,21 +108,19 @@ TOOLS = [
         idempotent=True,
         open_world=True,
     ),
-    ToolSpec(
-        name="batch-export-test-step",
-        title="Test an export's destination",
-        description="Run one connection test step against an existing export's stored destination." + _GEN1_NOTE,
-        path=EXPORT_PATH + "run_test_step/",
-        params=TestStepParams,
+    _test_step_tool(
+        "batch-export-test-step",
+        "Test an export's destination",
+        "Run one connection test step against an existing export's stored destination." + _GEN1_NOTE,
+        EXPORT_PATH + "run_test_step/",
+        TestStepParams,
         handler=run_step_on_export,
-        **_TEST_STEP,
     ),
-    ToolSpec(
-        name="batch-export-test-step-new",
-        title="Test a new destination",
-        description="Run one connection test step for a destination before creating the export." + _GEN1_NOTE,
-        path="batch_exports/run_test_step_new/",
-        params=TestStepNewParams,
-        **_TEST_STEP,
+    _test_step_tool(
+        "batch-export-test-step-new",
+        "Test a new destination",
+        "Run one connection test step for a destination before creating the export." + _GEN1_NOTE,
+        "batch_exports/run_test_step_new/",
+        TestStepNewParams,
     ),
 ]

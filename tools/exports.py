@@ -2,50 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from tools.models import (
-    SECRET_CONFIG_KEYS,
-    BatchExport,
-    Deleted,
-    DestinationType,
-    ExportPage,
-    ExportParams,
-    Interval,
-    Model,
-    Params,
-    PausedState,
-    destination_config_problem,
-)
-from tools.spec import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream, newest_id, path_for
+from tools import secrets
+from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream
+from tools.destinations import CONFIG_HELP, SECRET_CONFIG_KEYS, DestinationInput, check_destination
+from tools.models import BatchExport, Deleted, ExportPage, PausedState
+from tools.params import ExportParams, Interval, Model, Params
+from tools.request import Request, build_request
+from tools.versions import export_version, newest_id
 
 EXPORT_PATH = "batch_exports/{batch_export_id}/"
-
-_CONFIG_HELP = (
-    "Config keys by type (required first): AwsS3/S3Compatible: bucket_name, region, prefix, file_format, compression; "
-    "Snowflake: database, warehouse, schema, table_name; Postgres/Redshift: database, schema, table_name, host, port; "
-    "BigQuery: dataset_id, table_id; Databricks: http_path, catalog, schema, table_name; AzureBlob: container_name; "
-    "HTTP: url, token; Workflows: hog_function_id. Newer PostHog keeps credentials in an integration (integration_id)."
-)
-
-
-class DestinationInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: DestinationType = Field(description="Destination type (S3 is for older PostHog; newer uses AwsS3).")
-    config: dict[str, Any] = Field(description="Destination settings; secrets are write-only.")
-    integration_id: int | None = Field(
-        None,
-        ge=1,
-        validation_alias=AliasChoices("integration_id", "integration"),
-        description="Integration holding the credentials: copy destination.integration from an export of this type.",
-    )
 
 
 class _ExportFields(BaseModel):
@@ -73,18 +43,10 @@ class _ExportFields(BaseModel):
         return self
 
 
-def check_destination(destination: DestinationInput | None, *, partial: bool) -> None:
-    if destination is None:
-        return
-    problem = destination_config_problem(destination.type, destination.config, partial=partial)
-    if problem:
-        raise ValueError(problem)
-
-
 class CreateParams(_ExportFields, Params):
     name: str = Field(min_length=1, max_length=255, description="Export name.")
     interval: Interval = Field(description="How often a run exports.")
-    destination: DestinationInput = Field(description="Where data goes. " + _CONFIG_HELP)
+    destination: DestinationInput = Field(description="Where data goes. " + CONFIG_HELP)
 
     @model_validator(mode="after")
     def _destination_is_complete(self) -> CreateParams:
@@ -141,16 +103,6 @@ def _shape_one(export: Any) -> Any:
     return _runs_digest(export, keep=10)
 
 
-def export_version(export: dict[str, Any]) -> str:
-    """The export's state as one short value: any change to it (name, paused, config...) changes this.
-
-    `last_updated_at` alone is not enough: a change within the same clock tick keeps it.
-    """
-    stable = {k: v for k, v in export.items() if k != "latest_runs"}
-    text = json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def is_newer_posthog(export: dict[str, Any]) -> bool:
     """Gen-2 and later PostHog return schedule offsets and a timezone; the docs-page generation does not."""
     return "timezone" in export or "offset_hour" in export
@@ -159,8 +111,10 @@ def is_newer_posthog(export: dict[str, Any]) -> bool:
 INTERVAL_WORDS = {"hour": "hourly", "day": "daily", "week": "weekly"}
 
 
-async def read_export(upstream: Upstream, export_id: UUID) -> dict[str, Any]:
-    return await upstream.request("GET", path_for(EXPORT_PATH, batch_export_id=export_id))
+async def read_export(upstream: Upstream, params: Params) -> dict[str, Any]:
+    """The export as batch-export-get reads it (any tool's parameters naming batch_export_id will do)."""
+    export: dict[str, Any] = await upstream.send(build_request(GET_EXPORT, params))
+    return export
 
 
 def export_summary(export: dict[str, Any]) -> dict[str, Any]:
@@ -172,19 +126,6 @@ def export_summary(export: dict[str, Any]) -> dict[str, Any]:
         "interval": export.get("interval"),
         "paused": export.get("paused"),
     }
-
-
-def _masked(value: Any, marker: str) -> Any:
-    """A config value with every secret key's value, at any depth, replaced by a marker.
-
-    Secrets nest (Redshift `copy_inputs.authorization`), so masking only the top level would
-    put a nested key's value in front of a person.
-    """
-    if isinstance(value, dict):
-        return {k: (marker if k in SECRET_CONFIG_KEYS else _masked(v, marker)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, marker) for v in value]
-    return value
 
 
 def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
@@ -203,7 +144,7 @@ def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
             elif stored.get(key) != new:
                 changes[f"destination.config.{key}"] = {
                     "from": stored.get(key),
-                    "to": _masked(new, "(secret, changed)"),
+                    "to": secrets.mask(new, "(secret, changed)"),
                 }
         old_type = (current.get("destination") or {}).get("type")
         if destination.get("type") != old_type:
@@ -224,7 +165,7 @@ async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
         "destination_type": params.destination.type,
         # Not named "config": results drop secret keys under any "config", and the person should
         # still see which secrets will be set (as markers, never values).
-        "destination_config": _masked(params.destination.config, "(secret, set)"),
+        "destination_config": secrets.mask(params.destination.config, "(secret, set)"),
         "paused": bool(params.paused),
     }
     if params.destination.integration_id is not None:
@@ -239,7 +180,7 @@ async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
 
 
 async def preview_update(upstream: Upstream, params: UpdateParams) -> Preview:
-    current = await read_export(upstream, params.batch_export_id)
+    current = await read_export(upstream, params)
     old_type = (current.get("destination") or {}).get("type")
     if params.destination is not None and params.destination.type != old_type and is_newer_posthog(current):
         raise NotPossible(
@@ -259,7 +200,7 @@ async def preview_update(upstream: Upstream, params: UpdateParams) -> Preview:
 
 
 async def preview_delete(upstream: Upstream, params: ExportParams) -> Preview:
-    current = await read_export(upstream, params.batch_export_id)
+    current = await read_export(upstream, params)
     running = [r for r in current.get("latest_runs") or [] if r.get("status") in ("Running", "Starting")]
     summary = (
         f"Delete export {current.get('name')!r} ({(current.get('destination') or {}).get('type')}, "
@@ -276,7 +217,7 @@ async def preview_delete(upstream: Upstream, params: ExportParams) -> Preview:
 
 
 async def preview_pause(upstream: Upstream, params: ExportParams) -> Preview:
-    current = await read_export(upstream, params.batch_export_id)
+    current = await read_export(upstream, params)
     if current.get("paused"):
         summary = f"Export {current.get('name')!r} is already paused; pausing again changes nothing."
     else:
@@ -290,7 +231,7 @@ async def preview_pause(upstream: Upstream, params: ExportParams) -> Preview:
 
 
 async def preview_unpause(upstream: Upstream, params: UnpauseParams) -> Preview:
-    current = await read_export(upstream, params.batch_export_id)
+    current = await read_export(upstream, params)
     details: dict[str, Any] = {"export": export_summary(current)}
     if not current.get("paused"):
         summary = f"Export {current.get('name')!r} is not paused; unpausing changes nothing."
@@ -305,10 +246,26 @@ async def preview_unpause(upstream: Upstream, params: UnpauseParams) -> Preview:
     )
 
 
-async def delete_export(upstream: Upstream, params: ExportParams) -> dict[str, Any]:
-    await upstream.request("DELETE", path_for(EXPORT_PATH, batch_export_id=params.batch_export_id))
+async def delete_export(upstream: Upstream, params: ExportParams, request: Request) -> dict[str, Any]:
+    """PostHog answers a delete with an empty 204; say what was deleted instead."""
+    await upstream.send(request)
     return {"deleted": True, "id": str(params.batch_export_id)}
 
+
+GET_EXPORT = ToolSpec(
+    name="batch-export-get",
+    title="Get a batch export",
+    description="Read one batch export: destination (secrets omitted), schedule, state and its 10 latest runs.",
+    method="GET",
+    path=EXPORT_PATH,
+    scope=READ,
+    params=ExportParams,
+    output=BatchExport,
+    shape=_shape_one,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
 
 TOOLS = [
     ToolSpec(
@@ -326,20 +283,7 @@ TOOLS = [
         destructive=False,
         idempotent=True,
     ),
-    ToolSpec(
-        name="batch-export-get",
-        title="Get a batch export",
-        description="Read one batch export: destination (secrets omitted), schedule, state and its 10 latest runs.",
-        method="GET",
-        path=EXPORT_PATH,
-        scope=READ,
-        params=ExportParams,
-        output=BatchExport,
-        shape=_shape_one,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    ),
+    GET_EXPORT,
     ToolSpec(
         name="batch-export-create",
         title="Create a batch export",
