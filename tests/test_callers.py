@@ -12,7 +12,7 @@ from posthog_sandbox import DEFAULT_API_KEY
 from server.callers import DEFAULT_CALLER, MIN_TOKEN_LENGTH, NamedTokens, load_tokens, parse_tokens_file
 from server.config import ConfigError, Settings
 from tests.edge_support import captured_logs, mcp_client, post_mcp, serving
-from tests.support import MODES, SandboxControl, data, settings_for
+from tests.support import MODES, SandboxControl, confirm_with_token, data, settings_for
 
 CI_TOKEN = "ci-token-" + "c" * 40
 ALICE_TOKEN = "alice-token-" + "a" * 40
@@ -140,3 +140,19 @@ async def test_log_lines_of_a_call_name_its_caller_never_its_token(
                     assert data(await client.call_tool("batch-export-list", {"project_id": 1}))["count"] == 4
             assert logs.callers_of("server.posthog", "retrying") == [name]
             assert all(token not in record.getMessage() for record in logs.records)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_every_audit_line_of_a_write_names_its_caller(
+    named_settings: Settings, control: SandboxControl, mode: str
+) -> None:
+    export_id = control.export_id("Hourly events to S3")
+    async with serving(named_settings) as running:
+        async with mcp_client(running.url, ALICE_TOKEN, mode) as client:
+            await confirm_with_token(client, "batch-export-pause", {"project_id": 1, "batch_export_id": export_id})
+    assert named_settings.audit_log is not None
+    text = named_settings.audit_log.read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [line["decision"] for line in lines] == ["previewed", "confirmed", "executed"]
+    assert {line["caller"] for line in lines} == {"alice"}
+    assert ALICE_TOKEN not in text and CI_TOKEN not in text
