@@ -85,9 +85,11 @@ class Settings:
             "oauth_jwks_url": env.get("POSTHOG_MCP_OAUTH_JWKS_URL") or None,
             "public_url": env.get("POSTHOG_MCP_PUBLIC_URL") or None,
             "oauth_scope": env.get("POSTHOG_MCP_OAUTH_SCOPE") or None,
-            "rate_limit": _count(env, "POSTHOG_MCP_RATE_LIMIT"),
-            "rate_window": float(_count(env, "POSTHOG_MCP_RATE_WINDOW") or 60),
-            "auth_failure_limit": _count(env, "POSTHOG_MCP_AUTH_FAILURE_LIMIT", default=10),
+            "rate_limit": _count("POSTHOG_MCP_RATE_LIMIT", env.get("POSTHOG_MCP_RATE_LIMIT")),
+            "rate_window": float(_count("POSTHOG_MCP_RATE_WINDOW", env.get("POSTHOG_MCP_RATE_WINDOW"), 60) or 0),
+            "auth_failure_limit": _count(
+                "POSTHOG_MCP_AUTH_FAILURE_LIMIT", env.get("POSTHOG_MCP_AUTH_FAILURE_LIMIT"), 10
+            ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -128,8 +130,8 @@ class Settings:
         return self.api_key
 
 
-def _count(env: Mapping[str, str], name: str, default: int | None = None) -> int | None:
-    value = (env.get(name) or "").strip()
+def _count(name: str, value: str | None, default: int | None = None) -> int | None:
+    value = (value or "").strip()
     if not value:
         return default
     if not value.isdigit():
