@@ -223,3 +223,24 @@ async def test_the_lock_out_holds_across_servers_on_one_redis(
         assert (await post_mcp(second.url, "wrong-2-" + "w" * 40)).status_code == 401
         assert (await post_mcp(first.url, CI_TOKEN)).status_code == 429
         assert (await post_mcp(second.url, CI_TOKEN)).status_code == 429
+
+
+async def test_behind_a_trusted_proxy_the_lock_out_is_per_client_address(sandbox: Any, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.edge_support import LIST_TOOLS, MCP_HEADERS
+
+    async def through_proxy(url: str, client_address: str, token: str) -> int:
+        # The test plays the reverse proxy on loopback, which uvicorn trusts (FORWARDED_ALLOW_IPS).
+        headers = {**MCP_HEADERS, "Authorization": f"Bearer {token}", "X-Forwarded-For": client_address}
+        async with httpx.AsyncClient(timeout=30.0) as http:
+            return (await http.post(url, json=LIST_TOOLS, headers=headers)).status_code
+
+    async with serving(named(sandbox, tmp_path, auth_failure_limit=2)) as running:
+        assert [await through_proxy(running.url, "203.0.113.7", "guess-" + "g" * 40) for _ in range(3)] == [
+            401,
+            401,
+            429,
+        ]
+        assert await through_proxy(running.url, "203.0.113.7", CI_TOKEN) == 429
+        assert await through_proxy(running.url, "198.51.100.2", CI_TOKEN) == 200
