@@ -25,8 +25,11 @@ from server.definitions import tool_definition
 from server.guard import Guard, GuardedCall
 from server.guard_result import TOKEN_PARAM
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
+from server.prompts import Prompts
+from server.resources import Resources
 from server.sealing import TokenSigner
 from server.shared_state import open_shared_state
+from server.ui import EXTENSION_ID
 from server.visibility import KeyAccess, check_names, visible, why_hidden
 from tools.catalog import BY_NAME, CATALOG
 from tools.declaration import NotPossible, ToolSpec, Upstream
@@ -101,6 +104,8 @@ class App:
             for spec in self.specs
         ]
         self._schemas = {d.name: d.input_schema for d in self.definitions}
+        self.prompts = Prompts([spec.name for spec in self.specs], pinned_project=settings.project_id)
+        self.resources = Resources(self.specs, settings, client, access)
         self.server: Server[Any] = Server(
             "posthog-batch-exports-mcp",
             version=__version__,
@@ -108,7 +113,15 @@ class App:
             instructions=INSTRUCTIONS,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
+            on_list_prompts=self.prompts.list_prompts,
+            on_get_prompt=self.prompts.get_prompt,
+            on_list_resources=self.resources.list_resources,
+            on_list_resource_templates=self.resources.list_templates,
+            on_read_resource=self.resources.read,
         )
+        if self.resources.views:
+            # MCP Apps (server/ui): hosts that speak it render linked results; others read the text.
+            self.server.extensions[EXTENSION_ID] = {}
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None

@@ -18,12 +18,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.config import ConfigError
+from server.config import MIN_AUTH_TOKEN_CHARS, ConfigError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CALLER = "default"
-MIN_TOKEN_LENGTH = 32
+MIN_TOKEN_LENGTH = MIN_AUTH_TOKEN_CHARS
 # A name goes into every audit and log line and into metric-free Redis keys: keep it plain.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 

@@ -100,6 +100,14 @@ def description(spec: ToolSpec, *, guarded: bool) -> str:
     return f"{text} Requires scope: {spec.scope}."
 
 
+def tool_meta(spec: ToolSpec) -> dict[str, Any]:
+    meta: dict[str, Any] = {SCOPES_META: [spec.scope]}
+    if spec.ui_resource is not None:
+        # MCP Apps: a host that speaks it reads this resource and renders the result in it (server/ui).
+        meta["ui"] = {"resourceUri": spec.ui_resource}
+    return meta
+
+
 def tool_definition(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> types.Tool:
     return types.Tool(
         name=spec.name,
@@ -114,5 +122,5 @@ def tool_definition(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> t
             idempotent_hint=spec.idempotent,
             open_world_hint=spec.open_world,
         ),
-        _meta={SCOPES_META: [spec.scope]},
+        _meta=tool_meta(spec),
     )

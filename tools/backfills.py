@@ -16,7 +16,7 @@ from tools.models import Backfill, BackfillPage, BackfillStarted, Cancelled
 from tools.paging import cursor_of, with_next_cursor
 from tools.params import BackfillOrdering, BackfillParams, Params
 from tools.request import Request, build_request, path_for
-from tools.times import to_instant
+from tools.times import in_utc, to_instant
 from tools.versions import export_version, newest_id, status_version
 
 BACKFILLS_PATH = "batch_exports/{batch_export_id}/backfills/"
@@ -33,10 +33,13 @@ class BackfillCreateParams(Params):
 
     @model_validator(mode="after")
     def _start_before_end(self) -> BackfillCreateParams:
-        try:
-            start, end = to_instant(self.start_at), to_instant(self.end_at)
-        except ValueError as exc:
-            raise ValueError(f"start_at/end_at is not a valid date or datetime ({exc}); use e.g. 2026-11-25") from None
+        bounds = []
+        for name in ("start_at", "end_at"):
+            try:
+                bounds.append(in_utc(getattr(self, name)))
+            except ValueError as exc:
+                raise ValueError(f"{name} is not a valid date or datetime ({exc}); use e.g. 2026-11-25") from None
+        start, end = bounds
         if start >= end:
             raise ValueError(
                 f"start_at ({self.start_at}) must be before end_at ({self.end_at}); end_at is exclusive, "

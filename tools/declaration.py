@@ -51,6 +51,16 @@ class Upstream(Protocol):
         ...
 
 
+class UpstreamError(Exception):
+    """What the server's upstream error offers a tool that must tell one refusal from another
+    (a logs route refused for the key, a test step PostHog cannot run): the HTTP status (None when
+    there was no answer), PostHog's `code` and its `detail`. The server raises a subclass."""
+
+    status: int | None
+    code: str | None
+    detail: str
+
+
 class NotPossible(Exception):
     """The call cannot succeed as asked (known from live state before any write); the message
     says why and what would work. No confirmation is offered for it and nothing is written."""
@@ -111,6 +121,9 @@ class ToolSpec:
     preview: PreviewFn | None = None
     handler: HandlerFn | None = None
     deprecated: bool = False
+    ui_resource: str | None = None
+    """A `ui://` app a host may render the result in (the MCP Apps extension); the result stays
+    complete as text for hosts without it."""
 
     @property
     def is_guarded(self) -> bool:

@@ -6,22 +6,37 @@ They reach outside PostHog (openWorldHint) but change nothing there, so they are
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from tools.declaration import READ, WRITE, ToolSpec, Upstream
-from tools.destinations import DestinationInput, DestinationType, check_destination
+from tools.declaration import READ, WRITE, NotPossible, ToolSpec, Upstream
+from tools.destinations import TESTABLE_TYPES, DestinationInput, check_destination, untestable
 from tools.exports import EXPORT_PATH, read_export
 from tools.models import TestStepResult, TestSteps
 from tools.params import ExportParams, Interval, Params
 from tools.request import Request
 
+TestableType = Literal["AwsS3", "S3Compatible", "BigQuery", "Snowflake", "Databricks", "AzureBlob"]
+assert get_args(TestableType) == TESTABLE_TYPES
+
 _GEN1_NOTE = " Older PostHog allows this only to keys with scope * (INTERNAL)."
 
 
+def _testable(value: Any) -> Any:
+    """Before the enum check, so that Postgres gets a sentence, not a list of allowed values."""
+    if isinstance(value, str) and value not in TESTABLE_TYPES:
+        raise ValueError(untestable(value))
+    return value
+
+
 class DestinationTestParams(Params):
-    destination: DestinationType = Field(description="Destination type to describe the test steps of.")
+    destination: TestableType = Field(description="Destination type to describe the test steps of.")
+
+    @field_validator("destination", mode="before")
+    @classmethod
+    def _only_testable(cls, value: Any) -> Any:
+        return _testable(value)
 
 
 _STEP_HELP = "Index of the test step to run (from batch-export-test-steps)."
@@ -35,6 +50,7 @@ class TestStepNewParams(Params):
 
     @model_validator(mode="after")
     def _destination_is_complete(self) -> TestStepNewParams:
+        _testable(self.destination.type)
         check_destination(self.destination, partial=False)
         return self
 
@@ -56,6 +72,15 @@ async def run_step_on_export(upstream: Upstream, params: TestStepParams, request
     so a model only says which step (and, optionally, which config keys to try)."""
     export = await read_export(upstream, params)
     stored = export.get("destination") or {}
+    if stored.get("type") not in TESTABLE_TYPES:
+        raise NotPossible(
+            f"Export {export.get('name')!r} sends to {stored.get('type')}: {untestable(stored.get('type'))}"
+        )
+    if params.destination is not None and params.destination.type != stored.get("type"):
+        raise NotPossible(
+            f"destination.type must be the export's own ({stored.get('type')}); a test step tries config keys "
+            "on the stored destination."
+        )
     destination: dict[str, Any] = {"type": stored.get("type"), "config": {}}
     if stored.get("integration") is not None:
         destination["integration_id"] = stored["integration"]

@@ -95,6 +95,40 @@ SECRET_CONFIG_KEYS: frozenset[str] = frozenset(
 )
 
 
+# Integration rules (docs/posthog-api.md, section "Exports and destinations"). Newer PostHog keeps a
+# destination's credentials in an integration and refuses a create without one for these types; the
+# first four have no other way to hold credentials in any generation that knows them.
+INTEGRATION_ALWAYS = ("AwsS3", "S3Compatible", "Databricks", "AzureBlob")
+INTEGRATION_ON_NEWER = ("Snowflake", "Postgres", "Redshift", "BigQuery")  # older PostHog took inline credentials
+# On update these have no fallback to the stored integration: it must come with every destination change
+# (Redshift refuses one that would drop it). The update tool always sends the stored one again.
+INTEGRATION_ON_EVERY_UPDATE = ("BigQuery", "Databricks", "AzureBlob")
+# Only these types have connection test steps (docs/posthog-api.md, section "Destination tests").
+TESTABLE_TYPES = ("AwsS3", "S3Compatible", "BigQuery", "Snowflake", "Databricks", "AzureBlob")
+
+_INTEGRATION_HOW = (
+    "copy destination.integration from an existing {kind} export (batch-export-get), or create the integration "
+    "in PostHog (Data pipelines, the destination's setup) and pass its id"
+)
+
+
+def missing_integration(dest_type: str) -> str:
+    """Why a create without integration_id is refused, naming the fix."""
+    return (
+        f"destination.integration_id is required for {dest_type}: PostHog keeps {dest_type} credentials in an "
+        f"integration and refuses a new export without one (Integration is required for {dest_type} batch exports); "
+        + _INTEGRATION_HOW.format(kind=dest_type)
+        + "."
+    )
+
+
+def untestable(dest_type: str | None) -> str:
+    return (
+        f"PostHog has no connection test steps for {dest_type} destinations; it has them only for "
+        f"{', '.join(TESTABLE_TYPES)}."
+    )
+
+
 def destination_config_problem(dest_type: str, config: dict[str, Any], *, partial: bool) -> str | None:
     """Why this config would be refused, in one sentence naming the fix; None if it is fine.
 

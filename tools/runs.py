@@ -13,7 +13,7 @@ from tools.models import BackfillStarted, Cancelled, Run, RunPage
 from tools.paging import cursor_of, with_next_cursor
 from tools.params import Params, RunOrdering, RunParams, RunStatus
 from tools.request import Request, build_request, path_for
-from tools.times import TIME_FILTER, check_filter
+from tools.times import TIME_FILTER, check_filter, utc_filter
 from tools.versions import newest_id, status_version
 
 RUNS_PATH = "batch_exports/{batch_export_id}/runs/"
@@ -39,8 +39,12 @@ class RunsListParams(Params):
 
     @field_validator("after", "before", "start", "end")
     @classmethod
-    def _real_times(cls, value: str | None) -> str | None:
-        return check_filter(value)
+    def _explicit_utc(cls, value: str | None) -> str | None:
+        """Sent as UTC with its offset: PostHog reads one without in the project's time zone."""
+        if value is None:
+            return None
+        check_filter(value)
+        return utc_filter(value)
 
     @field_validator("cursor")
     @classmethod
