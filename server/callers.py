@@ -112,6 +112,16 @@ def parse_tokens_file(text: str, source: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def token_values(tokens_file: Path | None) -> list[str]:
+    """The raw tokens of the file, for the log redactor only; a broken file yields none (start-up reports it)."""
+    if tokens_file is None:
+        return []
+    try:
+        return [token for _, token in parse_tokens_file(tokens_file.read_text(encoding="utf-8"), "tokens file")]
+    except (OSError, UnicodeDecodeError, ConfigError):
+        return []
+
+
 def load_tokens(tokens_file: Path | None, single_token: str | None) -> NamedTokens:
     """Every static token the operator configured: the tokens file, plus POSTHOG_MCP_AUTH_TOKEN as "default"."""
     pairs: list[tuple[str, str]] = []

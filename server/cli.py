@@ -17,6 +17,7 @@ import anyio
 
 from server import __version__
 from server.caller import CallerField
+from server.callers import token_values
 from server.config import ConfigError, Settings
 from server.log_bodies import StreamedBodies
 from tools import secrets
@@ -220,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    _redactor.hide(settings.api_key, settings.auth_token)
+    _redactor.hide(settings.api_key, settings.auth_token, *token_values(settings.auth_tokens_file))
     if args.transport == "http":
         from server.http import check_bind
         from server.rebinding import allowed_peers

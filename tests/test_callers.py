@@ -156,3 +156,17 @@ async def test_every_audit_line_of_a_write_names_its_caller(
     assert [line["decision"] for line in lines] == ["previewed", "confirmed", "executed"]
     assert {line["caller"] for line in lines} == {"alice"}
     assert ALICE_TOKEN not in text and CI_TOKEN not in text
+
+
+def test_the_log_redactor_hides_every_token_of_the_file(tmp_path: Path) -> None:
+    import logging
+
+    from server.callers import token_values
+    from server.cli import RedactSecrets
+
+    redactor = RedactSecrets()
+    redactor.hide(*token_values(tokens_file(tmp_path, f"ci: {CI_TOKEN}\nalice: {ALICE_TOKEN}\n")))
+    record = logging.LogRecord("server", logging.WARNING, __file__, 1, "got %s and %s", (CI_TOKEN, ALICE_TOKEN), None)
+    redactor.filter(record)
+    assert record.getMessage() == "got [redacted] and [redacted]"
+    assert token_values(tmp_path / "absent") == []
