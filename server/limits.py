@@ -112,7 +112,8 @@ class RedisCounter:
         if self._paused():
             return await self.fallback.hit(key, window)
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
+            # One round trip; no MULTI needed: the EXPIRE always follows its INCR and only bounds the key's life.
+            async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.incr(name)
                 pipe.expire(name, int(window) + 1)
                 count, _ = await pipe.execute()
