@@ -16,8 +16,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from starlette.authentication import AuthCredentials
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +37,27 @@ log = logging.getLogger(__name__)
 
 REALM = 'Bearer realm="posthog-batch-exports-mcp"'
 VERIFIER_RETRY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request comes from: the name audit and log lines use, and the OAuth subject and scopes."""
+
+    name: str
+    subject: str | None = None
+    issuer: str | None = None
+    scopes: frozenset[str] = frozenset()
+
+    def as_user(self) -> AuthenticatedUser:
+        """The SDK's view of the caller: its stateful sessions answer only the principal that opened them."""
+        principal = AccessToken(
+            token="",  # the bearer token itself never leaves the edge
+            client_id=self.name,
+            scopes=sorted(self.scopes),
+            subject=self.subject,
+            claims={"iss": self.issuer} if self.issuer else None,
+        )
+        return AuthenticatedUser(principal)
 
 
 class Refusal(Exception):
@@ -92,10 +117,10 @@ class Edge:
     def wrap(self, app: ASGIApp, exempt: tuple[str, ...]) -> ASGIApp:
         return EdgeMiddleware(app, self, exempt)
 
-    async def caller_of(self, scope: Scope) -> str:
-        """The name of the caller of this request, or a Refusal saying why there is none."""
+    async def caller_of(self, scope: Scope) -> Caller:
+        """The caller of this request, or a Refusal saying why there is none."""
         if not self.authenticates:
-            return LOCAL_CALLER
+            return Caller(LOCAL_CALLER)
         address = scope["client"][0] if scope.get("client") else "unknown"
         wait = await self.limits.locked_out(address)
         if wait is not None:
@@ -111,7 +136,7 @@ class Edge:
             raise self._unauthorized(None)
         name = self.tokens.caller_for(token) if self.tokens else None
         if name is not None:
-            return name
+            return Caller(name)
         if self.oauth is None:
             await self.limits.failed(address)
             raise self._unauthorized("the bearer token is not one this server accepts")
@@ -133,7 +158,7 @@ class Edge:
                 f"The access token lacks the scope {scope_needed!r}; ask the identity provider for a token with it.",
                 {"WWW-Authenticate": self.oauth.challenge("insufficient_scope", f"Required scope: {scope_needed}")},
             )
-        return verified.subject
+        return Caller(verified.subject, verified.subject, self.oauth.issuer, verified.scopes)
 
     def _unauthorized(self, reason: str | None) -> Refusal:
         if self.oauth is not None:
@@ -179,11 +204,14 @@ class EdgeMiddleware:
             return
         try:
             caller = await self.edge.caller_of(scope)
-            await self.edge.admit(caller)
+            await self.edge.admit(caller.name)
         except Refusal as refusal:
             await refusal.send(scope, receive, send)
             return
-        reset = current_caller.set(caller)
+        if self.edge.authenticates:
+            scope["user"] = caller.as_user()
+            scope["auth"] = AuthCredentials(sorted(caller.scopes))
+        reset = current_caller.set(caller.name)
         try:
             await self.app(scope, receive, send)
         finally:

@@ -170,3 +170,31 @@ def test_the_log_redactor_hides_every_token_of_the_file(tmp_path: Path) -> None:
     redactor.filter(record)
     assert record.getMessage() == "got [redacted] and [redacted]"
     assert token_values(tmp_path / "absent") == []
+
+
+async def test_a_stateful_session_answers_only_the_caller_that_opened_it(named_settings: Settings) -> None:
+    import httpx
+
+    from tests.edge_support import MCP_HEADERS
+
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    async with serving(named_settings.with_(http_stateful=True)) as running, httpx.AsyncClient(timeout=30) as http:
+        opened = await http.post(
+            running.url, json=initialize, headers={**MCP_HEADERS, "Authorization": f"Bearer {CI_TOKEN}"}
+        )
+        assert opened.status_code == 200, opened.text
+        session = opened.headers["mcp-session-id"]
+
+        async def list_tools(token: str) -> int:
+            headers = {**MCP_HEADERS, "Authorization": f"Bearer {token}", "Mcp-Session-Id": session}
+            body = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+            return (await http.post(running.url, json=body, headers=headers)).status_code
+
+        # Another caller holding the session id is answered as if the session did not exist.
+        assert await list_tools(ALICE_TOKEN) == 404
+        assert await list_tools(CI_TOKEN) == 200
