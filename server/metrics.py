@@ -3,8 +3,9 @@
 The hooks are one call each, in the call path (server/app.py), the guard (server/guard.py),
 the PostHog client (server/posthog.py) and the HTTP edge (server/edge.py). Labels hold
 only bounded values: catalog tool names, decisions, methods, status codes, reasons; never
-a caller, an id or an argument. Without the `metrics` extra (prometheus-client) every
-hook does nothing and /metrics says how to turn it on.
+a caller, an id or an argument. Counting starts when an HTTP server starts (stdio has no
+/metrics); without the `metrics` extra (prometheus-client) every hook does nothing and
+/metrics says how to turn it on.
 """
 
 from __future__ import annotations
