@@ -198,3 +198,25 @@ async def test_a_stateful_session_answers_only_the_caller_that_opened_it(named_s
         # Another caller holding the session id is answered as if the session did not exist.
         assert await list_tools(ALICE_TOKEN) == 404
         assert await list_tools(CI_TOKEN) == 200
+
+
+def test_the_command_line_stops_at_start_up_on_a_bad_tokens_file(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = tokens_file(tmp_path, f"ci: {CI_TOKEN}\nbot: {CI_TOKEN}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTHOG_")}
+    env.update(POSTHOG_MCP_AUTH_TOKENS_FILE=str(path), POSTHOG_MCP_AUDIT_LOG=str(tmp_path / "audit.jsonl"))
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", "0", "--sandbox"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "callers 'ci' and 'bot' have the same token" in done.stderr
+    assert CI_TOKEN not in done.stderr + done.stdout
+    assert "Serving MCP" not in done.stderr
