@@ -11,9 +11,11 @@ sees only the server's own personal API key.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -38,6 +40,11 @@ JWKS_LIFESPAN_SECONDS = 300
 # so a flood of made-up key ids cannot turn into a flood of requests to the provider.
 MIN_REFETCH_SECONDS = 30
 MAX_TOKEN_LENGTH = 8192
+# A client sends the same access token with every request: its verification is remembered this long
+# (never past the token's expiry), so a request costs a dictionary lookup, not a signature check and
+# a thread hop. A key the provider withdraws stops working within this time.
+VERIFIED_CACHE_SECONDS = 60.0
+VERIFIED_CACHE_SIZE = 1024
 
 
 class InvalidToken(Exception):
@@ -100,6 +107,7 @@ class ResourceServer:
         # A token may name the resource with or without a trailing slash.
         bare = resource.rstrip("/")
         self._audiences = [bare, bare + "/"]
+        self._verified: OrderedDict[bytes, tuple[float, Verified]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ResourceServer | None:
@@ -132,9 +140,17 @@ class ResourceServer:
 
     async def verify(self, token: str) -> Verified:
         """Check one access token (the key lookup may read the JWKS, so it runs off the event loop)."""
-        return await anyio.to_thread.run_sync(self._verify, token)
+        digest = hashlib.sha256(token.encode()).digest()
+        remembered = self._verified.get(digest)
+        if remembered is not None and time.time() < remembered[0]:
+            return remembered[1]
+        verified, expires = await anyio.to_thread.run_sync(self._verify, token)
+        self._verified[digest] = (min(expires, time.time() + VERIFIED_CACHE_SECONDS), verified)
+        while len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return verified
 
-    def _verify(self, token: str) -> Verified:
+    def _verify(self, token: str) -> tuple[Verified, float]:
         if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
             raise InvalidToken("the bearer token is not a JWT access token")
         try:
@@ -174,7 +190,10 @@ class ResourceServer:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise InvalidToken("the token has no subject (sub)")
-        return Verified(_subject_name(subject), _scopes_of(claims))
+        expires = claims.get("exp")
+        return Verified(_subject_name(subject), _scopes_of(claims)), float(expires) if isinstance(
+            expires, int | float
+        ) else 0.0
 
     def _signing_key(self, kid: str) -> jwt.PyJWK:
         try:

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import jwt
 import pytest
@@ -28,7 +29,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from posthog_sandbox import DEFAULT_API_KEY
 from server.config import ConfigError, Settings
-from server.oauth import ResourceServer
+from server.oauth import InvalidToken, ResourceServer
 from tests.edge_support import captured_logs, mcp_client, post_mcp, serving
 from tests.support import MODES, SandboxControl, data, settings_for
 
@@ -308,3 +309,30 @@ def test_settings_read_oauth_from_the_environment() -> None:
     )
     server = ResourceServer.from_settings(settings)
     assert server is not None and server.metadata_url == METADATA_URL and settings.client_auth
+
+
+async def test_a_verified_token_is_remembered_not_rechecked(
+    oauth_settings: Settings, idp: IdentityProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ResourceServer.from_settings(oauth_settings)
+    assert server is not None
+    checked: list[str] = []
+    inner = server._verify
+
+    def counting(token: str) -> Any:
+        checked.append(token)
+        return inner(token)
+
+    monkeypatch.setattr(server, "_verify", counting)
+    first, second = idp.token(), idp.token(sub="carol@example.test")
+    assert (await server.verify(first)).subject == "alice@example.test"
+    assert (await server.verify(first)).subject == "alice@example.test"
+    assert (await server.verify(second)).subject == "carol@example.test"
+    assert checked == [first, second]
+    # Never past the token's own expiry: a token about to expire is checked again once it has.
+    now = int(time.time())
+    brief = idp.token(iat=now - 100, exp=now - 29)  # inside the 30 s leeway for about a second
+    await server.verify(brief)
+    await anyio.sleep(1.2)
+    with pytest.raises(InvalidToken, match="expired"):
+        await server.verify(brief)
