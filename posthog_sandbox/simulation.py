@@ -20,7 +20,7 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from .destinations import DEFAULT_ERRORS, DEFAULT_RETRYABLE_ERROR
+from .destinations import DEFAULT_ERRORS, DEFAULT_RETRYABLE_ERROR, INTERMITTENT_ERRORS
 from .store import Store
 from .timeutil import INTERVALS, floor_to_interval, step, str_range_bound
 
@@ -183,17 +183,26 @@ def cancel_backfill(store: Store, backfill: dict[str, Any], now: datetime, cance
 
 def catch_up(store: Store, now: datetime, generation: int, earliest_data: datetime) -> None:
     """Bring every export, run and backfill to the state they have at `now`."""
-    exports = {e["id"]: e for e in store.list_exports(include_deleted=True)}
-    for export in exports.values():
+    exports: dict[str, dict[str, Any]] = {}
+    for export in store.exports_due(now):
         _schedule(store, export, now)
+        exports[export["id"]] = export
+
+    def export_of(export_id: str) -> dict[str, Any]:
+        if export_id not in exports:
+            found = store.get_export(export_id)
+            assert found is not None, export_id
+            exports[export_id] = found
+        return exports[export_id]
+
     active_backfills = store.list_backfills(active_only=True)
     for backfill in active_backfills:
-        _advance_backfill(store, backfill, exports[backfill["batch_export"]], now, generation, earliest_data)
+        _advance_backfill(store, backfill, export_of(backfill["batch_export"]), now, generation, earliest_data)
     for run in store.list_runs(active_only=True):
-        _advance_run(store, run, exports[run["batch_export"]], now)
+        _advance_run(store, run, export_of(run["batch_export"]), now)
     for backfill in active_backfills:
         if backfill["status"] == "Running":
-            _maybe_finish_backfill(store, backfill, exports[backfill["batch_export"]], now, generation)
+            _maybe_finish_backfill(store, backfill, export_of(backfill["batch_export"]), now, generation)
 
 
 def _schedule(store: Store, export: dict[str, Any], now: datetime) -> None:
@@ -235,8 +244,15 @@ def _advance_run(store: Store, run: dict[str, Any], export: dict[str, Any], now:
         run["finished_at"] = finish_at
         run["last_updated_at"] = finish_at
         destination = export["destination"]["type"]
-        if outcome["outcome"] == "fail":
-            error = outcome.get("error") or DEFAULT_ERRORS.get(destination, "Unknown error")
+        failing = outcome["outcome"] == "fail" or (
+            outcome["outcome"] == "intermittent" and zlib.crc32(f"{export['id']}|{rng}".encode()) % 4 == 0
+        )
+        if failing:
+            error = outcome.get("error") or (
+                INTERMITTENT_ERRORS.get(destination, [DEFAULT_RETRYABLE_ERROR])[0]
+                if outcome["outcome"] == "intermittent"
+                else DEFAULT_ERRORS.get(destination, "Unknown error")
+            )
             run.update(status="Failed", latest_error=error)
             store.add_log(
                 export["id"],

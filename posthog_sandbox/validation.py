@@ -134,7 +134,7 @@ def compile_query(query: str, events_schema: bool) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- destination
 
 
-def _check_config_types(config: dict[str, Any], spec: d.Spec) -> dict[str, Any]:
+def _check_config_types(config: dict[str, Any], spec: d.Spec, attr: str) -> dict[str, Any]:
     """Coerce string→bool and string→int like the service; otherwise report the first mismatch."""
     for key, value in config.items():
         expected = (spec.get(key) or d.BASE_FIELDS.get(key) or ("any", False))[0]
@@ -151,9 +151,7 @@ def _check_config_types(config: dict[str, Any], spec: d.Spec) -> dict[str, Any]:
             "dict": isinstance(value, (dict, str, int)),
         }[expected]
         if not ok:
-            raise validation(
-                f"Configuration has invalid type: got '{_typename(value)}', expected '{expected}'", "destination"
-            )
+            raise validation(f"Configuration has invalid type: got '{_typename(value)}', expected '{expected}'", attr)
     return config
 
 
@@ -205,14 +203,17 @@ def _destination(ctx: ValidationContext, value: Any) -> dict[str, Any]:
     spec = d.fields_for(gen, type_)
     if spec is None:
         raise server_error()  # no workflow registered for the type: validation crashes (reference 8.3)
+    # Gen-3 checks the config in the nested destination serializer, whose errors DRF files under
+    # `non_field_errors` (docs/posthog-api.md, "Exports and destinations").
+    config_attr = "destination__non_field_errors" if gen >= 3 else "destination"
     unknown = sorted(k for k in config if k not in spec and k not in d.BASE_FIELDS)
     if unknown:
-        raise validation("Configuration has unknown field/s: " + ", ".join(f"'{k}'" for k in unknown), "destination")
+        raise validation("Configuration has unknown field/s: " + ", ".join(f"'{k}'" for k in unknown), config_attr)
     if not partial:
         for key, (_, is_required) in spec.items():
             if is_required and key not in config:
-                raise validation(f"Configuration missing required field: '{key}'", "destination")
-    _check_config_types(config, spec)
+                raise validation(f"Configuration missing required field: '{key}'", config_attr)
+    _check_config_types(config, spec, config_attr)
 
     # validate_destination
     stored = instance["destination"] if instance else None
@@ -222,12 +223,32 @@ def _destination(ctx: ValidationContext, value: Any) -> dict[str, Any]:
             "export and create a new one with the new destination type.",
             "destination",
         )
+    if gen >= 3 and config.get("legacy_parquet_extension") is True and not _writes_legacy_extension(stored):
+        raise validation(d.LEGACY_PARQUET_EXTENSION_MESSAGE, "destination")
     merged = d.deep_merge(stored["config"], config) if stored and stored["type"] == type_ else dict(config)
+    stored_integration_id = stored.get("integration") if stored else None
+    if gen >= 3 and type_ == "Redshift" and stored_integration_id is not None and integration in (_MISSING, None):
+        raise validation(d.REDSHIFT_STICKY_INTEGRATION_MESSAGE, "destination")
     if integration is _MISSING:
-        integration_id = stored.get("integration") if stored else None
+        # Gen-3 falls back to the stored integration only for some types; the others need one on every
+        # write that sends a destination (docs/posthog-api.md, "Exports and destinations").
+        falls_back = gen < 3 or type_ not in d.INTEGRATION_ON_EVERY_WRITE
+        integration_id = stored_integration_id if falls_back else None
         integration = ctx.get_integration(integration_id) if integration_id is not None else None
     _validate_destination_rules(ctx, type_, merged, integration)
     return {"type": type_, "config": config, "integration": integration["id"] if integration else None}
+
+
+def _writes_legacy_extension(stored: dict[str, Any] | None) -> bool:
+    """An existing export that already names its Parquet files with the codec (the setting may stay on)."""
+    if stored is None:
+        return False
+    config = stored["config"]
+    return (
+        config.get("file_format") == "Parquet"
+        and bool(config.get("compression"))
+        and config.get("legacy_parquet_extension") is not False
+    )
 
 
 def _validate_destination_rules(

@@ -24,9 +24,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 @dataclass(frozen=True)
 class HttpLimits:
     max_connections: int = 256
-    """Open connections at once; one more is closed as soon as it is accepted."""
-    max_requests_in_flight: int = 128
-    """Requests being served at once (uvicorn's limit_concurrency); more get 503."""
+    """Open connections at once; one more is closed as soon as it is accepted. With HTTP/1.1 this also
+    bounds the requests in flight (one per connection)."""
     request_head_seconds: float = 10.0
     """From connecting (or the previous answer) to a complete request line and headers."""
     request_body_seconds: float = 10.0
@@ -89,7 +88,6 @@ def uvicorn_options(limits: HttpLimits) -> dict[str, Any]:
     """The uvicorn.Config arguments that apply these limits."""
     return {
         "http": bounded_h11(limits),
-        "limit_concurrency": limits.max_requests_in_flight,
         "timeout_keep_alive": limits.keep_alive_seconds,
         "h11_max_incomplete_event_size": limits.max_header_bytes,
     }

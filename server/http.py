@@ -109,6 +109,10 @@ def build_http_app(
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         custom_starlette_routes=routes,  # type: ignore[arg-type]
     )
+    # On 2026-07-28 tools/call the SDK checks Mcp-Param-* headers against the tool's input schema; without
+    # this lookup it runs the whole tools/list handler (and serializes every definition) for each call.
+    schemas = {definition.name: definition.input_schema for definition in app.definitions}
+    app.server.get_tool_input_schema = schemas.get
     asgi: ASGIApp = NoStandaloneStream(endpoint, MCP_PATH, allow="POST, DELETE" if stateful else "POST")
     asgi = edge.wrap(asgi, exempt=(HEALTH_PATH,))
     asgi = BodyDeadline(asgi, limits.request_body_seconds)

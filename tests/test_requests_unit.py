@@ -19,6 +19,7 @@ from mcp import Client
 from server.app import open_app
 from server.config import Settings
 from tests.support import data, text
+from tools.catalog import BY_NAME
 
 HOST = "https://posthog.test"
 E = "0190f4b2-6c1e-7c3a-9a51-2b1f0e7a1d11"
@@ -218,28 +219,7 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_every_tool_builds_its_request_and_maps_the_response(tmp_path: Path, mode: str) -> None:
-    assert {c[0] for c in CASES} == {
-        "batch-export-list",
-        "batch-export-get",
-        "batch-export-create",
-        "batch-export-update",
-        "batch-export-delete",
-        "batch-export-pause",
-        "batch-export-unpause",
-        "batch-export-logs",
-        "batch-export-runs-list",
-        "batch-export-run-get",
-        "batch-export-run-retry",
-        "batch-export-run-cancel",
-        "batch-export-backfills-list",
-        "batch-export-backfill-get",
-        "batch-export-backfill-create",
-        "batch-export-backfill-cancel",
-        "batch-export-backfill-legacy",
-        "batch-export-test-steps",
-        "batch-export-test-step",
-        "batch-export-test-step-new",
-    }
+    assert {c[0] for c in CASES} == set(BY_NAME), "every catalog tool needs a case here"
     settings = _settings(tmp_path, confirm="never", include_deprecated=True)
     for name, arguments, (method, path, query, body), response, expected in CASES:
         with respx.mock(base_url=HOST, assert_all_called=True) as mock:
@@ -451,3 +431,17 @@ async def test_errors_carry_no_structured_content_that_could_break_a_schema_chec
             result = await client.call_tool("batch-export-get", {"project_id": 1, "batch_export_id": E})
     assert result.is_error and result.structured_content is None
     assert result.meta["posthog-batch-exports-mcp/error"]["upstream"]["status"] == 404
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_huge_unknown_tool_name_is_not_echoed_whole(tmp_path: Path, mode: str) -> None:
+    name = "batch-export-" + "x" * 100_000
+    with respx.mock(base_url=HOST) as mock:
+        mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
+        async with open_app(_settings(tmp_path)) as app, Client(app.server, mode=mode) as client:
+            result = await client.call_tool(name, {"project_id": 1})
+        assert mock.calls.call_count == 1  # only the start-up scope discovery
+    message = text(result)
+    assert result.is_error and message.startswith("Unknown tool 'batch-export-xxx")
+    assert "(100013 characters)" in message and "batch-export-list" in message
+    assert len(message) < 2_000, len(message)
