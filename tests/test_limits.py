@@ -23,6 +23,7 @@ from tests.support import settings_for
 CI_TOKEN = "ci-token-" + "c" * 40
 ALICE_TOKEN = "alice-token-" + "a" * 40
 REDIS_SERVER = "/usr/bin/redis-server"
+SECRET = b"replicas-share-this-confirm-secret"
 
 
 @pytest.fixture
@@ -205,7 +206,9 @@ async def test_repeated_wrong_tokens_lock_the_address_out(sandbox: Any, tmp_path
 async def test_two_servers_on_one_redis_share_the_limit(
     sandbox: Any, tmp_path: Path, redis_server: RedisProcess
 ) -> None:
-    settings = named(sandbox, tmp_path, rate_limit=4, rate_window=3600, redis_url=redis_server.url)
+    settings = named(
+        sandbox, tmp_path, rate_limit=4, rate_window=3600, redis_url=redis_server.url, confirm_secret=SECRET
+    )
     async with serving(settings) as first, serving(settings) as second:
         answers = []
         for running in (first, second, first, second, first, second):
@@ -217,7 +220,7 @@ async def test_two_servers_on_one_redis_share_the_limit(
 async def test_the_lock_out_holds_across_servers_on_one_redis(
     sandbox: Any, tmp_path: Path, redis_server: RedisProcess
 ) -> None:
-    settings = named(sandbox, tmp_path, auth_failure_limit=2, redis_url=redis_server.url)
+    settings = named(sandbox, tmp_path, auth_failure_limit=2, redis_url=redis_server.url, confirm_secret=SECRET)
     async with serving(settings) as first, serving(settings) as second:
         assert (await post_mcp(first.url, "wrong-1-" + "w" * 40)).status_code == 401
         assert (await post_mcp(second.url, "wrong-2-" + "w" * 40)).status_code == 401
