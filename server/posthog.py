@@ -111,8 +111,9 @@ def _hint(
     if status == 403:
         if _NO_PERSONAL_KEYS.search(detail):
             return (
-                "this PostHog serves this action to no personal API key, whatever its scopes (not even *); "
-                "nothing on this side can change that."
+                "this PostHog serves this action to no scoped personal API key, whatever its scopes (not even *): "
+                "older PostHog serves it to legacy unscoped keys only; newer PostHog serves logs through its "
+                "Query API to keys with scope query:read."
             )
         scope = _MISSING_SCOPE.search(detail)
         if scope and key_scopes is not None and (not key_scopes or "*" in key_scopes):

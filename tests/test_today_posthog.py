@@ -190,3 +190,22 @@ async def test_a_backfill_bound_before_year_one_in_utc_is_a_field_error(
     assert result.is_error and "Invalid arguments for batch-export-backfill-create" in message, message
     assert "start_at is not a valid date or datetime" in message and "OverflowError" not in message
     assert control.requests() == []
+
+
+async def test_create_refuses_the_s3_type_the_other_generation_uses(
+    make_sandbox: Callable[..., Any], mode: str, tmp_path: Any, generation: int
+) -> None:
+    sandbox = make_sandbox(generation=generation)
+    if generation == 3:
+        arguments, expected = _new_export("S3", S3_CONFIG), "no longer takes destination type S3"
+    else:
+        arguments, expected = _new_export("AwsS3", S3_CONFIG, integration_id=101), "predates the AwsS3 type"
+    with SandboxControl(sandbox.base_url, DEFAULT_API_KEY) as control:
+        async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)) as app:
+            async with connect(app, mode) as client:
+                control.clear_requests()
+                result = await client.call_tool("batch-export-create", arguments)
+                writes = control.writes()
+    message = text(result)
+    assert result.is_error and expected in message, message
+    assert writes == []
