@@ -59,7 +59,7 @@ async def perform(spec: ToolSpec, params: Params, upstream: Upstream) -> Any:
 
 
 ECHO_LIMIT = 60
-_LONG_RUN = re.compile(r"\S{%d,}" % (ECHO_LIMIT + 20))
+_LONG_RUN = re.compile(r"\S{" + str(ECHO_LIMIT + 20) + ",}")
 
 
 def echoed(value: str, limit: int = ECHO_LIMIT) -> str:
