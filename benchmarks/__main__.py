@@ -19,7 +19,18 @@ from typing import Any
 
 import anyio
 
-from benchmarks import call_overhead, cold_start, context_cost, first_answer, http_load, http_throughput, memory, report
+from benchmarks import (
+    call_overhead,
+    cold_start,
+    context_cost,
+    first_answer,
+    http_load,
+    http_throughput,
+    memory,
+    report,
+    sandbox_scale,
+    shared_state_load,
+)
 from benchmarks.common import machine, sandbox_process, state_dir
 
 HERE = Path(__file__).resolve().parent
@@ -32,6 +43,8 @@ NAMES = (
     "http_load",
     "http_throughput",
     "soak",
+    "shared_state",
+    "sandbox_scale",
 )
 FULL = {
     "cold_runs": 15,
@@ -45,6 +58,9 @@ FULL = {
     "throughput_rounds": 3,
     "soak_clients": 50,
     "soak_seconds": 60,
+    "shared_state_clients": 10,
+    "shared_state_calls": 40,
+    "scale_requests": 20,
 }
 QUICK = {
     "cold_runs": 5,
@@ -58,11 +74,22 @@ QUICK = {
     "throughput_rounds": 1,
     "soak_clients": 10,
     "soak_seconds": 10,
+    "shared_state_clients": 4,
+    "shared_state_calls": 12,
+    "scale_requests": 5,
 }
 
 
 async def run_all(only: tuple[str, ...], sizes: dict[str, int]) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    if "sandbox_scale" in only:  # starts its own sandboxes, in processes of their own
+        print("-- sandbox_scale", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        results["sandbox_scale"] = await anyio.to_thread.run_sync(sandbox_scale.run, sizes["scale_requests"])
+        results["sandbox_scale"]["seconds"] = round(time.perf_counter() - started, 1)
+    only = tuple(name for name in only if name != "sandbox_scale")
+    if not only:
+        return results
     with sandbox_process() as sandbox, state_dir() as state:
         for name in only:
             print(f"-- {name}", file=sys.stderr, flush=True)
@@ -85,6 +112,9 @@ async def run_all(only: tuple[str, ...], sizes: dict[str, int]) -> dict[str, Any
                 results[name] = await http_load.run(sandbox, state, sizes["load_clients"], sizes["load_calls"])
             elif name == "soak":
                 results[name] = await http_load.soak(sandbox, state, sizes["soak_clients"], sizes["soak_seconds"])
+            elif name == "shared_state":
+                clients, calls = sizes["shared_state_clients"], sizes["shared_state_calls"]
+                results[name] = await shared_state_load.run(sandbox, state, clients, calls)
             results[name]["seconds"] = round(time.perf_counter() - started, 1)
     return results
 

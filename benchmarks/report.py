@@ -32,6 +32,11 @@ def headline(doc: dict[str, Any]) -> str:
     if "http_load" in r:
         h = r["http_load"]
         parts.append(f"HTTP {h['calls_per_second']} calls/s, {h['errors']} errors")
+    if "sandbox_scale" in r:
+        big = r["sandbox_scale"]["large"]
+        parts.append(
+            f"sandbox {big['exports']} exports: start {big['start_seconds']} s, list {big['list_page']['median_ms']} ms"
+        )
     if "soak" in r:
         parts.append(f"soak {r['soak']['clients']}x{r['soak']['seconds']}s, {r['soak']['errors']} errors")
     return "; ".join(parts)
@@ -128,6 +133,12 @@ def markdown(doc: dict[str, Any]) -> str:
             f"Server RSS over time (MB): {rss}.",
             "",
         ]
+    if "shared_state" in r:
+        out += _shared_state(r["shared_state"])
+    if "sandbox_scale" in r:
+        from benchmarks.sandbox_scale import markdown as scale_markdown
+
+        out += scale_markdown(r["sandbox_scale"])
     return "\n".join(out)
 
 
@@ -184,6 +195,29 @@ def _context(c: dict[str, Any]) -> list[str]:
         )
     out.append("")
     return out
+
+
+def _shared_state(shared: dict[str, Any]) -> list[str]:
+    out = [
+        "## Replicas: HTTP throughput with the confirmation ledger in process and on Redis",
+        "",
+        f"{shared['clients']} clients, {shared['calls_each']} reads each, then a quarter as many confirmed writes "
+        "(preview + confirm of batch-export-pause, one export per client). Reads never touch the ledger, so a reads "
+        "ratio away from 1.0x is this machine's noise (clients, replicas, sandbox and Redis share its cores).",
+        "",
+        "| set-up | reads/s | vs one process | read p50 | confirmed writes/s | vs one process | write p50 | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, f in shared["setups"].items():
+        reads, writes = f["reads"], f["confirmed_writes"]
+        read_p50 = reads["latency"]["median_ms"] if reads["latency"] else "-"
+        write_p50 = writes["latency"]["median_ms"] if writes["latency"] else "-"
+        out.append(
+            f"| {label} | {reads['per_second']} | {reads['vs_one_process']}x | {read_p50} ms | "
+            f"{writes['per_second']} | {writes['vs_one_process']}x | {write_p50} ms | "
+            f"{reads['errors'] + writes['errors']} |"
+        )
+    return [*out, ""]
 
 
 def _first_answer(f: dict[str, Any]) -> list[str]:
