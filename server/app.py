@@ -18,7 +18,7 @@ import mcp.types as types
 from mcp.server import Server, ServerRequestContext
 from pydantic import ValidationError
 
-from server import __version__, results
+from server import __version__, metrics, results
 from server.audit import AuditLog
 from server.config import ConfigError, Settings, default_audit_path
 from server.definitions import tool_definition
@@ -144,6 +144,7 @@ class App:
     ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=self.definitions)
 
+    @metrics.counted_call
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:

@@ -94,22 +94,48 @@ def render_snapshot(snapshot: dict[str, Any]) -> str:
     return json.dumps(snapshot, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def _parts(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot cut where a reviewer looks: one part per tool and configuration, plus the rest."""
+    parts: dict[str, Any] = {"(catalog)": {k: v for k, v in snapshot.items() if k != "tools"}}
+    for name, entry in snapshot.get("tools", {}).items():
+        parts[f"{name} (route)"] = {k: v for k, v in entry.items() if k != "definitions"}
+        for configuration, definition in entry.get("definitions", {}).items():
+            parts[f"{name} ({configuration})"] = definition
+    return parts
+
+
 def snapshot_mismatch(stored: str, current: str, limit: int = 120) -> str | None:
-    """None when equal; otherwise a unified diff (stored -> current), cut to `limit` lines."""
+    """None when equal; otherwise a unified diff (stored -> current) per tool and configuration,
+    each headed by what it is, cut to `limit` lines."""
     if stored == current:
         return None
-    diff = list(
-        difflib.unified_diff(
-            stored.splitlines(), current.splitlines(), "tests/snapshots/catalog.json", "the catalog now", lineterm=""
-        )
-    )
+    try:
+        old, new = _parts(json.loads(stored)), _parts(json.loads(current))
+    except json.JSONDecodeError:
+        old, new = {"(unreadable snapshot)": stored}, {"(unreadable snapshot)": current}
+    diff: list[str] = []
+    for label in [*old, *(k for k in new if k not in old)]:
+        before = render_snapshot(old[label]).splitlines() if label in old else []
+        after = render_snapshot(new[label]).splitlines() if label in new else []
+        if before != after:
+            diff += difflib.unified_diff(before, after, f"snapshot: {label}", f"catalog now: {label}", lineterm="")
+    if not diff:  # equal content, different bytes (formatting)
+        diff = list(difflib.unified_diff(stored.splitlines(), current.splitlines(), "snapshot", "now", lineterm=""))
     if len(diff) > limit:
         diff = [*diff[:limit], f"... {len(diff) - limit} more diff lines"]
     return "\n".join(diff)
 
 
+def updating() -> bool:
+    return os.environ.get("UPDATE_SNAPSHOTS") == "1"
+
+
 @pytest.fixture(scope="module")
-def stored_snapshot() -> dict[str, Any]:
+def stored_snapshot(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The checked-in snapshot; with UPDATE_SNAPSHOTS=1 it is rewritten first, so one run accepts a change."""
+    if updating():
+        SNAPSHOTS.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(render_snapshot(catalog_snapshot(tmp_path_factory.mktemp("snapshot"))))
     return json.loads(SNAPSHOT.read_text()) if SNAPSHOT.exists() else {"tools": {}}
 
 
@@ -244,13 +270,10 @@ def test_size_budget(default_tools: list[dict[str, Any]]) -> None:
     assert not heavy, f"tools over {BUDGET_PER_TOOL} bytes: {heavy}"
 
 
-def test_snapshot(tmp_path: Path) -> None:
+def test_snapshot(tmp_path: Path, stored_snapshot: dict[str, Any]) -> None:
     """Every advertised definition, in every configuration that changes it, is checked in as one file;
     set UPDATE_SNAPSHOTS=1 to accept a change on purpose."""
     current = render_snapshot(catalog_snapshot(tmp_path))
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
-        SNAPSHOTS.mkdir(exist_ok=True)
-        SNAPSHOT.write_text(current)
     stored = SNAPSHOT.read_text() if SNAPSHOT.exists() else ""
     mismatch = snapshot_mismatch(stored, current)
     assert mismatch is None, f"the catalog differs from its snapshot; {UPDATE_HINT}\n{mismatch}"
@@ -258,12 +281,15 @@ def test_snapshot(tmp_path: Path) -> None:
 
 
 def test_a_snapshot_mismatch_reads_as_a_diff() -> None:
-    stored = render_snapshot({"tools": {"t": {"description": "Old words."}}})
-    current = render_snapshot({"tools": {"t": {"description": "New words."}}})
-    diff = snapshot_mismatch(stored, current)
-    assert diff is not None
-    assert '-      "description": "Old words."' in diff and '+      "description": "New words."' in diff
-    assert snapshot_mismatch(current, current) is None
+    """The diff names the tool and configuration that changed, and only those."""
+    tool = {"tools": {"t": {"method": "GET", "definitions": {"default": {"description": "Old words."}}}}}
+    changed = {"tools": {"t": {"method": "GET", "definitions": {"default": {"description": "New words."}}}}}
+    diff = snapshot_mismatch(render_snapshot(tool), render_snapshot(changed))
+    assert diff is not None and "catalog now: t (default)" in diff and "t (route)" not in diff
+    assert '-  "description": "Old words."' in diff and '+  "description": "New words."' in diff
+    added = snapshot_mismatch(render_snapshot(tool), render_snapshot({"tools": {**tool["tools"], "u": {}}}))
+    assert added is not None and "+++ catalog now: u (route)" in added
+    assert snapshot_mismatch(render_snapshot(changed), render_snapshot(changed)) is None
 
 
 def test_every_parameter_of_a_plain_read_reaches_posthog() -> None:

@@ -7,6 +7,7 @@ sandbox over real HTTP.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -16,10 +17,12 @@ import pytest
 import respx
 from mcp import Client
 
-from server.app import open_app
+from server.app import open_app, perform
 from server.config import Settings
 from tests.support import data, text
 from tools.catalog import BY_NAME
+from tools.declaration import HttpMethod
+from tools.request import Request, build_request
 
 HOST = "https://posthog.test"
 E = "0190f4b2-6c1e-7c3a-9a51-2b1f0e7a1d11"
@@ -445,3 +448,41 @@ async def test_a_huge_unknown_tool_name_is_not_echoed_whole(tmp_path: Path, mode
     assert result.is_error and message.startswith("Unknown tool 'batch-export-xxx")
     assert "(100013 characters)" in message and "batch-export-list" in message
     assert len(message) < 2_000, len(message)
+
+
+class RecordingUpstream:
+    """Answers reads with the fixtures above and writes with `answer`, recording every request."""
+
+    def __init__(self, answer: Any, export: dict[str, Any]) -> None:
+        self.answer = answer
+        self.export = export
+        self.sent: list[Request] = []
+
+    async def send(self, request: Request) -> Any:
+        self.sent.append(request)
+        if request.method != "GET":
+            return self.answer
+        if "/runs/" in request.path:
+            return RUN
+        if "/backfills/" in request.path:
+            return {"results": [BACKFILL]}
+        return self.export
+
+    async def request(
+        self, method: HttpMethod, path: str, *, query: Mapping[str, Any] | None = None, json: Any = None
+    ) -> Any:
+        return await self.send(Request(method, path, dict(query or {}), json))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if BY_NAME[c[0]].handler is not None], ids=lambda c: c[0])
+async def test_a_handler_sends_the_route_its_declaration_built(case: Any) -> None:
+    """A handler amends the built request (query, body); the method and path stay the declaration's."""
+    name, arguments, _, response, _ = case
+    spec = BY_NAME[name]
+    params = spec.params.model_validate({"project_id": 1, **arguments})
+    upstream = RecordingUpstream(response, SNOWFLAKE_EXPORT if name == "batch-export-test-step" else EXPORT)
+    await perform(spec, params, upstream)
+    declared = build_request(spec, params)
+    last = upstream.sent[-1]
+    assert (last.method, last.path) == (declared.method, declared.path), name
+    assert (declared.method, f"{P}/{declared.path.removeprefix('batch_exports/')}") == case[2][:2], name

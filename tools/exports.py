@@ -127,6 +127,8 @@ def is_newer_posthog(export: dict[str, Any]) -> bool:
 
 
 INTERVAL_WORDS = {"hour": "hourly", "day": "daily", "week": "weekly"}
+# Older PostHog knows only S3 (inline keys); newer PostHog only AwsS3 and S3Compatible.
+_S3_BY_GENERATION = ("S3", "AwsS3", "S3Compatible")
 
 
 async def runs_newer_posthog(upstream: Upstream) -> bool:
@@ -242,8 +244,20 @@ def _unchanged(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
 
 async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
     destination = params.destination
-    if destination.integration_id is None and destination.type in INTEGRATION_ON_NEWER:
-        if await runs_newer_posthog(upstream):
+    missing = destination.integration_id is None and destination.type in INTEGRATION_ON_NEWER
+    if missing or destination.type in _S3_BY_GENERATION:
+        newer = await runs_newer_posthog(upstream)
+        if newer and destination.type == "S3":
+            raise NotPossible(
+                "This PostHog no longer takes destination type S3: use AwsS3 (credentials in an integration, "
+                "destination.integration_id) or S3Compatible."
+            )
+        if not newer and destination.type in ("AwsS3", "S3Compatible"):
+            raise NotPossible(
+                f"This PostHog predates the {destination.type} type: use type S3 with the bucket's keys "
+                "(aws_access_key_id, aws_secret_access_key) in destination.config."
+            )
+        if newer and missing:
             raise NotPossible(missing_integration(destination.type))
     details = {
         "name": params.name,
