@@ -28,6 +28,7 @@ from benchmarks import (
     http_throughput,
     memory,
     report,
+    sandbox_scale,
     shared_state_load,
 )
 from benchmarks.common import machine, sandbox_process, state_dir
@@ -43,6 +44,7 @@ NAMES = (
     "http_throughput",
     "soak",
     "shared_state",
+    "sandbox_scale",
 )
 FULL = {
     "cold_runs": 15,
@@ -58,6 +60,7 @@ FULL = {
     "soak_seconds": 60,
     "shared_state_clients": 10,
     "shared_state_calls": 40,
+    "scale_requests": 20,
 }
 QUICK = {
     "cold_runs": 5,
@@ -73,11 +76,20 @@ QUICK = {
     "soak_seconds": 10,
     "shared_state_clients": 4,
     "shared_state_calls": 12,
+    "scale_requests": 5,
 }
 
 
 async def run_all(only: tuple[str, ...], sizes: dict[str, int]) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    if "sandbox_scale" in only:  # starts its own sandboxes, in processes of their own
+        print("-- sandbox_scale", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        results["sandbox_scale"] = await anyio.to_thread.run_sync(sandbox_scale.run, sizes["scale_requests"])
+        results["sandbox_scale"]["seconds"] = round(time.perf_counter() - started, 1)
+    only = tuple(name for name in only if name != "sandbox_scale")
+    if not only:
+        return results
     with sandbox_process() as sandbox, state_dir() as state:
         for name in only:
             print(f"-- {name}", file=sys.stderr, flush=True)

@@ -28,7 +28,11 @@ class FloorHttpServer:
         self.url = f"http://127.0.0.1:{self.port}/mcp"
 
     def __enter__(self) -> FloorHttpServer:
-        wait_until_up(f"http://127.0.0.1:{self.port}/", self.process, timeout=120.0)  # 404 there: up
+        try:
+            wait_until_up(f"http://127.0.0.1:{self.port}/", self.process, timeout=120.0)  # 404 there: up
+        except BaseException:
+            stop(self.process)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -32,6 +32,11 @@ def headline(doc: dict[str, Any]) -> str:
     if "http_load" in r:
         h = r["http_load"]
         parts.append(f"HTTP {h['calls_per_second']} calls/s, {h['errors']} errors")
+    if "sandbox_scale" in r:
+        big = r["sandbox_scale"]["large"]
+        parts.append(
+            f"sandbox {big['exports']} exports: start {big['start_seconds']} s, list {big['list_page']['median_ms']} ms"
+        )
     if "soak" in r:
         parts.append(f"soak {r['soak']['clients']}x{r['soak']['seconds']}s, {r['soak']['errors']} errors")
     return "; ".join(parts)
@@ -130,6 +135,10 @@ def markdown(doc: dict[str, Any]) -> str:
         ]
     if "shared_state" in r:
         out += _shared_state(r["shared_state"])
+    if "sandbox_scale" in r:
+        from benchmarks.sandbox_scale import markdown as scale_markdown
+
+        out += scale_markdown(r["sandbox_scale"])
     return "\n".join(out)
 
 

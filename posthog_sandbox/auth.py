@@ -1,4 +1,4 @@
-"""Personal API keys, scopes and per-key throttling (reference 2, 3, 4)."""
+"""Personal API keys, scopes and per-key throttling (docs/posthog-api.md, "Keys and scopes", "Errors and headers")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What each destination type accepts, per generation (reference 8.3, 8.4, 9.2, 9.11). Data only."""
+"""What each destination type accepts, per generation (docs/posthog-api.md, "Exports and destinations", "Destination tests"). Data only."""
 
 from __future__ import annotations
 
@@ -318,7 +318,7 @@ def fields_for(generation: int, type_: str) -> Spec | None:
 
 
 def strip_secrets(value: Any, secrets: set[str]) -> Any:
-    """Drop secret keys at any depth (reference 8.4)."""
+    """Drop secret keys at any depth (docs/posthog-api.md, "Exports and destinations")."""
     if isinstance(value, dict):
         return {k: strip_secrets(v, secrets) for k, v in value.items() if k not in secrets}
     if isinstance(value, list):

@@ -1,4 +1,4 @@
-"""PostHog's flat error envelope `{type, code, detail, attr}` (reference section 6), first error only."""
+"""PostHog's flat error envelope `{type, code, detail, attr}` (docs/posthog-api.md, "Errors and headers"), first error only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The batch-export endpoints (reference 9, 10): each handler takes a request context and returns
+"""The batch-export endpoints (docs/posthog-api.md, "Routes"): each handler takes a request context and returns
 `(status, body)`, where a `None` body means an empty response."""
 
 from __future__ import annotations
@@ -235,12 +235,12 @@ def export_logs(ctx: Ctx, id: str) -> Result:
             continue
         rows.append(serializers.log_entry(row))
         if len(rows) >= limit:
-            break  # `limit` is also the query limit (reference 10.1)
+            break  # `limit` is also the query limit (docs/posthog-api.md, "Logs and the Query API")
     return 200, limit_offset(rows, ctx.url, ctx.query, limit)
 
 
 def run_logs(ctx: Ctx, batch_export_id: str, id: str) -> Result:
-    raise server_error()  # reference 10.4: the route exists but cannot work
+    raise server_error()  # the route exists but cannot work (docs/posthog-api.md, "Logs and the Query API")
 
 
 # ---------------------------------------------------------------------------------------------- tests
@@ -271,7 +271,7 @@ def _run_step(ctx: Ctx, body: Any, export: dict[str, Any] | None) -> Result:
         raise empty(404)
     step = body.get("step", 0)
     if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < len(steps):
-        raise server_error()  # out-of-range step (reference 9.11, inferred 500)
+        raise server_error()  # out-of-range step (docs/posthog-api.md, "Destination tests")
     name, description = steps[step]
     outcome = export["_outcome"] if export else simulation.default_outcome()
     if outcome["outcome"] == "succeed":
@@ -402,7 +402,7 @@ def cancel_backfill(ctx: Ctx, batch_export_id: str, id: str) -> Result:
 
 
 def _runs_in_window(ctx: Ctx, export: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
-    """The runs queryset with the ordering-dependent window and the status filter (reference 9.10)."""
+    """The runs queryset with the ordering-dependent window and the status filter (docs/posthog-api.md, "Runs")."""
     ordering = ctx.query.get("ordering") or "-created_at"
     if ordering not in ("created_at", "-created_at", "data_interval_start", "-data_interval_start"):
         ordering = "-created_at"

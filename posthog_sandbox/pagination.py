@@ -1,4 +1,4 @@
-"""DRF's two page styles (reference 5): limit/offset with `count`, and opaque-cursor pages without it."""
+"""DRF's two page styles (docs/posthog-api.md, "Pagination"): limit/offset with `count`, and opaque-cursor pages without it."""
 
 from __future__ import annotations
 

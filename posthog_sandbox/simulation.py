@@ -4,11 +4,11 @@ Everything is a closed-form function of time, so catching up after any clock jum
 
 - A run created at `c` is `Starting`, becomes `Running` at `c + 30 s` (INFO "Starting batch export ...")
   and finishes at `c + 120 s` as `Completed`, `Failed` or `FailedRetryable` depending on its export's
-  outcome (reference 12.1).
+  outcome (docs/posthog-api.md, "Runs").
 - A scheduled run is created at each schedule tick (the interval end) of an unpaused, non-deleted export.
 - A backfill created at `T` is `Starting`, becomes `Running` at `T + 10 s`, then creates the run of its
   k-th whole interval at `T + 10 s + k × 120 s` (one at a time, in order), and is `Completed` at
-  `T + 10 s + N × 120 s` for N intervals (reference 12.3).
+  `T + 10 s + N × 120 s` for N intervals (docs/posthog-api.md, "Backfills").
 """
 
 from __future__ import annotations
@@ -312,7 +312,7 @@ def _advance_backfill(
         backfill["last_updated_at"] = running_at
         estimate = sum(records_for(export, s) for s, _ in backfill_intervals(backfill, export))
         if export["_outcome"].get("records") == 0:
-            # No data in range: straight to Completed with no runs (reference 12.3 step 2).
+            # No data in range: straight to Completed with no runs (docs/posthog-api.md, "Backfills").
             backfill.update(
                 status="Completed", finished_at=running_at, total_records_count=0 if generation >= 3 else None
             )
@@ -350,7 +350,7 @@ def _maybe_finish_backfill(
         )
     store.put_backfill(backfill)
     if backfill["end_at"] is None and export["paused"] and not export.get("deleted"):
-        # An open-ended backfill unpauses its export once it has caught up (reference 12.3 step 5).
+        # An open-ended backfill unpauses its export once it has caught up (docs/posthog-api.md, "Backfills").
         export.update(paused=False, last_updated_at=done_at, next_tick=next_tick_after(export, done_at))
         store.put_export(export)
 
@@ -361,7 +361,7 @@ def _maybe_finish_backfill(
 def progress(
     store: Store, backfill: dict[str, Any], export: dict[str, Any] | None, now: datetime
 ) -> dict[str, Any] | None:
-    """Reference 7.4, exactly."""
+    """`progress` as the API computes it (docs/posthog-api.md, "Backfills")."""
     status = backfill["status"]
     if status not in ("Completed", "Running", "Starting"):
         return None

@@ -1,4 +1,4 @@
-"""Create/update and backfill validation (reference 8, 9.2, 9.5, 9.6), first error only.
+"""Create/update and backfill validation (docs/posthog-api.md, "Exports and destinations", "Backfills"), first error only.
 
 Fields are checked in serializer field order, each followed by its `validate_<field>` hook, so the first
 error raised is the one DRF would report.
@@ -162,7 +162,7 @@ def _destination(ctx: ValidationContext, value: Any) -> dict[str, Any]:
     types = d.GEN3_TYPES if gen >= 3 else d.GEN1_TYPES
     if "type" not in value:
         if partial:
-            raise server_error()  # the nested validation reads `type` (reference 9.5, inferred 500)
+            raise server_error()  # the nested validation reads `type` (docs/posthog-api.md, "Exports and destinations")
         raise required("destination__type")
     type_ = value["type"]
     if type_ is None:
@@ -202,7 +202,7 @@ def _destination(ctx: ValidationContext, value: Any) -> dict[str, Any]:
 
     spec = d.fields_for(gen, type_)
     if spec is None:
-        raise server_error()  # no workflow registered for the type: validation crashes (reference 8.3)
+        raise server_error()  # no workflow registered for the type: validation crashes (docs/posthog-api.md, "Exports and destinations")
     # Gen-3 checks the config in the nested destination serializer, whose errors DRF files under
     # `non_field_errors` (docs/posthog-api.md, "Exports and destinations").
     config_attr = "destination__non_field_errors" if gen >= 3 else "destination"
@@ -458,7 +458,7 @@ def _gen3_fields(ctx: ValidationContext, body: dict[str, Any], out: dict[str, An
         if mode == "MERGE" and not (out.get("primary_key") or (instance or {}).get("primary_key")):
             raise validation("'primary_key' is required when 'incremental_mode' is 'MERGE'", "primary_key")
         out["incremental_mode"] = mode
-    # interval_offset (reference 9.5): converted only when `interval` is in the same request.
+    # interval_offset (docs/posthog-api.md, "Exports and destinations"): converted only when `interval` is in the same request.
     if offsets and not interval_in_body:
         raise server_error()  # offsets without interval stay unconverted and the save fails (inferred 500)
     if interval_in_body:
@@ -507,7 +507,7 @@ def parse_backfill_bounds(
         if end > now:
             raise validation(f"The provided 'end_at' ({end.isoformat()}) is in the future")
     if end is None and export["destination"]["type"] not in ("HTTP", "NoOp"):
-        raise server_error()  # unreachable service error → 500 (reference 9.6 step 7, inferred)
+        raise server_error()  # unreachable service error → 500 (docs/posthog-api.md, "Backfills")
     return start, end
 
 
@@ -548,7 +548,9 @@ def parse_unpause_backfill(body: Any, gen: int) -> bool:
     if "backfill" not in body:
         return False
     if gen < 3:
-        return body["backfill"] is not False  # Gen-1 reads the raw value (reference 9.8)
+        return (
+            body["backfill"] is not False
+        )  # Gen-1 reads the raw value (docs/posthog-api.md, "Exports and destinations")
     return _bool(body["backfill"], "backfill")
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import anyio
 
 from server import __version__
+from server.caller import CallerField
+from server.callers import token_values
 from server.config import ConfigError, Settings
 from server.log_bodies import StreamedBodies
 from tools import secrets
@@ -180,7 +182,8 @@ def _setup_logging() -> None:
     wanted = os.environ.get("POSTHOG_MCP_LOG_LEVEL", "WARNING").strip().upper() or "WARNING"
     level = wanted if wanted in LOG_LEVELS else "WARNING"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(caller)s]: %(message)s"))
+    handler.addFilter(CallerField())
     handler.addFilter(_redactor)
     handler.addFilter(StreamedBodies())  # bodies libraries log at DEBUG: shortened, tokens masked
     root = logging.getLogger()
@@ -232,12 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    _redactor.hide(settings.api_key, settings.auth_token)
+    _redactor.hide(settings.api_key, settings.auth_token, *token_values(settings.auth_tokens_file))
     if args.transport == "http":
         from server.http import check_bind
         from server.rebinding import allowed_peers
 
-        check_bind(args.host, settings.auth_token)
+        check_bind(args.host, settings.client_auth)
         allowed_peers(args.host, settings.allowed_hosts, settings.allowed_origins)  # a bad entry fails here, clearly
     if not settings.sandbox:
         settings.require_key()  # fail before anything starts, with the message that says how to fix it

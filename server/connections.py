@@ -34,6 +34,8 @@ class HttpLimits:
     """An idle connection between requests is closed after this long."""
     max_header_bytes: int = 64 * 1024
     """Request line and headers together."""
+    max_body_bytes: int = 4 * 1024 * 1024
+    """A request body; larger gets 413 before it is read further (the mcp SDK's own limit is the same)."""
 
 
 def bounded_h11(limits: HttpLimits) -> type[H11Protocol]:
@@ -94,21 +96,32 @@ def uvicorn_options(limits: HttpLimits) -> dict[str, Any]:
 
 
 class BodyDeadline:
-    """Read the whole request body within `seconds`, or answer 408 and close; then hand it on at once."""
+    """Read the whole request body within `seconds` and `max_bytes`, or answer 408 / 413 and close; then
+    hand it on at once."""
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    def __init__(self, app: ASGIApp, seconds: float, max_bytes: int = HttpLimits.max_body_bytes) -> None:
         self.app = app
         self.seconds = seconds
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
         received: deque[Message] = deque()
+        size = 0
         with anyio.move_on_after(self.seconds):
             while True:
                 message = await receive()
                 received.append(message)
+                size += len(message.get("body", b""))
+                if size > self.max_bytes:
+                    await _too_large(send, self.max_bytes)
+                    return
                 if message["type"] != "http.request" or not message.get("more_body", False):
                     break
         if not received or (received[-1]["type"] == "http.request" and received[-1].get("more_body", False)):
@@ -150,6 +163,11 @@ class NoStandaloneStream:
             )
             return
         await self.app(scope, receive, send)
+
+
+async def _too_large(send: Send, max_bytes: int) -> None:
+    message = f"The request body is larger than {max_bytes} bytes."
+    await _answer(send, 413, {"error": "request_too_large", "message": message}, close=True)
 
 
 async def _answer(

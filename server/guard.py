@@ -36,7 +36,7 @@ import mcp.types as types
 from mcp.server import ServerRequestContext
 from mcp_types import version as protocol_versions
 
-from server import results
+from server import metrics, results
 from server.audit import AuditLog
 from server.caller import caller_name
 from server.guard_result import TOKEN_PARAM, GuardedResult, GuardedStatus
@@ -370,3 +370,4 @@ class Guard:
             decision=decision,
             **fields,
         )
+        metrics.guard_decision(call.spec.name, decision)

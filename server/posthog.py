@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from server import __version__, log_bodies
+from server import __version__, log_bodies, metrics
 from tools.declaration import HttpMethod, UpstreamError
 from tools.request import Request
 
@@ -373,6 +373,7 @@ class PostHogClient:
                     hint=_ambiguous_hint(kind, "check POSTHOG_HOST and the network."),
                     write="unknown" if kind == "write" else None,
                 ) from None
+            metrics.upstream_response(method, response.status_code)
             if log.isEnabledFor(logging.DEBUG):
                 body = log_bodies.for_log(response.content, (self._api_key,))
                 log.debug("PostHog %s %s -> %s: %s", method, path, response.status_code, body)

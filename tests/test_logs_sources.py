@@ -106,3 +106,11 @@ def test_the_hogql_escapes_what_a_caller_typed() -> None:
     hogql = logs_hogql(E, search="a_b\\c'--", limit=7)
     assert "message ILIKE '%a\\\\_b\\\\\\\\c\\'--%'" in hogql, hogql
     assert hogql.endswith("LIMIT 7")
+
+
+def test_scope_discovery_knows_query_read() -> None:
+    from server.visibility import KeyAccess
+
+    assert KeyAccess(scopes=("batch_export:read", "query:read")).allows("query:read")
+    assert KeyAccess(scopes=("*",)).allows("query:read")
+    assert not KeyAccess(scopes=("batch_export:read", "batch_export:write")).allows("query:read")

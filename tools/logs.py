@@ -180,9 +180,9 @@ async def _logs_through_query_api(
                 f"{refusal} Its Query API could not serve them either (HTTP {second.status}: {second.detail})."
             ) from None
         raise NotPossible(
-            f"PostHog refuses this key the export's logs route ({refusal.detail}) and its Query API "
-            f"({second.detail}). Give the personal API key the scope {QUERY_SCOPE} in PostHog (Settings > "
-            "Personal API keys), then call batch-export-logs again: it reads the same lines through the Query API."
+            f"{refusal} Its Query API, which serves the same rows, is refused too ({second.detail}). Give the "
+            f"personal API key the scope {QUERY_SCOPE} in PostHog (Settings > Personal API keys), then call "
+            "batch-export-logs again: it reads the same lines through the Query API."
         ) from None
     rows = _query_rows(answer)
     return {
