@@ -162,7 +162,10 @@ class App:
                     "(POSTHOG_PROJECT_ID). Drop project_id and call again.",
                     secrets,
                 )
-            arguments["project_id"] = pinned
+            if "project_id" in spec.params.model_fields:
+                arguments["project_id"] = pinned
+            else:
+                arguments.pop("project_id", None)
         try:
             # Strict JSON validation: what the advertised inputSchema rejects ("1" or true for an
             # integer, 1 for a boolean) is refused here, not coerced and sent to PostHog.
@@ -170,7 +173,7 @@ class App:
         except ValidationError as error:
             return results.failure(describe_invalid(spec, error, self._schemas[spec.name]), secrets)
 
-        upstream = ProjectUpstream(self.client, model.project_id)  # type: ignore[attr-defined]
+        upstream = ProjectUpstream(self.client, getattr(model, "project_id", 0))
 
         async def execute() -> Any:
             with progress.reporting(ctx.session.report_progress):

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from tools import backfills, destination_tests, exports, health, logs, runs
+from tools import (
+    backfills,
+    destination_check,
+    destination_tests,
+    errors,
+    exports,
+    gaps,
+    health,
+    logs,
+    projects,
+    runs,
+    wait,
+)
 from tools.spec import ToolSpec
 
 CATALOG: tuple[ToolSpec, ...] = (
@@ -12,6 +24,11 @@ CATALOG: tuple[ToolSpec, ...] = (
     *backfills.TOOLS,
     *destination_tests.TOOLS,
     *health.TOOLS,
+    *errors.TOOLS,
+    *destination_check.TOOLS,
+    *gaps.TOOLS,
+    *wait.TOOLS,
+    *projects.TOOLS,
 )
 BY_NAME: dict[str, ToolSpec] = {spec.name: spec for spec in CATALOG}
 # Names a tool had before it was renamed: still accepted at call time, never listed.
