@@ -138,8 +138,11 @@ def _context(c: dict[str, Any]) -> list[str]:
         "| server | tools | bytes | approx tokens | largest tool | annotated tools |",
         "|---|---:|---:|---:|---|---:|",
     ]
+    rows = [("**ours**", ours)]
+    if "ours_endpoint_tools" in c:
+        rows.append(("ours, endpoint tools only (no answer tools)", c["ours_endpoint_tools"]))
     for label, m in (
-        ("**ours**", ours),
+        *rows,
         ("FastMCP 4 `from_openapi` (default)", theirs),
         ("FastMCP 4 `from_openapi`, `validate_output=False`", lean),
     ):

@@ -29,7 +29,7 @@ from tools.catalog import CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
 DESTRUCTIVE = {"batch-export-update", "batch-export-delete", "batch-export-run-cancel", "batch-export-backfill-cancel"}
-TEST_STEPS = {"batch-export-test-step", "batch-export-test-step-new"}
+TEST_STEPS = {"batch-export-test-step", "batch-export-test-step-new", "batch-export-destination-check"}
 
 
 def guarded_in_schemas(listed: dict[str, Any]) -> set[str]:

@@ -24,12 +24,12 @@ TESTABLE_TYPES = ("AwsS3", "S3Compatible", "BigQuery", "Snowflake", "Databricks"
 
 
 class CheckParams(Params):
-    batch_export_id: UUID | None = Field(None, description="Existing export whose stored destination to check.")
+    batch_export_id: UUID | None = Field(None, description="An existing export to check.")
     destination: DestinationInput | None = Field(
-        None, description="A proposed destination (as for batch-export-create), or config keys to try on the export."
+        None, description="A proposed destination (as in batch-export-create), or keys to try."
     )
-    name: str = Field("destination check", min_length=1, max_length=255, description="Export name (new only).")
-    interval: Interval = Field("hour", description="Export interval (new destination only).")
+    name: str = Field("destination check", min_length=1, max_length=255, description="Name (proposed only).")
+    interval: Interval = Field("hour", description="Interval (proposed only).")
 
     @model_validator(mode="after")
     def _one_target(self) -> CheckParams:
@@ -103,11 +103,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-destination-check",
         title="Check a destination end to end",
-        description=(
-            "Can PostHog reach this destination? Runs every connection test step in order for an export "
-            "(batch_export_id) or a proposed destination, stops at the first failure; pass/fail per step. "
-            "Types: " + ", ".join(TESTABLE_TYPES) + "."
-        ),
+        description="Can PostHog reach a destination? Runs all test steps of an export's or a proposed one; stops at a failure.",
         method="POST",
         path="batch_exports/run_test_step_new/",
         scope=WRITE,

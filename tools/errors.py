@@ -27,13 +27,13 @@ _LINES_PER_EXPORT = 3  # newest distinct messages shown per export; counts cover
 
 
 class ErrorsParams(Params):
-    batch_export_id: UUID | None = Field(None, description="Only this export (default: the whole project).")
-    run_id: UUID | None = Field(None, description="Only this run's lines.")
-    level: list[LogLevel] = Field(["ERROR"], min_length=1, max_length=5, description="Levels (default [ERROR]).")
-    search: str | None = Field(None, min_length=1, max_length=200, description="Case-insensitive text to find.")
-    after: str = Field("-24h", pattern=TIME_FILTER, description="Lines after: ISO date/time or -24h (default).")
-    before: str | None = Field(None, pattern=TIME_FILTER, description="Lines before (default now).")
-    limit: int = Field(200, ge=1, le=1000, description="Most lines read, newest first (default 200).")
+    batch_export_id: UUID | None = Field(None, description="Only this export.")
+    run_id: UUID | None = Field(None, description="Only this run.")
+    level: list[LogLevel] = Field(["ERROR"], min_length=1, max_length=5, description="Levels.")
+    search: str | None = Field(None, min_length=1, max_length=200, description="Text to find (any case).")
+    after: str = Field("-24h", pattern=TIME_FILTER, description="Since: ISO date/time or -24h.")
+    before: str | None = Field(None, pattern=TIME_FILTER, description="Until (default now).")
+    limit: int = Field(200, ge=1, le=1000, description="Most lines read, newest first.")
 
     @field_validator("after", "before")
     @classmethod
@@ -194,10 +194,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-errors",
         title="Search logs across exports",
-        description=(
-            "Log lines across the project (or one export / run) in a time window (default last 24 h), by level "
-            "(default ERROR) and text; grouped by export with counts, newest first."
-        ),
+        description="Log lines across the project, an export or a run (default: ERROR, last 24 h), grouped by export.",
         method="POST",
         path=QUERY_PATH,
         scope=READ,

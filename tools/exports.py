@@ -28,10 +28,10 @@ from tools.spec import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream, ne
 EXPORT_PATH = "batch_exports/{batch_export_id}/"
 
 _CONFIG_HELP = (
-    "Config keys by type (required first): AwsS3/S3Compatible: bucket_name, region, prefix, file_format, compression; "
+    "Config keys (required first): AwsS3/S3Compatible: bucket_name, region, prefix, file_format, compression; "
     "Snowflake: database, warehouse, schema, table_name; Postgres/Redshift: database, schema, table_name, host, port; "
     "BigQuery: dataset_id, table_id; Databricks: http_path, catalog, schema, table_name; AzureBlob: container_name; "
-    "HTTP: url, token; Workflows: hog_function_id. Newer PostHog keeps credentials in an integration (integration_id)."
+    "HTTP: url, token; Workflows: hog_function_id. Newer PostHog holds credentials in integration_id."
 )
 
 

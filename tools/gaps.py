@@ -36,8 +36,8 @@ _MAX_PAGES = 100
 
 class GapsParams(Params):
     batch_export_id: UUID = Field(description="Batch export id (UUID).")
-    start: str = Field("-7d", pattern=TIME_FILTER, description="Range start: ISO date/time or -7d (default).")
-    end: str | None = Field(None, pattern=TIME_FILTER, description="Range end (default now).")
+    start: str = Field("-7d", pattern=TIME_FILTER, description="From: ISO date/time or -7d.")
+    end: str | None = Field(None, pattern=TIME_FILTER, description="Until (default now).")
 
     @field_validator("start", "end")
     @classmethod
@@ -236,10 +236,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-gaps",
         title="Find missing data intervals",
-        description=(
-            "Find an export's data intervals that failed or never ran in a range (default last 7 days), "
-            "leaving out those re-run successfully or inside a running backfill; merged into ranges."
-        ),
+        description="An export's failed or never-run data intervals (default last 7 days) not since re-run, as ranges.",
         method="GET",
         path=RUNS_PATH,
         scope=READ,
@@ -253,10 +250,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-gaps-backfill",
         title="Backfill missing data intervals",
-        description=(
-            "Backfill exactly the ranges batch-export-gaps finds (same arguments): one backfill per range, "
-            f"at most {BACKFILLS_PER_CALL} per call."
-        ),
+        description=f"Backfill exactly what batch-export-gaps finds (same arguments), {BACKFILLS_PER_CALL} ranges a call.",
         method="POST",
         path=BACKFILLS_PATH,
         scope=WRITE,

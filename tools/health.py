@@ -31,11 +31,11 @@ RUNS_PATH = "batch_exports/{batch_export_id}/runs/"
 
 
 class HealthParams(Params):
-    state: HealthState = Field("failing", description="Which to list: failing (and degraded), paused, healthy, all.")
-    destination_type: DestinationType | None = Field(None, description="Only exports of this destination type.")
-    name_contains: str | None = Field(None, min_length=1, max_length=200, description="Case-insensitive name filter.")
-    intervals: int = Field(0, ge=0, le=48, description="Recent data intervals per listed export, as cells.")
-    offset: int = Field(0, ge=0, le=100_000, description="Skip this many listed exports (from omitted.call).")
+    state: HealthState = Field("failing", description="Which to list (failing includes degraded).")
+    destination_type: DestinationType | None = Field(None, description="Only this destination type.")
+    name_contains: str | None = Field(None, min_length=1, max_length=200, description="Name contains (any case).")
+    intervals: int = Field(0, ge=0, le=48, description="Recent intervals per export, as cells.")
+    offset: int = Field(0, ge=0, le=100_000, description="Skip this many (see omitted.call).")
 
 
 class HealthAnswer(BaseModel):
@@ -198,11 +198,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-health",
         title="Health of all batch exports",
-        description=(
-            "How every export of a project is doing, in one call at any size: counts by state, then the "
-            "failing and degraded ones first (failing since, consecutive failures, last success, latest error). "
-            "Default lists failing and degraded exports; state=all lists every export."
-        ),
+        description="Every export's state in one call: counts, then failing/degraded ones with since, last success, error.",
         method="GET",
         path="batch_exports/",
         scope=READ,

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from tools.spec import ToolSpec, Upstream
+from tools.spec import READ, ToolSpec, Upstream
 
 CURRENT_KEY = "/api/personal_api_keys/@current/"
 PROJECTS = "/api/projects/"
@@ -61,10 +61,10 @@ TOOLS = [
     ToolSpec(
         name="batch-export-projects",
         title="Projects this key may use",
-        description="Which PostHog project ids this key may use (its scoped projects, named where PostHog allows).",
+        description="Which PostHog project ids this key may use.",
         method="GET",
         path=CURRENT_KEY,
-        scope="batch_export:read",
+        scope=READ,
         params=ProjectsParams,
         output=ProjectsAnswer,
         handler=projects,

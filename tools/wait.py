@@ -25,9 +25,9 @@ POLL_SECONDS = 1.0
 
 class WaitParams(Params):
     batch_export_id: UUID = Field(description="Batch export id (UUID).")
-    run_id: UUID | None = Field(None, description="The run to follow.")
-    backfill_id: UUID | None = Field(None, description="The backfill to follow (from a backfill's answer).")
-    timeout_seconds: int = Field(30, ge=1, le=50, description="Longest wait in this call (at most 50 s).")
+    run_id: UUID | None = Field(None, description="Run to follow.")
+    backfill_id: UUID | None = Field(None, description="Backfill to follow.")
+    timeout_seconds: int = Field(30, ge=1, le=50, description="Longest wait, seconds.")
 
     @model_validator(mode="after")
     def _one_target(self) -> WaitParams:
@@ -115,10 +115,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-wait",
         title="Wait for a run or backfill",
-        description=(
-            "Follow a run (run_id) or backfill (backfill_id) until it finishes or timeout_seconds (<= 50) pass; "
-            "returns the state reached and, while still running, the call that waits on."
-        ),
+        description="Wait (<= 50 s) for a run or backfill to finish; gives the state and, if unfinished, the next call.",
         method="GET",
         path="batch_exports/{batch_export_id}/",
         scope=READ,
