@@ -27,6 +27,8 @@ PAGE_SIZE = 100
 MAX_PAGES = 200  # 20,000 exports: a bound on the loop, far past any real project
 BUDGET_BYTES = 16_000  # what a model's context pays for one answer
 BUDGET_BYTES_WITH_CELLS = 60_000  # interval cells are asked for by the health app, not by a model
+ERROR_FULL = 240  # a latest error as stored for dedup; each export shows a shorter cut of it
+ERROR_CUTS = (120, 80, 56, 40)  # tried in turn until the listed exports fit the budget
 RUNS_PATH = "batch_exports/{batch_export_id}/runs/"
 
 
@@ -86,10 +88,25 @@ def assess(export: dict[str, Any]) -> dict[str, Any]:
             entry["failing_before_that"] = True  # every run in view failed: the streak may be longer
     if last_success is not None:
         entry["last_success"] = last_success.get("data_interval_end")
-    error = short_error(failed[0].get("latest_error")) if failed else None
+    error = short_error(failed[0].get("latest_error"), ERROR_FULL) if failed else None
     if error:
         entry["latest_error"] = error
     return {k: v for k, v in entry.items() if v is not None}
+
+
+def _with_error_cut(entry: dict[str, Any], limit: int) -> dict[str, Any]:
+    if "latest_error" not in entry:
+        return entry
+    return {**entry, "latest_error": short_error(entry["latest_error"], limit)}
+
+
+def distinct_errors(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each different latest error once, with how many listed exports it stands for, most common first."""
+    tally: dict[str, int] = {}
+    for entry in entries:
+        if "latest_error" in entry:
+            tally[entry["latest_error"]] = tally.get(entry["latest_error"], 0) + 1
+    return [{"error": text, "exports": n} for text, n in sorted(tally.items(), key=lambda item: -item[1])]
 
 
 async def all_exports(upstream: Upstream, path: str = "batch_exports/") -> list[dict[str, Any]]:
@@ -143,6 +160,32 @@ async def interval_cells(upstream: Upstream, export: dict[str, Any], count: int,
     return cells
 
 
+def _fitting(entries: list[dict[str, Any]], room: int) -> list[dict[str, Any]]:
+    """The longest prefix of `entries` whose JSON fits in `room` bytes."""
+    kept = []
+    for entry in entries:
+        cost = _size(entry) + 1
+        if cost > room:
+            break
+        room -= cost
+        kept.append(entry)
+    return kept
+
+
+async def _with_cells(upstream: Upstream, listed: list[Any], count: int, room: int) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    kept = []
+    for index, (entry, export) in enumerate(listed):
+        entry = _with_error_cut({**entry, "intervals": await interval_cells(upstream, export, count, now)}, 120)
+        await progress.report(index + 1, len(listed), f"read the intervals of {index + 1} of {len(listed)}")
+        cost = _size(entry) + 1
+        if cost > room:
+            break
+        room -= cost
+        kept.append(entry)
+    return kept
+
+
 def _size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
 
@@ -167,17 +210,23 @@ async def health(upstream: Upstream, params: HealthParams, request: Any = None) 
         answer["matching"] = len(chosen)
     budget = BUDGET_BYTES_WITH_CELLS if params.intervals else BUDGET_BYTES
     room = budget - _size(answer) - 600  # the omitted note, if one is needed
-    now = datetime.now(UTC)
     listed = chosen[params.offset :]
-    for index, (entry, export) in enumerate(listed):
-        if params.intervals:
-            entry = {**entry, "intervals": await interval_cells(upstream, export, params.intervals, now)}
-            await progress.report(index + 1, len(listed), f"read the intervals of {index + 1} of {len(listed)}")
-        cost = _size(entry) + 1
-        if cost > room:
-            break
-        room -= cost
-        answer["exports"].append(entry)
+    if params.intervals:
+        answer["exports"] = await _with_cells(upstream, listed, params.intervals, room)
+    else:
+        # Shorter errors before fewer exports: every export the filter selects should be named.
+        full = [entry for entry, _ in listed]
+        for cut in ERROR_CUTS:
+            shaped = _fitting([_with_error_cut(e, cut) for e in full], room)
+            if len(shaped) == len(full):
+                break
+        answer["exports"] = shaped
+        if cut < ERROR_CUTS[0]:
+            errors = distinct_errors(full[: len(shaped)])
+            while errors and _size(answer) + _size(errors) > budget - 600:
+                errors.pop()  # the rarest go first; each export still shows the start of its own
+            if errors:
+                answer["errors"] = errors
     shown = len(answer["exports"])
     if shown < len(listed):
         left = len(listed) - shown
