@@ -6,12 +6,14 @@ mirrored on both sides of the wire.
 
 from .app import create_app
 from .config import DEFAULT_API_KEY, SandboxConfig, SandboxKey
+from .control import SandboxControl
 from .server import RunningSandbox, start_sandbox
 
 __all__ = [
     "DEFAULT_API_KEY",
     "RunningSandbox",
     "SandboxConfig",
+    "SandboxControl",
     "SandboxKey",
     "create_app",
     "start_sandbox",

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import traceback
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -181,7 +182,7 @@ class SandboxApp(Starlette):
                 }
             )
 
-        async def capture(message: dict[str, Any]) -> None:
+        async def capture(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 seen["status"] = message["status"]
                 record()  # before the client can see the response, so the log is never behind it

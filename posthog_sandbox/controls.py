@@ -15,11 +15,14 @@ from starlette.routing import Route
 from . import serializers, simulation
 from .errors import ApiError, not_found, validation
 from .faults import parse_rule
+from .state import Sandbox
 from .timeutil import drf, parse_drf_datetime
 
+Control = Callable[[Sandbox, Request, Any], Any]
 
-def _json_route(path: str, methods: list[str]) -> Callable:
-    def wrap(fn: Callable) -> Route:
+
+def _json_route(path: str, methods: list[str]) -> Callable[[Control], Route]:
+    def wrap(fn: Control) -> Route:
         async def endpoint(request: Request) -> Response:
             raw = await request.body()
             try:
@@ -38,7 +41,7 @@ def _json_route(path: str, methods: list[str]) -> Callable:
     return wrap
 
 
-def _clock(sb: Any) -> dict[str, Any]:
+def _clock(sb: Sandbox) -> dict[str, Any]:
     return {"now": drf(sb.catch_up())}
 
 
@@ -50,11 +53,11 @@ def control_routes() -> list[Route]:
     routes: list[Route] = []
 
     @_json_route("/_sandbox/clock", ["GET"])
-    def get_clock(sb, request, body):  # noqa: ANN001, ANN202
+    def get_clock(sb: Sandbox, request: Request, body: Any) -> Any:
         return _clock(sb)
 
     @_json_route("/_sandbox/clock/advance", ["POST"])
-    def advance_clock(sb, request, body):  # noqa: ANN001, ANN202
+    def advance_clock(sb: Sandbox, request: Request, body: Any) -> Any:
         seconds = body.get("seconds") if isinstance(body, dict) else None
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
             raise validation("'seconds' must be a non-negative number.", "seconds")
@@ -64,7 +67,7 @@ def control_routes() -> list[Route]:
             return _clock(sb)
 
     @_json_route("/_sandbox/clock/set", ["POST"])
-    def set_clock(sb, request, body):  # noqa: ANN001, ANN202
+    def set_clock(sb: Sandbox, request: Request, body: Any) -> Any:
         try:
             target = parse_drf_datetime(body.get("now") if isinstance(body, dict) else None)
         except ValueError:
@@ -77,7 +80,7 @@ def control_routes() -> list[Route]:
             return _clock(sb)
 
     @_json_route("/_sandbox/exports/{id}/outcome", ["POST"])
-    def set_outcome(sb, request, body):  # noqa: ANN001, ANN202
+    def set_outcome(sb: Sandbox, request: Request, body: Any) -> Any:
         if not isinstance(body, dict) or body.get("outcome") not in ("succeed", "fail", "fail_retryable"):
             raise validation("'outcome' must be one of 'succeed', 'fail', 'fail_retryable'.", "outcome")
         records = body.get("records")
@@ -92,7 +95,7 @@ def control_routes() -> list[Route]:
         return {"id": export["id"], **export["_outcome"]}
 
     @_json_route("/_sandbox/faults", ["GET", "POST", "DELETE"])
-    def faults(sb, request, body):  # noqa: ANN001, ANN202
+    def faults(sb: Sandbox, request: Request, body: Any) -> Any:
         if request.method == "POST":
             sb.faults.add(parse_rule(body))
             return 201, {"faults": sb.faults.list()}
@@ -101,13 +104,13 @@ def control_routes() -> list[Route]:
         return {"faults": sb.faults.list()}
 
     @_json_route("/_sandbox/requests", ["GET", "DELETE"])
-    def requests(sb, request, body):  # noqa: ANN001, ANN202
+    def requests(sb: Sandbox, request: Request, body: Any) -> Any:
         if request.method == "DELETE":
             sb.requests.clear()
         return {"requests": sb.requests.list()}
 
     @_json_route("/_sandbox/state", ["GET"])
-    def state(sb, request, body):  # noqa: ANN001, ANN202
+    def state(sb: Sandbox, request: Request, body: Any) -> Any:
         with sb.transaction() as now:
             store = sb.store
             exports = store.list_exports(include_deleted=True)
@@ -133,7 +136,7 @@ def control_routes() -> list[Route]:
             }
 
     @_json_route("/_sandbox/throttle", ["POST"])
-    def throttle(sb, request, body):  # noqa: ANN001, ANN202
+    def throttle(sb: Sandbox, request: Request, body: Any) -> Any:
         enabled = body.get("enabled") if isinstance(body, dict) else None
         if not isinstance(enabled, bool):
             raise validation("'enabled' must be a boolean.", "enabled")
@@ -143,7 +146,7 @@ def control_routes() -> list[Route]:
         return {"enabled": enabled}
 
     @_json_route("/_sandbox/reset", ["POST"])
-    def reset(sb, request, body):  # noqa: ANN001, ANN202
+    def reset(sb: Sandbox, request: Request, body: Any) -> Any:
         sb.reset()
         return _clock(sb)
 

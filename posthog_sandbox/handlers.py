@@ -12,8 +12,10 @@ from . import destinations as d
 from . import serializers, simulation
 from .config import SandboxKey
 from .errors import ApiError, empty, invalid_choice, not_found, server_error, validation
+from .exports import make_export
 from .pagination import cursor_page, limit_offset
 from .state import USER_ID, Sandbox
+from .store import Store
 from .timeutil import drf, parse_drf_datetime, relative_date_parse, to_db
 from .validation import ValidationContext, parse_backfill_bounds, parse_unpause_backfill, validate_export
 
@@ -43,7 +45,7 @@ class Ctx:
     now: datetime
 
     @property
-    def store(self):  # noqa: ANN201
+    def store(self) -> Store:
         return self.sb.store
 
     @property
@@ -76,43 +78,6 @@ def render_export(ctx: Ctx, export: dict[str, Any]) -> dict[str, Any]:
     return serializers.export(export, ctx.gen, ctx.store.list_runs(export_id=export["id"], limit=10))
 
 
-def make_export(sb: Sandbox, team_id: int, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """A new stored export from validated fields (defaults of reference 14, Create)."""
-    destination = dict(fields["destination"])
-    config = dict(destination["config"])
-    if sb.generation >= 3 and destination["type"] in ("AwsS3", "S3Compatible", "AzureBlob"):
-        config["legacy_parquet_extension"] = False
-    destination["config"] = config
-    export = {
-        "id": str(uuid.uuid4()),
-        "team_id": team_id,
-        "name": fields["name"],
-        "model": fields.get("model", "events"),
-        "destination": destination,
-        "interval": fields["interval"],
-        "paused": fields.get("paused", False),
-        "deleted": False,
-        "created_at": now,
-        "last_updated_at": now,
-        "last_paused_at": fields.get("last_paused_at"),
-        "start_at": fields.get("start_at"),
-        "end_at": fields.get("end_at"),
-        "hogql_query": fields.get("hogql_query"),
-        "schema": fields.get("schema"),
-        "filters": fields.get("filters"),
-        "timezone": fields.get("timezone") or "UTC",
-        "interval_offset": fields.get("interval_offset"),
-        "hogql_modifiers": fields.get("hogql_modifiers"),
-        "primary_key": fields.get("primary_key"),
-        "version_key": fields.get("version_key"),
-        "incremental_mode": fields.get("incremental_mode") or "APPEND",
-        "_outcome": simulation.default_outcome(),
-    }
-    export["next_tick"] = simulation.next_tick_after(export, now)
-    sb.store.put_export(export)
-    return export
-
-
 # ---------------------------------------------------------------------------------------------- exports
 
 
@@ -127,7 +92,7 @@ def list_exports(ctx: Ctx) -> Result:
 
 def create_export(ctx: Ctx) -> Result:
     fields = validate_export(ctx.validation_context(None, partial=False), ctx.body)
-    return 201, render_export(ctx, make_export(ctx.sb, ctx.project, fields, ctx.now))
+    return 201, render_export(ctx, make_export(ctx.store, ctx.gen, ctx.project, fields, ctx.now))
 
 
 def retrieve_export(ctx: Ctx, id: str) -> Result:

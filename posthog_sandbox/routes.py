@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from . import handlers as h
 
@@ -17,7 +18,7 @@ READ, WRITE, INTERNAL = "batch_export:read", "batch_export:write", "INTERNAL"
 
 @dataclass(frozen=True)
 class Action:
-    handler: Callable
+    handler: Callable[..., tuple[int, Any]]
     scope_gen3: str | None
     scope_gen1: str | None
     generations: tuple[int, ...] = (1, 3)
@@ -26,7 +27,7 @@ class Action:
         return self.scope_gen3 if generation >= 3 else self.scope_gen1
 
 
-def _same(handler: Callable, scope: str) -> Action:
+def _same(handler: Callable[..., tuple[int, Any]], scope: str) -> Action:
     return Action(handler, scope, scope)
 
 

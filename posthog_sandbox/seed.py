@@ -10,13 +10,11 @@ workers would have written. Every secret config value contains `sandbox-canary`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import simulation
-from .handlers import make_export
-
-if TYPE_CHECKING:
-    from .state import Sandbox
+from .exports import make_export
+from .store import Store
 
 SEED_NAMES = (
     "Hourly events to S3",
@@ -154,11 +152,15 @@ def _destinations(generation: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def seed(sb: Sandbox, now: datetime) -> None:
-    """Called inside the initialising transaction; leaves the clock at `now`."""
-    store, gen = sb.store, sb.generation
+def _stored(store: Store, export_id: str) -> dict[str, Any]:
+    export = store.get_export(export_id)
+    assert export is not None, export_id
+    return export
+
+
+def seed(store: Store, gen: int, earliest: datetime, now: datetime) -> None:
+    """Called inside the initialising transaction; leaves the simulation at `now`."""
     dest = _destinations(gen)
-    earliest = sb.earliest_data
     t0 = (now - timedelta(days=10, hours=12)).replace(minute=0, second=0, microsecond=0)
 
     def advance_to(moment: datetime) -> None:
@@ -166,7 +168,7 @@ def seed(sb: Sandbox, now: datetime) -> None:
 
     def create(team: int, name: str, key: str, interval: str) -> dict[str, Any]:
         created = t0 + timedelta(minutes=SEED_NAMES.index(name))  # distinct created_at: a stable list order
-        return make_export(sb, team, {"name": name, "destination": dest[key], "interval": interval}, created)
+        return make_export(store, gen, team, {"name": name, "destination": dest[key], "interval": interval}, created)
 
     s3 = create(1, SEED_NAMES[0], "s3", "hour")
     snowflake = create(1, SEED_NAMES[1], "snowflake", "day")
@@ -177,18 +179,18 @@ def seed(sb: Sandbox, now: datetime) -> None:
 
     failing_since = now - timedelta(days=4, hours=1)
     advance_to(failing_since)
-    snowflake = store.get_export(snowflake["id"])
+    snowflake = _stored(store, snowflake["id"])
     snowflake["_outcome"] = {"outcome": "fail", "error": None, "records": None}
     store.put_export(snowflake)
 
     paused_at = now - timedelta(days=2)
     advance_to(paused_at)
-    postgres = store.get_export(postgres["id"])
+    postgres = _stored(store, postgres["id"])
     postgres.update(paused=True, last_paused_at=paused_at, last_updated_at=paused_at)
     store.put_export(postgres)
 
     backfill_created = now - timedelta(minutes=30)
     advance_to(backfill_created)
     end = (now - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
-    simulation.new_backfill(store, store.get_export(bigquery["id"]), end - timedelta(hours=48), end, backfill_created)
+    simulation.new_backfill(store, _stored(store, bigquery["id"]), end - timedelta(hours=48), end, backfill_created)
     advance_to(now)

@@ -141,7 +141,8 @@ def backfill_intervals(backfill: dict[str, Any], export: dict[str, Any]) -> list
     if start is None or end is None:
         return []
     tz = export.get("timezone") or "UTC"
-    out, cursor = [], start
+    out: list[tuple[datetime, datetime]] = []
+    cursor = start
     while True:
         nxt = step(cursor, export["interval"], tz)
         if nxt > end:
@@ -341,7 +342,9 @@ def _maybe_finish_backfill(
 # ---------------------------------------------------------------------------------------------- progress
 
 
-def progress(store: Store, backfill: dict[str, Any], export: dict[str, Any] | None, now: datetime) -> dict | None:
+def progress(
+    store: Store, backfill: dict[str, Any], export: dict[str, Any] | None, now: datetime
+) -> dict[str, Any] | None:
     """Reference 7.4, exactly."""
     status = backfill["status"]
     if status not in ("Completed", "Running", "Starting"):

@@ -11,6 +11,7 @@ from . import simulation
 from .auth import Throttle
 from .config import SandboxConfig, SandboxKey
 from .faults import Faults, RequestLog
+from .seed import seed
 from .store import Store
 from .timeutil import UTC, from_db, to_db, utcnow
 
@@ -59,8 +60,6 @@ class Sandbox:
                     self.store.conn.backup(self._snapshot)
 
     def _initialise(self, start: datetime) -> None:
-        from .seed import seed  # seed builds on handlers, which build on this module
-
         with self.store.transaction():
             self.store.set_meta("clock", to_db(start))
             self.store.set_meta("generation", str(self.generation))
@@ -70,7 +69,7 @@ class Sandbox:
                 for offset, kind in INTEGRATION_KINDS.items():
                     self.store.add_integration(project * 100 + offset, project, kind)
             if self.config.seed:
-                seed(self, start)
+                seed(self.store, self.generation, self.earliest_data, start)
 
     @property
     def earliest_data(self) -> datetime:

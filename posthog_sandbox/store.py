@@ -58,7 +58,7 @@ def _encode(table: str, obj: dict[str, Any]) -> str:
 
 
 def _decode(table: str, text: str) -> dict[str, Any]:
-    obj = json.loads(text)
+    obj: dict[str, Any] = json.loads(text)
     for name in DATETIME_FIELDS[table]:
         if obj.get(name) is not None:
             obj[name] = from_db(obj[name])
@@ -214,7 +214,7 @@ class Store:
     def list_backfills(
         self, export_id: str | None = None, team_id: int | None = None, active_only: bool = False
     ) -> list[dict[str, Any]]:
-        sql, args = "SELECT data FROM backfills WHERE 1=1", []
+        sql, args = "SELECT data FROM backfills WHERE 1=1", list[Any]()
         if export_id is not None:
             sql += " AND export_id = ?"
             args.append(export_id)
@@ -252,4 +252,4 @@ class Store:
         ]
 
     def count_logs(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM logs").fetchone()[0]
+        return int(self.conn.execute("SELECT COUNT(*) FROM logs").fetchone()[0])

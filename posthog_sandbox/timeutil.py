@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC as UTC  # re-exported: the sandbox names one UTC
+from datetime import date, datetime, timedelta
+from typing import overload
 from zoneinfo import ZoneInfo, available_timezones
-
-UTC = UTC
 
 INTERVALS: dict[str, timedelta] = {
     "hour": timedelta(hours=1),
@@ -39,6 +39,10 @@ def drf(value: datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+@overload
+def to_db(value: datetime) -> str: ...
+@overload
+def to_db(value: None) -> None: ...
 def to_db(value: datetime | None) -> str | None:
     """Fixed-width UTC text that sorts lexicographically."""
     if value is None:
@@ -48,6 +52,10 @@ def to_db(value: datetime | None) -> str | None:
     return value.isoformat(timespec="microseconds")
 
 
+@overload
+def from_db(value: str) -> datetime: ...
+@overload
+def from_db(value: None) -> None: ...
 def from_db(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
@@ -63,7 +71,7 @@ def parse_datetime(value: str) -> datetime | None:
         return None
 
 
-def parse_drf_datetime(value: object) -> datetime | None:
+def parse_drf_datetime(value: object) -> datetime:
     """Input side of DRF's DateTimeField (naive → UTC). Raises ValueError when invalid."""
     if not isinstance(value, str):
         raise ValueError(value)

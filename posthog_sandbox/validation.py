@@ -351,7 +351,7 @@ def validate_export(ctx: ValidationContext, body: Any) -> dict[str, Any]:
         if name in body:
             out[name] = _datetime(body[name], name)
     if "hogql_query" in body and body["hogql_query"] is not None:
-        query = _char(body["hogql_query"], "hogql_query")
+        query = _char(body["hogql_query"], "hogql_query") or ""
         if gen >= 3 and model != "hogql":
             raise validation(f"'hogql_query' is only supported for 'hogql' not '{model}' model", "hogql_query")
         out["hogql_query"] = query

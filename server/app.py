@@ -16,18 +16,26 @@ from typing import Any
 import httpx
 import mcp.types as types
 from mcp.server import Server, ServerRequestContext
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from server import __version__, results
 from server.audit import AuditLog
 from server.config import ConfigError, Settings, default_audit_path
-from server.definitions import TOKEN_PARAM, tool_definition
-from server.guard import Guard, GuardedCall, TokenSigner
+from server.definitions import tool_definition
+from server.guard import Guard, GuardedCall
+from server.guard_result import TOKEN_PARAM
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
+from server.prompts import Prompts
+from server.resources import Resources
+from server.sealing import TokenSigner
+from server.shared_state import open_shared_state
+from server.ui import EXTENSION_ID
 from server.visibility import KeyAccess, check_names, visible, why_hidden
 from tools import progress
 from tools.catalog import ALIASES, BY_NAME, CATALOG
-from tools.spec import NotPossible, ToolSpec, Upstream, path_for
+from tools.declaration import NotPossible, ToolSpec, Upstream
+from tools.params import Params
+from tools.request import build_request
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +57,13 @@ def instructions_for(settings: Settings) -> str:
     return INSTRUCTIONS + " batch-export-projects tells which project ids this key may use."
 
 
-async def perform(spec: ToolSpec, params: BaseModel, upstream: Upstream) -> Any:
-    """Carry out one catalog entry: its own function, or the plain request it declares."""
+async def perform(spec: ToolSpec, params: Params, upstream: Upstream) -> Any:
+    """Carry out one catalog entry: the request its declaration builds, amended by its handler if it has one."""
+    request = build_request(spec, params)
     if spec.handler is not None:
-        data = await spec.handler(upstream, params)
+        data = await spec.handler(upstream, params, request)
     else:
-        values = params.model_dump(mode="json", exclude_none=True)
-        values.pop("project_id", None)
-        path = path_for(spec.path, **{name: values.pop(name) for name in spec.path_params})
-        query = {name: values.pop(name) for name in spec.query if name in values}
-        query.update(spec.fixed_query or {})
-        body = None
-        if spec.method == "GET":
-            query.update(values)
-        elif spec.method != "DELETE":
-            body = values
-        data = await upstream.request(spec.method, path, query=query or None, json=body)
+        data = await upstream.send(request)
     return spec.shape(data) if spec.shape is not None else data
 
 
@@ -106,13 +105,17 @@ class App:
         self.client = client
         self.access = access
         self.audit = AuditLog(settings.audit_log or default_audit_path())
-        self.guard = Guard(TokenSigner(settings.confirm_secret), self.audit, settings.confirm)
+        self.guard = Guard(
+            TokenSigner(settings.confirm_secret), self.audit, settings.confirm, open_shared_state(settings.redis_url)
+        )
         self.specs = visible(CATALOG, settings, access)
         self.definitions = [
             tool_definition(spec, pinned_project=settings.project_id is not None, guarded=self.guard.applies(spec))
             for spec in self.specs
         ]
         self._schemas = {d.name: d.input_schema for d in self.definitions}
+        self.prompts = Prompts([spec.name for spec in self.specs], pinned_project=settings.project_id)
+        self.resources = Resources(self.specs, settings, client, access)
         self.server: Server[Any] = Server(
             "posthog-batch-exports-mcp",
             version=__version__,
@@ -120,7 +123,15 @@ class App:
             instructions=instructions_for(settings),
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
+            on_list_prompts=self.prompts.list_prompts,
+            on_get_prompt=self.prompts.get_prompt,
+            on_list_resources=self.resources.list_resources,
+            on_list_resource_templates=self.resources.list_templates,
+            on_read_resource=self.resources.read,
         )
+        if self.resources.views:
+            # MCP Apps (server/ui): hosts that speak it render linked results; others read the text.
+            self.server.extensions[EXTENSION_ID] = {}
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -184,7 +195,7 @@ class App:
             preview_fn = spec.preview
             call = GuardedCall(
                 spec=spec,
-                project=model.project_id,  # type: ignore[attr-defined]
+                project=model.project_id,
                 arguments=model.model_dump(mode="json", exclude_none=True),
                 token=token,
                 read_preview=lambda: preview_fn(upstream, model),
@@ -244,5 +255,6 @@ async def open_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
             yield app
         finally:
             app.audit.close()
+            await app.guard.state.aclose()
     finally:
         await client.aclose()

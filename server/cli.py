@@ -17,6 +17,8 @@ import anyio
 
 from server import __version__
 from server.config import ConfigError, Settings
+from server.log_bodies import StreamedBodies
+from tools import secrets
 
 PROG = "posthog-batch-exports-mcp"
 COMMANDS = ("serve", "sandbox", "demo", "tools")
@@ -43,6 +45,26 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="Address to bind with --transport http (default 127.0.0.1; any other address needs POSTHOG_MCP_AUTH_TOKEN).",
     )
     parser.add_argument("--port", type=int, default=8000, help="Port for --transport http (default 8000).")
+    parser.add_argument(
+        "--allowed-hosts",
+        type=_csv,
+        help="With --transport http: Host header values to answer, comma-separated (POSTHOG_MCP_ALLOWED_HOSTS). "
+        "Default: the names of the bind address (loopback names for 127.0.0.1). Add the DNS name clients or a "
+        "proxy use; '*' turns the check off.",
+    )
+    parser.add_argument(
+        "--allowed-origins",
+        type=_csv,
+        help="With --transport http: browser Origins to accept, e.g. https://app.example.com or http://localhost:* "
+        "(POSTHOG_MCP_ALLOWED_ORIGINS). Default: http(s) pages of the allowed hosts; requests without Origin pass.",
+    )
+    parser.add_argument(
+        "--stateful",
+        action="store_true",
+        default=None,
+        help="With --transport http: keep a session per client (POSTHOG_MCP_HTTP_STATEFUL), so handshake-era clients "
+        "get elicitation; needs sticky sessions behind a load balancer.",
+    )
     parser.add_argument("--read-only", action="store_true", default=None, help="List and allow read tools only.")
     parser.add_argument("--sandbox", action="store_true", help="Start the local PostHog sandbox in-process and use it.")
     parser.add_argument(
@@ -111,6 +133,9 @@ def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -
         "audit_log": Path(args.audit_log) if args.audit_log else None,
         "sandbox": args.sandbox or None,
         "redis_url": args.redis_url,
+        "allowed_hosts": args.allowed_hosts,
+        "allowed_origins": args.allowed_origins,
+        "http_stateful": args.stateful,
     }
     return Settings.from_env(env, **overrides)
 
@@ -128,10 +153,9 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
             message = record.getMessage()
-            if any(secret in message for secret in self.secrets):
-                for secret in self.secrets:
-                    message = message.replace(secret, "[redacted]")
-                record.msg, record.args = message, None
+            redacted = secrets.redact(message, self.secrets)
+            if redacted != message:
+                record.msg, record.args = redacted, None
         return True
 
 
@@ -144,6 +168,7 @@ def _setup_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_redactor)
+    handler.addFilter(StreamedBodies())  # bodies libraries log at DEBUG: shortened, tokens masked
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -196,8 +221,10 @@ def serve(args: argparse.Namespace) -> int:
     _redactor.hide(settings.api_key, settings.auth_token)
     if args.transport == "http":
         from server.http import check_bind
+        from server.rebinding import allowed_peers
 
         check_bind(args.host, settings.auth_token)
+        allowed_peers(args.host, settings.allowed_hosts, settings.allowed_origins)  # a bad entry fails here, clearly
     if not settings.sandbox:
         settings.require_key()  # fail before anything starts, with the message that says how to fix it
     sandbox = None

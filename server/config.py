@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from server.addresses import is_loopback
 
 ConfirmPolicy = Literal["always", "destructive", "never"]
 ApiRoute = Literal["projects", "environments"]
 
 DEFAULT_HOST = "https://us.posthog.com"
+DEFAULT_TIMEOUT = 20.0
+MAX_TIMEOUT = 300.0
+MIN_AUTH_TOKEN_CHARS = 32
 
 
 class ConfigError(ValueError):
@@ -44,10 +51,14 @@ class Settings:
     confirm: ConfirmPolicy = "always"
     confirm_secret: bytes | None = field(default=None, repr=False)
     audit_log: Path | None = None
-    timeout: float = 20.0
+    timeout: float = DEFAULT_TIMEOUT
     sandbox: bool = False
     auth_token: str | None = field(default=None, repr=False)
     redis_url: str | None = field(default=None, repr=False)
+    allow_insecure_host: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    http_stateful: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -68,9 +79,13 @@ class Settings:
             "confirm": (env.get("POSTHOG_MCP_CONFIRM") or "always").strip().lower(),
             "confirm_secret": secret.encode() if secret else None,
             "audit_log": Path(audit) if audit else None,
-            "timeout": float(env.get("POSTHOG_MCP_TIMEOUT") or 20.0),
+            "timeout": _seconds(env.get("POSTHOG_MCP_TIMEOUT")),
             "auth_token": env.get("POSTHOG_MCP_AUTH_TOKEN") or None,
             "redis_url": env.get("POSTHOG_MCP_REDIS_URL") or None,
+            "allow_insecure_host": _flag(env.get("POSTHOG_MCP_ALLOW_INSECURE_HOST")),
+            "allowed_hosts": _names(env.get("POSTHOG_MCP_ALLOWED_HOSTS")),
+            "allowed_origins": _names(env.get("POSTHOG_MCP_ALLOWED_ORIGINS")),
+            "http_stateful": _flag(env.get("POSTHOG_MCP_HTTP_STATEFUL")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -87,13 +102,29 @@ class Settings:
             raise ConfigError(f"POSTHOG_MCP_CONFIRM must be always, destructive or never, not {self.confirm!r}.")
         if not self.host.startswith(("http://", "https://")):
             raise ConfigError(f"POSTHOG_HOST must start with https:// (or http:// for local hosts), got {self.host!r}.")
+        if self.host.startswith("http://") and not self.allow_insecure_host:
+            name = urlsplit(self.host).hostname or ""
+            if not is_loopback(name):
+                raise ConfigError(
+                    f"POSTHOG_HOST {self.host!r} is plain http:// to another machine: the API key would travel "
+                    "unencrypted. Use https://, or set POSTHOG_MCP_ALLOW_INSECURE_HOST=true if the network between "
+                    "them is trusted."
+                )
         if self.confirm_secret is not None and len(self.confirm_secret) < 16:
             raise ConfigError(
                 "POSTHOG_MCP_CONFIRM_SECRET is too short to sign confirmations: use at least 16 random characters "
                 "(for example: openssl rand -hex 32)."
             )
-        if self.timeout <= 0:
-            raise ConfigError("POSTHOG_MCP_TIMEOUT must be a positive number of seconds.")
+        if not (math.isfinite(self.timeout) and 0 < self.timeout <= MAX_TIMEOUT):
+            raise ConfigError(
+                f"POSTHOG_MCP_TIMEOUT must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}, "
+                f"got {self.timeout!r}."
+            )
+        if self.auth_token is not None and len(self.auth_token) < MIN_AUTH_TOKEN_CHARS:
+            raise ConfigError(
+                f"POSTHOG_MCP_AUTH_TOKEN is too short to keep guessers out: use at least {MIN_AUTH_TOKEN_CHARS} random "
+                "characters (for example: openssl rand -hex 32)."
+            )
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -102,6 +133,17 @@ class Settings:
                 "with batch_export:read (and batch_export:write to make changes), or try the local sandbox with --sandbox."
             )
         return self.api_key
+
+
+def _seconds(value: str | None) -> float:
+    if value is None or not value.strip():
+        return DEFAULT_TIMEOUT
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(
+            f"POSTHOG_MCP_TIMEOUT must be a number of seconds, like 20 or 7.5, got {value[:40]!r}."
+        ) from None
 
 
 def _project(value: str) -> int:

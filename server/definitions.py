@@ -11,16 +11,15 @@ from typing import Any
 
 import mcp.types as types
 
-from tools.spec import ToolSpec
+from server.guard_result import TOKEN_PARAM, guarded_output_schema
+from tools.declaration import ToolSpec
 
-TOKEN_PARAM = "confirmation_token"
 TOKEN_SCHEMA = {
     "type": "string",
     "maxLength": 2000,
     "description": "From the preview; only once the user agreed.",
 }
 SCOPES_META = "posthog/requiredScopes"
-GUARDED_STATUSES = ["executed", "confirmation_required", "declined", "cancelled"]
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -104,19 +103,7 @@ def _shallow(node: dict[str, Any], depth: int) -> dict[str, Any]:
 
 def output_schema(spec: ToolSpec, *, guarded: bool) -> dict[str, Any]:
     inner = _shallow(compact_schema(spec.output, keep_null=True), 1)
-    if not guarded:
-        return inner
-    # preview and expires_at come too; unlisted keys are allowed, and each listed one is paid for.
-    return {
-        "type": "object",
-        "properties": {
-            "status": {"type": "string", "enum": GUARDED_STATUSES},
-            "message": {"type": "string"},
-            "result": inner,
-            TOKEN_PARAM: {"type": "string"},
-        },
-        "required": ["status", "message"],
-    }
+    return guarded_output_schema(inner) if guarded else inner
 
 
 def description(spec: ToolSpec, *, guarded: bool) -> str:
@@ -125,6 +112,14 @@ def description(spec: ToolSpec, *, guarded: bool) -> str:
     if guarded:
         text += " Previews and asks to confirm first."
     return text
+
+
+def tool_meta(spec: ToolSpec) -> dict[str, Any]:
+    meta: dict[str, Any] = {SCOPES_META: [spec.scope]}
+    if spec.ui_resource is not None:
+        # MCP Apps: a host that speaks it reads this resource and renders the result in it (server/ui).
+        meta["ui"] = {"resourceUri": spec.ui_resource}
+    return meta
 
 
 def tool_definition(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> types.Tool:
@@ -142,5 +137,5 @@ def tool_definition(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> t
             idempotent_hint=None if spec.read_only else spec.idempotent,
             open_world_hint=spec.open_world,
         ),
-        _meta={SCOPES_META: [spec.scope]},
+        _meta=tool_meta(spec),
     )

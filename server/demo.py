@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import mcp.types as types
 from mcp import Client
 
+from posthog_sandbox.control import SandboxControl
 from server.app import open_app
 from server.config import Settings
 
@@ -167,12 +167,12 @@ async def _retry_with_confirmation(
 
 
 async def _watch_new_run(
-    session: Session, out: Transcript, clock: httpx.AsyncClient, export: dict[str, Any], failed: dict[str, Any]
+    session: Session, out: Transcript, control: SandboxControl, export: dict[str, Any], failed: dict[str, Any]
 ) -> dict[str, Any]:
     out.heading(f"Time passes (the sandbox clock moves {CLOCK_STEP_SECONDS} s at a time); the assistant watches.")
     interval = (failed["data_interval_start"], failed["data_interval_end"])
     for step in range(1, MAX_CLOCK_STEPS + 1):
-        (await clock.post("/_sandbox/clock/advance", json={"seconds": CLOCK_STEP_SECONDS})).raise_for_status()
+        await anyio.to_thread.run_sync(control.advance, CLOCK_STEP_SECONDS)
         page = await session.call(
             "batch-export-runs-list", {"project_id": PROJECT, "batch_export_id": export["id"], "after": "-30d"}
         )
@@ -201,8 +201,12 @@ async def _watch_new_run(
 async def demo_session(base_url: str, api_key: str, out: Transcript, audit_dir: Path) -> None:
     """The scripted conversation against a running sandbox at `base_url`."""
     settings = Settings(api_key=api_key, host=base_url, audit_log=audit_dir / "audit.jsonl")
+    with SandboxControl(base_url, api_key) as control:
+        await _demo_conversation(settings, out, control, audit_dir)
+
+
+async def _demo_conversation(settings: Settings, out: Transcript, control: SandboxControl, audit_dir: Path) -> None:
     async with (
-        httpx.AsyncClient(base_url=base_url, timeout=10.0) as clock,
         open_app(settings) as app,
         Client(app.server, read_timeout_seconds=30) as client,
     ):
@@ -218,12 +222,11 @@ async def demo_session(base_url: str, api_key: str, out: Transcript, audit_dir: 
         failed = await _pick_failed_run(session, out, export)
 
         out.heading("Meanwhile the user fixes the Snowflake password in PostHog.")
-        response = await clock.post(f"/_sandbox/exports/{export['id']}/outcome", json={"outcome": "succeed"})
-        response.raise_for_status()
+        await anyio.to_thread.run_sync(control.set_outcome, export["id"], "succeed")
         out.line("(Sandbox control: runs of this export succeed from now on.)", indent=4)
 
         await _retry_with_confirmation(session, out, export, failed)
-        await _watch_new_run(session, out, clock, export, failed)
+        await _watch_new_run(session, out, control, export, failed)
         app.audit.flush()
         lines = [json.loads(line) for line in (audit_dir / "audit.jsonl").read_text().splitlines()]
         decisions = [line["decision"] for line in lines if line.get("tool") == "batch-export-run-retry"]

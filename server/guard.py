@@ -4,144 +4,62 @@ Three channels, chosen per call:
 - the client can elicit, in the handshake era: ask mid-call (`elicitation/create`);
 - the client can elicit, in the 2026-07-28 era: answer `InputRequiredResult` and resume
   when the client retries with the user's answer and our sealed `requestState`;
-- the client cannot elicit: answer `confirmation_required` with a preview and a signed,
+- the client cannot elicit: answer `confirmation_required` with a preview and a sealed,
   single-use token that the same call must carry to execute.
 
-In every channel the target is read again just before the write, and the write is
-refused if it changed since the preview. A token proves a preview happened, not that a
-person agreed; elicitation puts a person in the loop when the client shows it.
+A call is one linear decision (`Guard._decide`): opened confirmation or preview, the person's
+answer, spend the confirmation, hold the in-flight lock (writes that add something), read the
+target again and refuse if it moved, write once. Every error is caught at one depth (`run`),
+and one exit (`_finish`) writes the audit line and builds the result.
+
+What a confirmation binds to: the tool, the project, the arguments (as a keyed MAC), the
+target's version and an expiry (server/sealing.py). It is usable once because its nonce is spent
+in the ledger before the write is sent; with POSTHOG_MCP_REDIS_URL the ledger is shared by every
+replica (server/shared_state.py). Writes that add something (create, backfill, retry) are also
+bound to the newest member of the collection they add to, a second check within one process;
+across replicas it is not a guarantee (PostHog writes a backfill's row a moment after it
+answers), which is why the ledger and the in-flight lock exist. A token proves a preview
+happened, not that a person agreed; elicitation puts a person in the loop when the client shows it.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import secrets
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import mcp.types as types
 from mcp.server import ServerRequestContext
 from mcp_types import version as protocol_versions
 
 from server import results
 from server.audit import AuditLog
+from server.caller import caller_name
+from server.guard_result import TOKEN_PARAM, GuardedResult, GuardedStatus
 from server.posthog import PostHogError
-from tools.spec import NotPossible, Preview, ToolSpec
+from server.sealing import STATE_KIND, TOKEN_KIND, Claim, Refused, TokenSigner, canonical_digest, label_of
+from server.shared_state import InProcessState, SharedState, StateUnavailable
+from tools.declaration import NotPossible, Preview, ToolSpec
 
-TOKEN_TTL_SECONDS = 600
+# Re-exported: the guard's tests and callers name these through the guard.
+__all__ = [
+    "STATE_KIND",
+    "TOKEN_KIND",
+    "Guard",
+    "GuardedCall",
+    "Refused",
+    "TokenSigner",
+    "canonical_digest",
+]
+
 ELICIT_KEY = "confirm"
-# What a signed value is for: a confirmation_token a model relays, or the requestState a
-# 2026-07-28 client echoes with the user's answer. Bound into the signature so one cannot
-# stand in for the other (a requestState replayed as a token would skip the user's answer).
-TOKEN_KIND = "token"
-STATE_KIND = "state"
-
-
-class Refused(Exception):
-    """A confirmation that cannot be honoured; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    kind: str
-    tool: str
-    project: int
-    digest: str
-    version: str | None
-    expires: int
-    nonce: str
-
-
-def canonical_digest(arguments: dict[str, Any]) -> str:
-    text = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-class TokenSigner:
-    """HMAC-SHA256 tokens binding kind, tool, project, canonical arguments and target version.
-
-    `clock` is injectable so expiry can be tested without waiting ten minutes.
-    """
-
-    def __init__(
-        self, secret: bytes | None, ttl: int = TOKEN_TTL_SECONDS, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._key = secret or secrets.token_bytes(32)
-        self.ttl = ttl
-        self.clock = clock
-        self._used: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def issue(
-        self, tool: str, project: int, digest: str, version: str | None, kind: str = TOKEN_KIND
-    ) -> tuple[str, int]:
-        expires = int(self.clock()) + self.ttl
-        body = {"k": kind, "t": tool, "p": project, "a": digest, "v": version, "x": expires, "n": secrets.token_hex(8)}
-        payload = _b64(json.dumps(body, separators=(",", ":")).encode())
-        return f"{payload}.{self._sign(payload)}", expires
-
-    def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
-
-    def verify(self, token: str, tool: str, project: int, digest: str, kind: str = TOKEN_KIND) -> Claim:
-        """Check everything but the target's version, and spend the token; raises Refused with the reason."""
-        label = "confirmation_token" if kind == TOKEN_KIND else "requestState"
-        payload, _, signature = token.partition(".")
-        # A non-ASCII token cannot be ours, and compare_digest raises TypeError on non-ASCII str.
-        forged = not payload or not signature or not token.isascii()
-        if forged or not hmac.compare_digest(self._sign(payload), signature):
-            raise Refused(
-                f"{label} is not valid (altered, truncated or issued by another server). "
-                "Call again without it to get a fresh preview."
-            )
-        try:
-            body = json.loads(_unb64(payload))
-            claim = Claim(body["k"], body["t"], int(body["p"]), body["a"], body["v"], int(body["x"]), body["n"])
-        except (ValueError, KeyError, TypeError):
-            raise Refused(f"{label} is not valid. Call again without it to get a fresh preview.") from None
-        if claim.kind != kind:
-            raise Refused(
-                "This value was issued for the other confirmation channel and does not confirm this call. "
-                "Call again without it to get a fresh preview."
-            )
-        if claim.tool != tool:
-            raise Refused(f"{label} was issued for {claim.tool}, not {tool}. Preview this call first.")
-        if claim.project != project:
-            raise Refused(f"{label} was issued for project {claim.project}, not {project}. Preview this call first.")
-        if claim.digest != digest:
-            raise Refused(
-                "The arguments differ from the previewed call, so the confirmation does not cover them. "
-                "Call again without confirmation_token to preview these arguments."
-            )
-        now = int(self.clock())
-        if claim.expires < now:
-            minutes = max(1, self.ttl // 60)
-            raise Refused(
-                f"{label} has expired (valid {minutes} minute{'s' if minutes != 1 else ''}). "
-                "Call again without it to preview anew."
-            )
-        with self._lock:
-            self._used = {n: x for n, x in self._used.items() if x >= now}
-            if claim.nonce in self._used:
-                raise Refused(f"{label} was already used. Call again without it to preview anew.")
-            self._used[claim.nonce] = claim.expires
-        return claim
-
+# Long enough for the re-check read and the write with their retries at the default timeout;
+# short, so a replica that died mid-write blocks a copy of its call for two minutes at most.
+IN_FLIGHT_SECONDS = 120
 
 Execute = Callable[[], Awaitable[Any]]
 PreviewRead = Callable[[], Awaitable[Preview]]
@@ -163,12 +81,42 @@ class GuardedCall:
     # The HTTP status of the last request sent for this call (the write, once executed).
     upstream_status: Callable[[], int | None] = _no_status
 
+    @property
+    def adds(self) -> bool:
+        """A write that adds something (create, backfill, retry): a second copy would add a second one."""
+        return not self.spec.read_only and not self.spec.idempotent
+
+
+@dataclass
+class Decision:
+    """How a guarded call ended: its audit line and its answer (a body, an error, or a question)."""
+
+    audit: str
+    answer: GuardedResult | types.InputRequiredResult | None = None
+    error: str | None = None
+    details: dict[str, Any] | None = None
+    line: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Progress:
+    """Where a call got to: which channel, which step, and the in-flight lock it holds."""
+
+    channel: str
+    step: str = "preview"  # preview -> ask -> confirm -> recheck -> write
+    held: tuple[str, dict[str, Any]] | None = None
+
+
+def _shown(preview: Preview) -> dict[str, Any]:
+    return {"summary": preview.summary, **preview.details}
+
 
 class Guard:
-    def __init__(self, signer: TokenSigner, audit: AuditLog, policy: str) -> None:
+    def __init__(self, signer: TokenSigner, audit: AuditLog, policy: str, state: SharedState | None = None) -> None:
         self.signer = signer
         self.audit = audit
         self.policy = policy
+        self.state: SharedState = state if state is not None else InProcessState()
 
     def applies(self, spec: ToolSpec) -> bool:
         if not spec.is_guarded or self.policy == "never":
@@ -178,71 +126,115 @@ class Guard:
     async def run(
         self, call: GuardedCall, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
+        progress = Progress(channel="token" if call.token is not None else "elicitation")
         try:
-            return await self._run(call, ctx, params)
+            decision = await self._decide(call, ctx, params, progress)
         except NotPossible as reason:
             # Known to fail before anyone is asked: no preview to approve, no token, no write.
-            self._audit(call, "refused", reason=str(reason))
-            return results.failure(f"Not done: {reason} Nothing was changed.", call.secrets)
+            decision = Decision(
+                "refused", error=f"Not done: {reason} Nothing was changed.", line={"reason": str(reason)}
+            )
+        except Refused as refusal:
+            decision = Decision("refused", error=f"Refused: {refusal}", line={"reason": str(refusal)})
+        except StateUnavailable as down:
+            why = (
+                f"the confirmation ledger ({down}) is needed to make sure this write happens once across "
+                "replicas. Nothing was sent to PostHog; reads still work. Try again once it is reachable."
+            )
+            decision = Decision("refused", error=f"Refused: {why}", line={"reason": why})
+        except PostHogError as error:
+            decision = self._upstream_error(call, progress, error)
+        except Exception as error:  # noqa: BLE001 - an answer of an unexpected shape must still end in a decision
+            decision = self._unexpected(call, progress, error)
+        finally:
+            if progress.held is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._let_go(progress.held)
+        return self._finish(call, progress, decision)
 
-    async def _run(
-        self, call: GuardedCall, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    async def _decide(
+        self, call: GuardedCall, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams, progress: Progress
+    ) -> Decision:
         digest = canonical_digest(call.arguments)
         modern = ctx.protocol_version in protocol_versions.MODERN_PROTOCOL_VERSIONS
-        channel = "token" if call.token is not None else "elicitation"
-        try:
-            if call.token is not None:
-                claim = self.signer.verify(call.token, call.spec.name, call.project, digest, TOKEN_KIND)
-                self._audit(call, "confirmed", channel="token")
-                return await self._execute(call, claim.version, "token")
-            if modern and params.request_state and params.input_responses:
-                claim = self.signer.verify(params.request_state, call.spec.name, call.project, digest, STATE_KIND)
-                answer = params.input_responses.get(ELICIT_KEY)
-                # Read just now, after the user answered: it serves as the re-check before the write.
-                return await self._answered(call, answer, claim.version, await call.read_preview(), fresh=True)
-        except Refused as refusal:
-            self._audit(call, "refused", channel=channel, reason=str(refusal))
-            return results.failure(f"Refused: {refusal}", call.secrets)
-        except PostHogError as error:
-            self._audit(call, "failed", channel=channel, upstream_status=error.status, reason=str(error))
-            return results.failure(str(error), call.secrets, {"upstream": error.as_dict()})
-
-        try:
+        claim: Claim | None = None  # the sealed confirmation, in the token and 2026-07-28 channels
+        current: Preview | None = None  # the target as read after the person's answer, if it was
+        if call.token is not None:
+            claim = self.signer.verify(call.token, call.spec.name, call.project, digest, TOKEN_KIND)
+            version = claim.version
+        elif modern and params.request_state and params.input_responses:
+            claim = self.signer.verify(params.request_state, call.spec.name, call.project, digest, STATE_KIND)
+            version = claim.version
+            progress.step = "recheck"  # read just now, after the user answered: it is the re-check
+            current = await call.read_preview()
+            no = self._unless_agreed(call, params.input_responses.get(ELICIT_KEY), current)
+            if no is not None:
+                return no
+        else:
             preview = await call.read_preview()
-        except PostHogError as error:
-            self._audit(call, "failed", channel=channel, upstream_status=error.status, reason=str(error))
-            return results.failure(
-                f"Could not preview {call.spec.name}: {error}", call.secrets, {"upstream": error.as_dict()}
-            )
-        caps = ctx.session.client_capabilities
-        if caps is None or caps.elicitation is None:
-            return self._require_token(call, preview, digest)
-        message, schema = self._question(call, preview)
-        if modern:
-            state, _ = self.signer.issue(call.spec.name, call.project, digest, preview.version, STATE_KIND)
-            self._audit(call, "previewed", channel="elicitation")
-            return types.InputRequiredResult(
-                input_requests={
-                    ELICIT_KEY: types.ElicitRequest(
-                        params=types.ElicitRequestFormParams(message=message, requested_schema=schema)
-                    )
-                },
-                request_state=state,
-            )
-        self._audit(call, "previewed", channel="elicitation")
-        try:
+            caps = ctx.session.client_capabilities
+            if caps is None or caps.elicitation is None:
+                progress.channel = "token"
+                return self._offer_token(call, preview, digest)
+            message, schema = self._question(call, preview)
+            if modern:
+                state, _ = self.signer.issue(call.spec.name, call.project, digest, preview.version, STATE_KIND)
+                request = types.ElicitRequest(
+                    params=types.ElicitRequestFormParams(message=message, requested_schema=schema)
+                )
+                return Decision(
+                    "previewed", types.InputRequiredResult(input_requests={ELICIT_KEY: request}, request_state=state)
+                )
+            self._audit(call, progress, "previewed")
+            progress.step = "ask"
             answer = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
-        except Exception as exc:  # a client that declared elicitation but failed to answer
-            self._audit(call, "cancelled", channel="elicitation", reason=type(exc).__name__)
-            return results.failure(
-                f"Not done: asking the user for confirmation failed ({type(exc).__name__}); nothing changed."
+            no = self._unless_agreed(call, answer, preview)
+            if no is not None:
+                return no
+            version = preview.version
+
+        progress.step = "confirm"
+        if call.adds:
+            await self._hold(call, digest, progress)
+        if claim is not None:
+            await self._spend(claim)
+        self._audit(call, progress, "confirmed")
+
+        progress.step = "recheck"
+        current = current or await call.read_preview()
+        if current.version != version:
+            raise Refused(
+                f"The target changed since the preview (version {version} is now {current.version}). "
+                f"Call again without {TOKEN_PARAM} to preview its current state."
             )
-        try:
-            return await self._answered(call, answer, preview.version, preview)
-        except Refused as refusal:
-            self._audit(call, "refused", channel="elicitation", reason=str(refusal))
-            return results.failure(f"Refused: {refusal}", call.secrets)
+
+        progress.step = "write"
+        result = await call.execute()
+        target = result.get("id") if isinstance(result, dict) and current.target_id is None else None
+        return Decision(
+            "executed",
+            GuardedResult(GuardedStatus.EXECUTED, f"Done: {current.summary}", result=result),
+            line={"upstream_status": call.upstream_status(), **({"target": target} if target else {})},
+        )
+
+    # --- the steps ------------------------------------------------------------------------------
+
+    def _offer_token(self, call: GuardedCall, preview: Preview, digest: str) -> Decision:
+        token, expires = self.signer.issue(call.spec.name, call.project, digest, preview.version, TOKEN_KIND)
+        message = (
+            f"Nothing changed yet. {preview.summary} Show this preview to the user; only if they agree, "
+            f"call the same tool again with the same arguments plus {TOKEN_PARAM}."
+        )
+        if preview.confirm_name and call.spec.destructive:
+            message += f" Ask the user to confirm by the export's name ({preview.confirm_name})."
+        answer = GuardedResult(
+            GuardedStatus.CONFIRMATION_REQUIRED,
+            message,
+            preview=_shown(preview),
+            token=token,
+            expires_at=datetime.fromtimestamp(expires, UTC).isoformat(),
+        )
+        return Decision("previewed", answer)
 
     def _question(self, call: GuardedCall, preview: Preview) -> tuple[str, dict[str, Any]]:
         detail = results.dumps(results.redact(results.strip_secrets(preview.details), call.secrets))
@@ -254,92 +246,116 @@ class Guard:
         field = {"type": "boolean", "title": "Confirm", "description": "Yes, go ahead."}
         return message + "\n\nGo ahead?", {"type": "object", "properties": {"confirm": field}, "required": ["confirm"]}
 
-    async def _answered(
-        self, call: GuardedCall, answer: Any, version: str | None, preview: Preview, fresh: bool = False
-    ) -> types.CallToolResult:
+    def _unless_agreed(self, call: GuardedCall, answer: Any, preview: Preview) -> Decision | None:
+        """None when the person agreed; otherwise how they said no."""
         action = getattr(answer, "action", None)
         content = getattr(answer, "content", None) or {}
         if action == "accept":
             if preview.confirm_name and call.spec.destructive:
-                typed = str(content.get("name", "")).strip()
-                if typed != preview.confirm_name:
-                    self._audit(call, "declined", channel="elicitation", reason="typed name did not match")
-                    return self._outcome(
-                        call,
-                        "declined",
-                        "Not done: the typed name did not match the export's name; nothing changed.",
-                        preview,
-                    )
-            elif content.get("confirm") is not True:
-                self._audit(call, "declined", channel="elicitation", reason="confirm was not true")
-                return self._outcome(call, "declined", "Not done: the user did not confirm; nothing changed.", preview)
-            self._audit(call, "confirmed", channel="elicitation")
-            return await self._execute(call, version, "elicitation", current=preview if fresh else None)
-        status = "cancelled" if action == "cancel" else "declined"
-        self._audit(call, status, channel="elicitation")
-        return self._outcome(call, status, f"Not done: the user {status} the confirmation; nothing changed.", preview)
+                if str(content.get("name", "")).strip() == preview.confirm_name:
+                    return None
+                message = "Not done: the typed name did not match the export's name; nothing changed."
+                return self._no(GuardedStatus.DECLINED, message, preview, "typed name did not match")
+            if content.get("confirm") is True:
+                return None
+            message = "Not done: the user did not confirm; nothing changed."
+            return self._no(GuardedStatus.DECLINED, message, preview, "confirm was not true")
+        status = GuardedStatus.CANCELLED if action == "cancel" else GuardedStatus.DECLINED
+        return self._no(status, f"Not done: the user {status.value} the confirmation; nothing changed.", preview)
 
-    async def _execute(
-        self, call: GuardedCall, version: str | None, channel: str, current: Preview | None = None
-    ) -> types.CallToolResult:
-        """Read the target again (unless `current` was read just now), refuse if it moved since
-        the preview, then write once."""
-        try:
-            current = current or await call.read_preview()
-        except PostHogError as error:
-            self._audit(call, "refused", channel=channel, upstream_status=error.status, reason=str(error))
-            return results.failure(
-                f"Refused: the target could not be read again before the write ({error}). Nothing was changed.",
-                call.secrets,
-                {"upstream": error.as_dict()},
-            )
-        if current.version != version:
+    def _no(self, status: GuardedStatus, message: str, preview: Preview, reason: str | None = None) -> Decision:
+        line = {"reason": reason} if reason else {}
+        return Decision(status.value, GuardedResult(status, message, preview=_shown(preview)), line=line)
+
+    async def _spend(self, claim: Claim) -> None:
+        remaining = claim.expires - self.signer.now() + 1
+        if not await self.state.spend(self.signer.store_name("spent", claim.nonce), remaining):
             raise Refused(
-                f"The target changed since the preview (version {version} is now {current.version}). "
-                "Call again without confirmation_token to preview its current state."
+                f"{label_of(claim.kind)} was already used (here or on another replica); if that call timed out, "
+                "its write may still have happened, so check the current state. Call again without it to preview anew."
             )
+
+    async def _hold(self, call: GuardedCall, digest: str, progress: Progress) -> None:
+        name = self.signer.store_name("in-flight", call.spec.name, call.project, digest)
+        holder = {"caller": caller_name(), "since": int(time.time()), "id": secrets.token_hex(8)}
+        found = await self.state.hold(name, holder, IN_FLIGHT_SECONDS)
+        if found is not None:
+            since = found.get("since")
+            age = f", started {max(0, int(time.time()) - since)} s ago" if isinstance(since, int) else ""
+            who = f" by {found['caller']}" if isinstance(found.get("caller"), str) else ""
+            raise Refused(
+                f"the same {call.spec.name} call for project {call.project} is already in flight{age}{who}; "
+                "it has not answered yet and may still complete. Nothing was sent again. Wait for it, then check "
+                "the current state before previewing anew."
+            )
+        progress.held = (name, holder)
+
+    async def _let_go(self, held: tuple[str, dict[str, Any]]) -> None:
         try:
-            result = await call.execute()
-        except PostHogError as error:
-            self._audit(call, "failed", channel=channel, upstream_status=error.status, reason=str(error))
-            return results.failure(str(error), call.secrets, {"upstream": error.as_dict()})
-        target = result.get("id") if isinstance(result, dict) and current.target_id is None else None
-        extra = {"target": target} if target else {}
-        self._audit(call, "executed", channel=channel, upstream_status=call.upstream_status(), **extra)
-        return results.success(
-            {"status": "executed", "message": f"Done: {current.summary}", "result": result}, call.secrets
-        )
+            await self.state.release(*held)
+        except StateUnavailable:
+            pass  # it expires on its own within IN_FLIGHT_SECONDS
 
-    def _require_token(self, call: GuardedCall, preview: Preview, digest: str) -> types.CallToolResult:
-        token, expires = self.signer.issue(call.spec.name, call.project, digest, preview.version, TOKEN_KIND)
-        self._audit(call, "previewed", channel="token")
+    # --- errors, by the step they happened in ---------------------------------------------------
+
+    def _upstream_error(self, call: GuardedCall, progress: Progress, error: PostHogError) -> Decision:
+        details = {"upstream": error.as_dict()}
+        line = {"upstream_status": error.status, "reason": str(error)}
+        if progress.step == "preview":
+            return Decision("failed", error=f"Could not preview {call.spec.name}: {error}", details=details, line=line)
+        if progress.step == "recheck":
+            message = f"Refused: the target could not be read again before the write ({error}). Nothing was changed."
+            return Decision("refused", error=message, details=details, line=line)
+        return Decision("failed", error=str(error), details=details, line=line)
+
+    def _unexpected(self, call: GuardedCall, progress: Progress, error: Exception) -> Decision:
+        kind = type(error).__name__
+        line = {"reason": kind}
+        if progress.step == "ask":  # a client that declared elicitation but failed to answer
+            message = f"Not done: asking the user for confirmation failed ({kind}); nothing changed."
+            return Decision("cancelled", error=message, line=line)
+        if progress.step == "confirm":
+            message = f"Refused: the confirmation could not be recorded ({kind}). Nothing was sent to PostHog."
+            return Decision("refused", error=message, line=line)
+        if progress.step in ("preview", "recheck"):
+            # For example an empty (204) answer where the target's JSON was expected.
+            what = "previewed" if progress.step == "preview" else "read again before the write"
+            message = (
+                f"Refused: the target could not be {what}: PostHog's answer was not the object expected "
+                f"(empty or of another shape; {kind}). Nothing was changed."
+            )
+            return Decision("refused", error=message, line=line)
         message = (
-            f"Nothing changed yet. {preview.summary} Show this preview to the user; only if they agree, "
-            "call the same tool again with the same arguments plus confirmation_token."
+            f"{call.spec.name} failed after its confirmation ({kind}); the write may or may not have been "
+            "applied: check the current state before trying again."
         )
-        if preview.confirm_name and call.spec.destructive:
-            message += f" Ask the user to confirm by the export's name ({preview.confirm_name})."
-        return results.success(
-            {
-                "status": "confirmation_required",
-                "message": message,
-                "preview": {"summary": preview.summary, **preview.details},
-                "confirmation_token": token,
-                "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
-            },
-            call.secrets,
-        )
+        return Decision("failed", error=message, line=line)
 
-    def _outcome(self, call: GuardedCall, status: str, message: str, preview: Preview) -> types.CallToolResult:
-        body = {"status": status, "message": message, "preview": {"summary": preview.summary, **preview.details}}
-        return results.success(body, call.secrets)
+    # --- the one exit -------------------------------------------------------------------------
 
-    def _audit(self, call: GuardedCall, decision: str, **fields: Any) -> None:
+    def _finish(
+        self, call: GuardedCall, progress: Progress, decision: Decision
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        self._audit(call, progress, decision.audit, **decision.line)
+        if isinstance(decision.answer, types.InputRequiredResult):
+            return decision.answer
+        if decision.answer is not None:
+            return results.success(decision.answer.body(), call.secrets)
+        return results.failure(decision.error or "Not done.", call.secrets, decision.details)
+
+    def _audit(self, call: GuardedCall, progress: Progress, decision: str, **fields: Any) -> None:
         arguments = results.redact(results.strip_secrets(call.arguments), call.secrets)
         target = next((arguments[k] for k in ("run_id", "backfill_id", "batch_export_id") if k in arguments), None)
         fields.setdefault("target", target)
-        fields.setdefault("channel", "token" if call.token else "elicitation")
         fields.setdefault("upstream_status", None)
         if "reason" in fields:
             fields["reason"] = results.redact(fields["reason"], call.secrets)
-        self.audit.record(tool=call.spec.name, project=call.project, arguments=arguments, decision=decision, **fields)
+        self.audit.record(
+            tool=call.spec.name,
+            project=call.project,
+            caller=caller_name(),
+            arguments=arguments,
+            channel=progress.channel,
+            decision=decision,
+            **fields,
+        )

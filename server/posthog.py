@@ -1,9 +1,13 @@
 """The one HTTP client for PostHog: auth, base URL, route family, timeouts, retries, errors.
 
-Retries are limited to what cannot duplicate a write: reads are retried on server
-errors and dropped connections; any method is retried on a throttling 429 with a
-short wait (PostHog refuses a throttled request before doing anything). A write that
-fails ambiguously (timeout, dropped connection, 5xx) is reported, never resent.
+What a request does decides what a failed answer means (docs/posthog-api.md, "Errors and headers"):
+- a read (any GET, and the Query API's POST query/) is retried on server errors and dropped
+  connections, waiting what PostHog's Retry-After asks;
+- a check (a destination test step) changes nothing in PostHog, so its failure is never "a write
+  that may have been applied"; it is not retried either (PostHog's 500 there is deterministic);
+- a write that fails ambiguously (timeout, dropped connection, 5xx) is reported, never resent.
+Any request is retried on a throttling 429: PostHog refuses a throttled request before doing anything.
+A redirect is never followed: the key goes to POSTHOG_HOST and nowhere else.
 """
 
 from __future__ import annotations
@@ -13,13 +17,17 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
 
-from server import __version__
-from tools.spec import HttpMethod
+from server import __version__, log_bodies
+from tools.declaration import HttpMethod, UpstreamError
+from tools.request import Request
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +37,28 @@ _BACKOFF = (0.25, 1.0)
 _RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 _EXPECTED_IN = re.compile(r"available in (\d+) seconds?")
 _TITLE = re.compile(r"<title>(.*?)</title>", re.I | re.S)
+_NO_PERSONAL_KEYS = re.compile(r"does not support personal api key access", re.I)
+_MISSING_SCOPE = re.compile(r"missing required scope '([^']+)'", re.I)
+_AUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+RequestKind = Literal["read", "check", "write"]
+WriteOutcome = Literal["not applied", "unknown", "probably applied"]
+
+UPDATE_KEY_HINT = (
+    "create a personal API key with scopes (batch_export:read and batch_export:write; query:read for logs) "
+    "in PostHog under Settings > Personal API keys, and set it as POSTHOG_PERSONAL_API_KEY"
+)
+_POSSIBLY_APPLIED = "the write may or may not have been applied: check the current state before trying again."
+_CHECK_STATE = "batch-export-get, batch-export-runs-list or batch-export-backfills-list"
 
 
 @dataclass
-class PostHogError(Exception):
-    """An answer from PostHog (or the lack of one), ready to show a model in one line."""
+class PostHogError(UpstreamError):
+    """An answer from PostHog (or the lack of one), ready to show a model in one line.
+
+    `write` says, for a write, what is known of its effect: a model must not resend a write
+    that was probably applied, and may resend one that was not applied.
+    """
 
     status: int | None
     detail: str
@@ -42,6 +67,8 @@ class PostHogError(Exception):
     type: str | None = None
     hint: str | None = None
     retry_after: float | None = None
+    error_event_id: str | None = None
+    write: WriteOutcome | None = None
 
     def __str__(self) -> str:
         head = f"PostHog HTTP {self.status}" if self.status else "PostHog unreachable"
@@ -50,6 +77,8 @@ class PostHogError(Exception):
             parts.append(f"code={self.code}")
         if self.attr:
             parts.append(f"attr={self.attr}")
+        if self.error_event_id:
+            parts.append(f"error_event_id={self.error_event_id}")
         line = " ".join(parts) + f": {self.detail}"
         return f"{line} Hint: {self.hint}" if self.hint else line
 
@@ -57,16 +86,41 @@ class PostHogError(Exception):
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def _hint(status: int, code: str | None, detail: str, method: str, path: str = "") -> str | None:
+def request_kind(method: str, path: str) -> RequestKind:
+    """Whether a request reads, only checks a destination, or writes (see the module docstring)."""
+    if method == "GET":
+        return "read"
+    tail = path.rstrip("/").rsplit("/", 1)[-1]
+    if method == "POST" and tail == "query":
+        return "read"
+    if method == "POST" and tail in ("run_test_step", "run_test_step_new"):
+        return "check"
+    return "write"
+
+
+def _hint(
+    status: int,
+    code: str | None,
+    detail: str,
+    kind: RequestKind,
+    path: str = "",
+    key_scopes: tuple[str, ...] | None = None,
+) -> str | None:
     if status == 401:
         return "check POSTHOG_PERSONAL_API_KEY: the key is missing, wrong or revoked."
     if status == 403:
-        if "does not support Personal API Key" in detail:
+        if _NO_PERSONAL_KEYS.search(detail):
             return (
-                "this PostHog version serves this action to no scoped personal API key (not even *); "
-                "use a legacy unscoped key, or a newer PostHog."
+                "this PostHog serves this action to no personal API key, whatever its scopes (not even *); "
+                "nothing on this side can change that."
             )
-        scope = re.search(r"scope '([^']+)'", detail)
+        scope = _MISSING_SCOPE.search(detail)
+        if scope and key_scopes is not None and (not key_scopes or "*" in key_scopes):
+            # PostHog reports a legacy key without stored scopes as ["*"], then refuses it everything.
+            return (
+                "the key reports scope * but PostHog refused it: it is a legacy personal API key without "
+                f"stored scopes, which current PostHog refuses for batch exports; {UPDATE_KEY_HINT}."
+            )
         if scope and scope.group(1) == "INTERNAL":
             return "older PostHog allows this only to keys with scope * (or legacy unscoped keys)."
         if scope:
@@ -83,45 +137,120 @@ def _hint(status: int, code: str | None, detail: str, method: str, path: str = "
         return "wait for running backfills to finish (batch-export-backfills-list) or cancel one, then try again."
     if status == 429:
         return "PostHog is rate limiting this key; wait before calling again."
-    if status >= 500 and method != "GET":
-        return "the write may or may not have been applied: check the current state before trying again."
+    if status >= 500 and kind == "check":
+        return (
+            "PostHog could not run this test step; it changes nothing, so nothing was applied. PostHog has test "
+            "steps for AwsS3, S3Compatible, BigQuery, Snowflake, Databricks and AzureBlob only, and step must be "
+            "below the number of steps batch-export-test-steps lists."
+        )
+    if status >= 500 and kind == "write":
+        return _POSSIBLY_APPLIED
+    if status == 503 and code == "database_unavailable":
+        return "PostHog's database was briefly unavailable; try again in a few seconds."
     return None
 
 
-def error_from_response(response: httpx.Response, method: str) -> PostHogError:
+def _where(location: str) -> str:
+    """A redirect target fit to show: no query string or credentials, and short."""
+    if not location:
+        return "no address (the answer had no Location header)"
+    parts = urlsplit(location)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    shown = f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path
+    shown = shown if len(shown) <= 160 else shown[:157] + "..."
+    return shown + (" (query omitted)" if parts.query else "")
+
+
+def _redirect_error(response: httpx.Response, kind: RequestKind) -> PostHogError:
+    status = response.status_code
+    detail = (
+        f"PostHog answered with a redirect to {_where(response.headers.get('location', ''))}, which this server "
+        "does not follow: the API key is only ever sent to POSTHOG_HOST."
+    )
+    fix = (
+        "set POSTHOG_HOST to the address PostHog's API answers on itself (for PostHog Cloud https://us.posthog.com "
+        "or https://eu.posthog.com; a redirect often means http:// instead of https://, or a proxy in front)"
+    )
+    if kind == "write":
+        return PostHogError(
+            status=status,
+            detail=detail,
+            hint=f"the write is not known to have happened: check the current state ({_CHECK_STATE}) "
+            f"before trying again; {fix}.",
+            write="unknown",
+        )
+    return PostHogError(status=status, detail=detail, hint=fix + ".")
+
+
+def _www_authenticate(response: httpx.Response) -> str | None:
+    """The reason a 401's WWW-Authenticate header gives (error_description, else error), if any."""
+    params = dict(_AUTH_PARAM.findall(response.headers.get("www-authenticate", "")))
+    reason = params.get("error_description") or params.get("error")
+    return reason[:160] if reason else None
+
+
+def error_from_response(
+    response: httpx.Response, method: str, key_scopes: tuple[str, ...] | None = None
+) -> PostHogError:
     status = response.status_code
     try:
         path = response.request.url.path
     except RuntimeError:  # a response built without a request (tests)
         path = ""
+    kind = request_kind(method, path)
+    if 300 <= status < 400:
+        return _redirect_error(response, kind)
     retry_after = _retry_after(response)
     try:
         body = response.json()
     except ValueError:
         body = None
+    write: WriteOutcome | None = None
+    if kind == "write":
+        # A refusal (4xx) happens before PostHog changes anything; a 5xx may come after.
+        write = "not applied" if status < 500 else "unknown"
     if isinstance(body, dict) and "detail" in body:
         detail = str(body.get("detail"))
         code = body.get("code")
-        return PostHogError(
+        event_id = body.get("error_event_id")
+        error = PostHogError(
             status=status,
             detail=detail,
             code=code,
             attr=body.get("attr"),
             type=body.get("type"),
-            hint=_hint(status, code, detail, method, path),
+            hint=_hint(status, code, detail, kind, path, key_scopes),
             retry_after=retry_after,
+            error_event_id=str(event_id)[:64] if event_id else None,
+            write=write,
         )
-    text = response.text.strip()
-    if not text:
-        detail = "empty response body"
-    elif "<html" in text[:500].lower() or "<!doctype" in text[:500].lower():
-        title = _TITLE.search(text)
-        detail = f"an HTML error page ({title.group(1).strip()[:120] if title else 'no title'}), not the API's JSON"
     else:
-        detail = text[:200]
-    return PostHogError(
-        status=status, detail=detail, hint=_hint(status, None, detail, method, path), retry_after=retry_after
-    )
+        text = response.text.strip()
+        if not text:
+            detail = "empty response body"
+        elif "<html" in text[:500].lower() or "<!doctype" in text[:500].lower():
+            title = _TITLE.search(text)
+            detail = f"an HTML error page ({title.group(1).strip()[:120] if title else 'no title'}), not the API's JSON"
+        else:
+            detail = text[:200]
+        error = PostHogError(
+            status=status,
+            detail=detail,
+            hint=_hint(status, None, detail, kind, path, key_scopes),
+            retry_after=retry_after,
+            write=write,
+        )
+    if status == 401:
+        reason = _www_authenticate(response)
+        if reason and reason not in error.detail:
+            error.detail += f" ({reason})"
+    if error.error_event_id and status >= 500:
+        error.hint = (error.hint + " " if error.hint else "") + (
+            f"If it persists, quote error_event_id {error.error_event_id} to PostHog support."
+        )
+    return error
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -130,7 +259,14 @@ def _retry_after(response: httpx.Response) -> float | None:
         try:
             return max(0.0, float(header))
         except ValueError:
+            pass
+        try:  # the HTTP-date form
+            when = parsedate_to_datetime(header)
+        except (TypeError, ValueError):
             return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
     if response.status_code == 429:
         try:
             match = _EXPECTED_IN.search(str(response.json().get("detail", "")))
@@ -155,6 +291,9 @@ class PostHogClient:
     ) -> None:
         self.api_route = api_route
         self._timeout = timeout
+        self._api_key = api_key
+        # What @current said the key may do (None until asked): a refusal is explained with it.
+        self.key_scopes: tuple[str, ...] | None = None
         self._http = httpx.AsyncClient(
             base_url=host.rstrip("/"),
             headers={
@@ -164,7 +303,7 @@ class PostHogClient:
             },
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
-            follow_redirects=False,
+            follow_redirects=False,  # never: a redirect would carry the key elsewhere
         )
 
     async def aclose(self) -> None:
@@ -197,6 +336,7 @@ class PostHogClient:
 
         The whole call, retries and waits included, ends within twice the timeout.
         """
+        kind = request_kind(method, path)
         started = anyio.current_time()
         deadline = started + 2 * self._timeout
         attempt = 0
@@ -211,61 +351,73 @@ class PostHogClient:
                     timeout=httpx.Timeout(max(remaining, 0.1), connect=min(remaining, 10.0)),
                 )
             except httpx.TimeoutException:
-                if method == "GET" and attempt < _READ_RETRIES and deadline - anyio.current_time() > 1.0:
+                if kind == "read" and attempt < _READ_RETRIES and deadline - anyio.current_time() > 1.0:
                     attempt += 1
                     continue
                 raise PostHogError(
                     status=None,
                     detail=f"no answer after {anyio.current_time() - started:.1f} s "
                     f"({attempt + 1} attempt{'s' if attempt else ''}, {self._timeout:g} s timeout each)",
-                    hint=_ambiguous_hint(method, "PostHog is slow or unreachable; try again shortly."),
+                    hint=_ambiguous_hint(kind, "PostHog is slow or unreachable; try again shortly."),
+                    write="unknown" if kind == "write" else None,
                 ) from None
             except httpx.TransportError as exc:
-                if method == "GET" and attempt < _READ_RETRIES and deadline - anyio.current_time() > 1.0:
+                if kind == "read" and attempt < _READ_RETRIES and deadline - anyio.current_time() > 1.0:
                     await anyio.sleep(_BACKOFF[attempt])
                     attempt += 1
                     continue
                 raise PostHogError(
                     status=None,
                     detail=f"connection failed ({type(exc).__name__})",
-                    hint=_ambiguous_hint(method, "check POSTHOG_HOST and the network."),
+                    hint=_ambiguous_hint(kind, "check POSTHOG_HOST and the network."),
+                    write="unknown" if kind == "write" else None,
                 ) from None
-            if response.status_code < 400:
-                return response.status_code, _decode(response)
-            error = error_from_response(response, method)
-            wait = error.retry_after if error.status == 429 and error.retry_after is not None else _BACKOFF[attempt % 2]
+            if log.isEnabledFor(logging.DEBUG):
+                body = log_bodies.for_log(response.content, (self._api_key,))
+                log.debug("PostHog %s %s -> %s: %s", method, path, response.status_code, body)
+            if response.status_code < 300:
+                return response.status_code, _decode(response, kind)
+            error = error_from_response(response, method, self.key_scopes)
+            wait = error.retry_after if error.retry_after is not None else _BACKOFF[attempt % 2]
             fits = wait + 0.5 < deadline - anyio.current_time()
-            if attempt < _READ_RETRIES and fits and self._should_retry(method, error):
+            if attempt < _READ_RETRIES and fits and self._should_retry(kind, error):
                 log.info("PostHog answered %s; retrying in %.2f s", error.status, wait)
                 await anyio.sleep(wait)
                 attempt += 1
                 continue
-            if error.status == 429 and error.retry_after is not None:
+            if error.status == 429 and error.retry_after is not None and error.code != "too_many_concurrent_backfills":
                 error.hint = f"PostHog asks to wait {error.retry_after:g} s before the next call; try again then."
+            elif attempt and error.status is not None and error.status >= 500:
+                error.detail += f" (after {attempt + 1} attempts)"
             raise error
 
     @staticmethod
-    def _should_retry(method: str, error: PostHogError) -> bool:
+    def _should_retry(kind: RequestKind, error: PostHogError) -> bool:
         if error.status == 429:
             # The concurrency cap is a state, not a rate: waiting seconds will not clear it.
             throttled = error.code in (None, "throttled") or error.type == "throttled_error"
             return throttled and (error.retry_after is None or error.retry_after <= MAX_RETRY_AFTER)
-        return method == "GET" and error.status in _RETRYABLE_STATUS
+        if error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER:
+            return False
+        return kind == "read" and error.status in _RETRYABLE_STATUS
 
     async def current_key(self) -> dict[str, Any]:
-        return await self.request("GET", "/api/personal_api_keys/@current/")
+        """What PostHog says about the key (docs/posthog-api.md, "Keys and scopes"); its scopes are kept."""
+        key = await self.request("GET", "/api/personal_api_keys/@current/")
+        scopes = key.get("scopes") if isinstance(key, dict) else None
+        if isinstance(scopes, list):
+            self.key_scopes = tuple(str(s) for s in scopes)
+        return key if isinstance(key, dict) else {}
 
 
-def _ambiguous_hint(method: str, default: str) -> str:
-    if method == "GET":
-        return default
-    return "the write may or may not have been applied: check the current state before trying again."
+def _ambiguous_hint(kind: RequestKind, default: str) -> str:
+    return _POSSIBLY_APPLIED if kind == "write" else default
 
 
-def _query(query: Mapping[str, Any] | None) -> list[tuple[str, str]] | None:
+def _query(query: Mapping[str, Any] | None) -> list[tuple[str, str | int | float | bool | None]] | None:
     if not query:
         return None
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[str, str | int | float | bool | None]] = []
     for key, value in query.items():
         if value is None:
             continue
@@ -274,12 +426,21 @@ def _query(query: Mapping[str, Any] | None) -> list[tuple[str, str]] | None:
     return pairs
 
 
-def _decode(response: httpx.Response) -> Any:
+def _decode(response: httpx.Response, kind: RequestKind) -> Any:
     if response.status_code == 204 or not response.content:
         return None
     try:
         return response.json()
     except (ValueError, json.JSONDecodeError):
+        if kind == "write":
+            # PostHog answered with success: the write was most likely done, only its answer is unreadable.
+            raise PostHogError(
+                status=response.status_code,
+                detail="PostHog answered with success, but the response body is not valid JSON",
+                hint=f"the write was probably applied: check the current state ({_CHECK_STATE}) "
+                "before trying again, and do not resend it blindly.",
+                write="probably applied",
+            ) from None
         raise PostHogError(
             status=response.status_code,
             detail="the response body is not valid JSON",
@@ -288,7 +449,7 @@ def _decode(response: httpx.Response) -> Any:
 
 
 class ProjectUpstream:
-    """The `tools.spec.Upstream` a tool sees: requests relative to one project."""
+    """The `tools.declaration.Upstream` a tool sees: requests relative to one project."""
 
     def __init__(self, client: PostHogClient, project_id: int) -> None:
         self._client = client
@@ -307,3 +468,7 @@ class ProjectUpstream:
         target = path if path.startswith("/api/") else self._client.project_path(self.project_id, path)
         self.last_status, body = await self._client.exchange(method, target, query=query, json_body=json)
         return body
+
+    async def send(self, request: Request) -> Any:
+        """Send a request a declaration built (tools/request.py), usually amended by the tool."""
+        return await self.request(request.method, request.path, query=request.query or None, json=request.body)

@@ -9,64 +9,16 @@ from typing import Any
 
 import mcp.types as types
 
-from tools.models import SECRET_CONFIG_KEYS
+from tools import secrets as secret_walker
+
+# Results, previews, the audit trail and the log filter walk secrets one way (tools/secrets.py).
+REDACTED = secret_walker.REDACTED
+strip_secrets = secret_walker.strip
+redact = secret_walker.redact
+secret_values = secret_walker.collect
 
 # Roughly 12k tokens: enough for a page of runs or logs, small enough not to flood a context.
 MAX_RESULT_BYTES = 48_000
-REDACTED = "[redacted]"
-
-
-def strip_secrets(value: Any, *, in_config: bool = False) -> Any:
-    """Drop secret destination keys at any depth under a `config`, as PostHog does on read."""
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if in_config and key in SECRET_CONFIG_KEYS:
-                continue
-            out[key] = strip_secrets(item, in_config=in_config or key in ("config", "copy_inputs"))
-        return out
-    if isinstance(value, list):
-        return [strip_secrets(item, in_config=in_config) for item in value]
-    return value
-
-
-def redact(value: Any, secrets: Iterable[str]) -> Any:
-    """Replace any known secret string (the API key, secret arguments) wherever it appears."""
-    needles = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-    if not needles:
-        return value
-
-    def walk(item: Any) -> Any:
-        if isinstance(item, str):
-            for needle in needles:
-                if needle in item:
-                    item = item.replace(needle, REDACTED)
-            return item
-        if isinstance(item, dict):
-            return {k: walk(v) for k, v in item.items()}
-        if isinstance(item, list):
-            return [walk(v) for v in item]
-        return item
-
-    return walk(value)
-
-
-def secret_values(arguments: Any) -> set[str]:
-    """Secret strings a caller passed (destination config secrets), to scrub from every echo."""
-    found: set[str] = set()
-
-    def walk(item: Any, in_config: bool) -> None:
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if in_config and key in SECRET_CONFIG_KEYS and isinstance(value, str):
-                    found.add(value)
-                walk(value, in_config or key in ("config", "copy_inputs"))
-        elif isinstance(item, list):
-            for value in item:
-                walk(value, in_config)
-
-    walk(arguments, False)
-    return found
 
 
 def dumps(value: Any) -> str:

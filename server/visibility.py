@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.config import ConfigError, Settings
-from tools.spec import ToolSpec
+from tools.declaration import ToolSpec
 
 
 @dataclass(frozen=True)

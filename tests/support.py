@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import mcp.types as types
 from mcp import Client
 
+from posthog_sandbox.control import SandboxControl
 from server.app import App, open_app
 from server.config import Settings
 
@@ -59,50 +59,6 @@ async def confirm_with_token(client: Client, name: str, arguments: dict[str, Any
     return second["result"]
 
 
-class SandboxControl:
-    """The sandbox's /_sandbox/ test controls and a plain view of its API, over real HTTP."""
-
-    def __init__(self, base_url: str, api_key: str) -> None:
-        self.base_url = base_url
-        self.http = httpx.Client(base_url=base_url, timeout=10.0, headers={"Authorization": f"Bearer {api_key}"})
-
-    def close(self) -> None:
-        self.http.close()
-
-    def state(self) -> dict[str, Any]:
-        return self.http.get("/_sandbox/state").raise_for_status().json()
-
-    def requests(self) -> list[dict[str, Any]]:
-        return self.http.get("/_sandbox/requests").raise_for_status().json()["requests"]
-
-    def clear_requests(self) -> None:
-        self.http.delete("/_sandbox/requests").raise_for_status()
-
-    def writes(self) -> list[dict[str, Any]]:
-        return [r for r in self.requests() if r["method"] not in ("GET", "HEAD", "OPTIONS")]
-
-    def advance(self, seconds: float) -> None:
-        self.http.post("/_sandbox/clock/advance", json={"seconds": seconds}).raise_for_status()
-
-    def fault(self, **rule: Any) -> None:
-        self.http.post("/_sandbox/faults", json=rule).raise_for_status()
-
-    def clear_faults(self) -> None:
-        self.http.delete("/_sandbox/faults").raise_for_status()
-
-    def set_outcome(self, export_id: str, outcome: str, **extra: Any) -> None:
-        self.http.post(f"/_sandbox/exports/{export_id}/outcome", json={"outcome": outcome, **extra}).raise_for_status()
-
-    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self.http.request(method, f"/api/projects/{path.lstrip('/')}", **kwargs)
-
-    def export_id(self, name: str, project: int = 1) -> str:
-        for export in self.api("GET", f"{project}/batch_exports/").json()["results"]:
-            if export["name"] == name:
-                return export["id"]
-        raise AssertionError(f"no export named {name!r} in project {project}")
-
-
 # --- the confirmation guard (issue 4) ---------------------------------------------------
 
 GUARDED_TOOLS = (
@@ -135,7 +91,7 @@ def answering(action: str, content: dict[str, Any] | None = None, asked: list[An
 
 
 def sandbox_now(control: SandboxControl) -> str:
-    return control.http.get("/_sandbox/clock").raise_for_status().json()["now"]
+    return control.clock()
 
 
 def guarded_arguments(control: SandboxControl) -> dict[str, dict[str, Any]]:

@@ -112,6 +112,23 @@ def test_serve_without_a_key_fails_clearly_and_starts_nothing() -> None:
         ),
         ((), {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_PROJECT_ID": "abc"}, "POSTHOG_PROJECT_ID must be"),
         ((), {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_HOST": "us.posthog.com"}, "POSTHOG_HOST must start"),
+        ((), {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_MCP_TIMEOUT": "nan"}, "POSTHOG_MCP_TIMEOUT must be"),
+        ((), {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_MCP_TIMEOUT": "inf"}, "POSTHOG_MCP_TIMEOUT must be"),
+        (
+            (),
+            {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_HOST": "http://posthog.internal"},
+            "POSTHOG_MCP_ALLOW_INSECURE_HOST",
+        ),
+        (
+            ("--transport", "http"),
+            {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_MCP_AUTH_TOKEN": "tooshort"},
+            "at least 32",
+        ),
+        (
+            ("--transport", "http", "--allowed-origins", "localhost:3000"),
+            {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_HOST": "http://127.0.0.1:9"},
+            "is not an origin",
+        ),
         (
             ("--tools", "batch-export-nope"),
             {"POSTHOG_PERSONAL_API_KEY": CANARY_KEY, "POSTHOG_HOST": "http://127.0.0.1:9"},
@@ -125,6 +142,7 @@ def test_bad_configuration_exits_2_with_the_fix(args: tuple[str, ...], env: dict
     assert message in done.stderr
     assert done.stdout == ""
     assert CANARY_KEY not in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_unknown_command_or_flag_is_a_usage_error() -> None:

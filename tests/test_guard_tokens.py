@@ -18,6 +18,7 @@ import pytest
 from posthog_sandbox import DEFAULT_API_KEY
 from server.config import Settings
 from server.guard import STATE_KIND, TOKEN_KIND, Refused, TokenSigner, canonical_digest
+from server.shared_state import InProcessState
 from tests.support import (
     GUARDED_TOOLS,
     MODES,
@@ -278,16 +279,20 @@ def test_signer_expiry_is_exact_to_the_second() -> None:
         signer.verify(token, "t", 1, "d")
 
 
-def test_signer_forgets_spent_tokens_once_they_expire() -> None:
+async def test_ledger_forgets_spent_tokens_once_they_expire() -> None:
+    # Spending moved from the signer to the ledger (server/shared_state.py); its memory stays bounded.
     now = [0.0]
     signer = TokenSigner(b"k", ttl=10, clock=lambda: now[0])
+    ledger = InProcessState(clock=lambda: now[0])
     for _ in range(100):
         token, _ = signer.issue("t", 1, "d", None)
-        signer.verify(token, "t", 1, "d")
+        claim = signer.verify(token, "t", 1, "d")
+        assert await ledger.spend(signer.store_name("spent", claim.nonce), claim.expires - signer.now() + 1)
     now[0] = 11.0
     token, _ = signer.issue("t", 1, "d", None)
-    signer.verify(token, "t", 1, "d")
-    assert len(signer._used) == 1
+    claim = signer.verify(token, "t", 1, "d")
+    assert await ledger.spend(signer.store_name("spent", claim.nonce), claim.expires - signer.now() + 1)
+    assert len(ledger._spent) == 1
 
 
 def test_kinds_do_not_stand_in_for_each_other() -> None:

@@ -12,7 +12,7 @@ from tests.support import SandboxControl, confirm_with_token, connect, data, run
 
 
 def _day(control: SandboxControl, days_ago: int) -> datetime:
-    now = datetime.fromisoformat(control.http.get("/_sandbox/clock").json()["now"].replace("Z", "+00:00"))
+    now = control.now()
     return now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days_ago)
 
 

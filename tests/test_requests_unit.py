@@ -46,6 +46,9 @@ RUN = {
 }
 BACKFILL = {"id": B, "status": "Running", "start_at": "2025-01-01T00:00:00Z", "end_at": "2025-01-02T00:00:00Z"}
 DEST = {"type": "HTTP", "config": {"url": "https://us.i.posthog.com/batch/", "token": "tok-secret-2"}}
+# Test steps exist only for six destination types (docs/posthog-api.md, section "Destination tests").
+TESTABLE_DEST = {"type": "Snowflake", "config": {"database": "d", "warehouse": "w", "schema": "s"}, "integration_id": 7}
+SNOWFLAKE_EXPORT = {**EXPORT, "destination": {"type": "Snowflake", "config": {"database": "d"}, "integration": 7}}
 WIDE = {"after": "2000-01-01T00:00:00Z"}
 
 # tool, arguments, (method, path, query, json body), response body, expected structured result
@@ -96,8 +99,9 @@ CASES: list[tuple[str, dict[str, Any], tuple[str, str, dict[str, Any], Any], Any
     ),
     (
         "batch-export-runs-list",
-        {"batch_export_id": E, "status": ["Failed", "FailedRetryable"], "after": "-30d"},
-        ("GET", f"{P}/{E}/runs/", {"status": ["Failed", "FailedRetryable"], "after": "-30d"}, None),
+        {"batch_export_id": E, "status": ["Failed", "FailedRetryable"], "after": "2026-11-01T09:30:00+01:00"},
+        # Always UTC with the offset spelled out: PostHog reads a bare time in the project's zone.
+        ("GET", f"{P}/{E}/runs/", {"status": ["Failed", "FailedRetryable"], "after": "2026-11-01T08:30:00Z"}, None),
         {"next": None, "previous": None, "results": [RUN]},
         None,
     ),
@@ -175,15 +179,25 @@ CASES: list[tuple[str, dict[str, Any], tuple[str, str, dict[str, Any], Any], Any
             "POST",
             f"{P}/{E}/run_test_step/",
             {},
-            {"name": EXPORT["name"], "interval": "hour", "destination": {"type": "HTTP", "config": {}}, "step": 1},
+            {
+                "name": EXPORT["name"],
+                "interval": "hour",
+                "destination": {"type": "Snowflake", "config": {}, "integration_id": 7},
+                "step": 1,
+            },
         ),
         {"name": "s", "result": {"status": "Passed", "message": None}},
         None,
     ),
     (
         "batch-export-test-step-new",
-        {"name": "n", "interval": "hour", "destination": DEST},
-        ("POST", f"{P}/run_test_step_new/", {}, {"name": "n", "interval": "hour", "destination": DEST, "step": 0}),
+        {"name": "n", "interval": "hour", "destination": TESTABLE_DEST},
+        (
+            "POST",
+            f"{P}/run_test_step_new/",
+            {},
+            {"name": "n", "interval": "hour", "destination": TESTABLE_DEST, "step": 0},
+        ),
         {"name": "s", "result": {"status": "Passed", "message": None}},
         None,
     ),
@@ -230,8 +244,10 @@ async def test_every_tool_builds_its_request_and_maps_the_response(tmp_path: Pat
     for name, arguments, (method, path, query, body), response, expected in CASES:
         with respx.mock(base_url=HOST, assert_all_called=True) as mock:
             mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"], "scoped_teams": []})
-            if name in ("batch-export-backfill-create", "batch-export-backfill-legacy", "batch-export-test-step"):
+            if name in ("batch-export-backfill-create", "batch-export-backfill-legacy"):
                 mock.get(f"{P}/{E}/").respond(200, json=EXPORT)
+            if name == "batch-export-test-step":
+                mock.get(f"{P}/{E}/").respond(200, json=SNOWFLAKE_EXPORT)
             status = 204 if response is None else 200
             route = (
                 mock.request(method, path).respond(status, json=response)

@@ -90,7 +90,7 @@ async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: s
         assert len(again) == 1 and again[0]["status"] in ("Completed", "Failed")
 
         hourly = exports["Hourly events to S3"]["id"]
-        clock = datetime.fromisoformat(control.http.get("/_sandbox/clock").json()["now"].replace("Z", "+00:00"))
+        clock = control.now()
         end = clock.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
         started = await write(
             "batch-export-backfill-create",

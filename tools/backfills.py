@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -9,23 +10,17 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from tools.exports import EXPORT_PATH, INTERVAL_WORDS, export_summary, export_version, is_newer_posthog, read_export
-from tools.models import Backfill, BackfillOrdering, BackfillPage, BackfillParams, BackfillStarted, Cancelled, Params
-from tools.spec import (
-    READ,
-    WRITE,
-    NotPossible,
-    Preview,
-    ToolSpec,
-    Upstream,
-    cursor_of,
-    newest_id,
-    path_for,
-    with_next_cursor,
-)
-from tools.times import to_instant
+from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream
+from tools.exports import EXPORT_PATH, INTERVAL_WORDS, export_summary, is_newer_posthog, read_export
+from tools.models import Backfill, BackfillPage, BackfillStarted, Cancelled
+from tools.paging import cursor_of, with_next_cursor
+from tools.params import BackfillOrdering, BackfillParams, Params
+from tools.request import Request, build_request, path_for
+from tools.times import in_utc, to_instant
+from tools.versions import export_version, newest_id, status_version
 
-BACKFILL_PATH = "batch_exports/{batch_export_id}/backfills/{backfill_id}/"
+BACKFILLS_PATH = "batch_exports/{batch_export_id}/backfills/"
+BACKFILL_PATH = BACKFILLS_PATH + "{backfill_id}/"
 INTERVAL_SECONDS = {"hour": 3600, "day": 86400, "week": 604800, "every 5 minutes": 300, "every 15 minutes": 900}
 BOUND = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 _BOUND_HELP = "YYYY-MM-DD or ISO datetime (no offset = UTC); daily/weekly exports back-fill whole days"
@@ -38,10 +33,13 @@ class BackfillCreateParams(Params):
 
     @model_validator(mode="after")
     def _start_before_end(self) -> BackfillCreateParams:
-        try:
-            start, end = to_instant(self.start_at), to_instant(self.end_at)
-        except ValueError as exc:
-            raise ValueError(f"start_at/end_at is not a valid date or datetime ({exc}); use e.g. 2026-11-25") from None
+        bounds = []
+        for name in ("start_at", "end_at"):
+            try:
+                bounds.append(in_utc(getattr(self, name)))
+            except ValueError as exc:
+                raise ValueError(f"{name} is not a valid date or datetime ({exc}); use e.g. 2026-11-25") from None
+        start, end = bounds
         if start >= end:
             raise ValueError(
                 f"start_at ({self.start_at}) must be before end_at ({self.end_at}); end_at is exclusive, "
@@ -72,7 +70,7 @@ def effective_bounds(export: dict[str, Any], start_at: str, end_at: str) -> tupl
                 )
             out.append(local.date().isoformat())
         return out[0], out[1]
-    return tuple(to_instant(v).isoformat() for v in (start_at, end_at))  # type: ignore[return-value]
+    return to_instant(start_at).isoformat(), to_instant(end_at).isoformat()
 
 
 def _run_count(export: dict[str, Any], start_at: str, end_at: str) -> int | None:
@@ -83,7 +81,7 @@ def _run_count(export: dict[str, Any], start_at: str, end_at: str) -> int | None
 
 
 async def preview_backfill(upstream: Upstream, params: BackfillCreateParams) -> Preview:
-    export = await read_export(upstream, params.batch_export_id)
+    export = await read_export(upstream, params)
     start, end = effective_bounds(export, params.start_at, params.end_at)
     runs = _run_count(export, start, end)
     interval = export.get("interval")
@@ -91,7 +89,7 @@ async def preview_backfill(upstream: Upstream, params: BackfillCreateParams) -> 
     summary += f": {runs} run(s), one per whole interval." if runs is not None else "."
     if to_instant(end) > datetime.now(UTC):
         summary += " Note: end_at is later than this server's clock; PostHog refuses an end in the future."
-    backfills = path_for("batch_exports/{batch_export_id}/backfills/", batch_export_id=params.batch_export_id)
+    backfills = path_for(BACKFILLS_PATH, batch_export_id=params.batch_export_id)
     return Preview(
         summary=summary,
         details={"export": export_summary(export), "start_at": start, "end_at": end, "runs": runs},
@@ -100,14 +98,11 @@ async def preview_backfill(upstream: Upstream, params: BackfillCreateParams) -> 
     )
 
 
-def _backfill_creator(route: str) -> Any:
-    async def create(upstream: Upstream, params: BackfillCreateParams) -> Any:
-        export = await read_export(upstream, params.batch_export_id)
-        start, end = effective_bounds(export, params.start_at, params.end_at)
-        path = path_for(route, batch_export_id=params.batch_export_id)
-        return await upstream.request("POST", path, json={"start_at": start, "end_at": end})
-
-    return create
+async def create_backfill(upstream: Upstream, params: BackfillCreateParams, request: Request) -> Any:
+    """Send the bounds in the form the export's PostHog accepts (whole days for some exports)."""
+    export = await read_export(upstream, params)
+    start, end = effective_bounds(export, params.start_at, params.end_at)
+    return await upstream.send(dataclasses.replace(request, body={"start_at": start, "end_at": end}))
 
 
 class BackfillsListParams(Params):
@@ -122,8 +117,7 @@ class BackfillsListParams(Params):
 
 
 async def preview_backfill_cancel(upstream: Upstream, params: BackfillParams) -> Preview:
-    path = path_for(BACKFILL_PATH, batch_export_id=params.batch_export_id, backfill_id=params.backfill_id)
-    backfill = await upstream.request("GET", path)
+    backfill = await upstream.send(build_request(GET_BACKFILL, params))
     status = backfill.get("status")
     if status not in ("Running", "Starting"):
         raise NotPossible(f"The backfill is {status}; PostHog cancels only Starting or Running backfills.")
@@ -131,20 +125,48 @@ async def preview_backfill_cancel(upstream: Upstream, params: BackfillParams) ->
         f"Cancel the {status} backfill {backfill.get('start_at')} - {backfill.get('end_at')} and its unfinished runs."
     )
     details = {k: backfill.get(k) for k in ("id", "status", "start_at", "end_at", "progress")}
-    version = f"{status}@{backfill.get('last_updated_at') or ''}"
-    return Preview(summary=summary, details={"backfill": details}, version=version, target_id=str(params.backfill_id))
+    return Preview(
+        summary=summary,
+        details={"backfill": details},
+        version=status_version(backfill),
+        target_id=str(params.backfill_id),
+    )
 
 
-_CREATE = dict(
-    scope=WRITE,
-    params=BackfillCreateParams,
-    output=BackfillStarted,
-    preview=preview_backfill,
-    method="POST",
-    read_only=False,
+GET_BACKFILL = ToolSpec(
+    name="batch-export-backfill-get",
+    title="Get a backfill",
+    description="Read one backfill: status, range, progress and record count.",
+    method="GET",
+    path=BACKFILL_PATH,
+    scope=READ,
+    params=BackfillParams,
+    output=Backfill,
+    read_only=True,
     destructive=False,
-    idempotent=False,
+    idempotent=True,
 )
+
+
+def _backfill_tool(name: str, title: str, description: str, path: str, *, deprecated: bool = False) -> ToolSpec:
+    """The two routes that start a backfill (the newer one and older PostHog's) differ only in path."""
+    return ToolSpec(
+        name=name,
+        title=title,
+        description=description,
+        method="POST",
+        path=path,
+        scope=WRITE,
+        params=BackfillCreateParams,
+        output=BackfillStarted,
+        preview=preview_backfill,
+        handler=create_backfill,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+        deprecated=deprecated,
+    )
+
 
 TOOLS = [
     ToolSpec(
@@ -152,7 +174,7 @@ TOOLS = [
         title="List backfills",
         description="List a batch export's backfills, newest first, with status and progress.",
         method="GET",
-        path="batch_exports/{batch_export_id}/backfills/",
+        path=BACKFILLS_PATH,
         scope=READ,
         params=BackfillsListParams,
         output=BackfillPage,
@@ -162,26 +184,12 @@ TOOLS = [
         destructive=False,
         idempotent=True,
     ),
-    ToolSpec(
-        name="batch-export-backfill-get",
-        title="Get a backfill",
-        description="Read one backfill: status, range, progress and record count.",
-        method="GET",
-        path=BACKFILL_PATH,
-        scope=READ,
-        params=BackfillParams,
-        output=Backfill,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    ),
-    ToolSpec(
-        name="batch-export-backfill-create",
-        title="Backfill a range",
-        description="Re-export a past range of a batch export; PostHog creates one run per whole interval.",
-        path="batch_exports/{batch_export_id}/backfills/",
-        handler=_backfill_creator("batch_exports/{batch_export_id}/backfills/"),
-        **_CREATE,
+    GET_BACKFILL,
+    _backfill_tool(
+        "batch-export-backfill-create",
+        "Backfill a range",
+        "Re-export a past range of a batch export; PostHog creates one run per whole interval.",
+        BACKFILLS_PATH,
     ),
     ToolSpec(
         name="batch-export-backfill-cancel",
@@ -197,13 +205,11 @@ TOOLS = [
         destructive=True,
         idempotent=True,
     ),
-    ToolSpec(
-        name="batch-export-backfill-legacy",
-        title="Backfill a range (deprecated route)",
-        description="Deprecated: older PostHog's backfill route; use batch-export-backfill-create instead.",
-        path=EXPORT_PATH + "backfill/",
-        handler=_backfill_creator(EXPORT_PATH + "backfill/"),
+    _backfill_tool(
+        "batch-export-backfill-legacy",
+        "Backfill a range (deprecated route)",
+        "Deprecated: older PostHog's backfill route; use batch-export-backfill-create instead.",
+        EXPORT_PATH + "backfill/",
         deprecated=True,
-        **_CREATE,
     ),
 ]

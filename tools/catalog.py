@@ -15,7 +15,7 @@ from tools import (
     runs,
     wait,
 )
-from tools.spec import ToolSpec
+from tools.declaration import ToolSpec
 
 CATALOG: tuple[ToolSpec, ...] = (
     *exports.TOOLS,

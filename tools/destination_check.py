@@ -14,13 +14,16 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tools import progress
+from tools.declaration import WRITE, NotPossible, ToolSpec, Upstream
+from tools.destination_tests import TOOLS as STEP_TOOLS
 from tools.destination_tests import TestStepNewParams, TestStepParams, run_step_on_export
-from tools.exports import DestinationInput, check_destination, read_export
-from tools.models import Interval, Params
-from tools.spec import WRITE, NotPossible, ToolSpec, Upstream
+from tools.destinations import TESTABLE_TYPES, DestinationInput, check_destination, untestable
+from tools.exports import read_export
+from tools.params import Interval, Params
+from tools.request import build_request
 
-# docs/posthog-api.md, "Destination tests": the types the newest PostHog can test.
-TESTABLE_TYPES = ("AwsS3", "S3Compatible", "BigQuery", "Snowflake", "Databricks", "AzureBlob")
+_STEP_ON_EXPORT = next(spec for spec in STEP_TOOLS if spec.name == "batch-export-test-step")
+_STEP_ON_NEW = next(spec for spec in STEP_TOOLS if spec.name == "batch-export-test-step-new")
 
 
 class CheckParams(Params):
@@ -50,12 +53,12 @@ class CheckAnswer(BaseModel):
 
 
 def _untestable(kind: Any) -> str:
-    return f"PostHog has no connection test for {kind} destinations; it tests {', '.join(TESTABLE_TYPES)}."
+    return untestable(kind)
 
 
 async def check_destination_steps(upstream: Upstream, params: CheckParams, request: Any = None) -> dict[str, Any]:
     if params.batch_export_id is not None:
-        export = await read_export(upstream, params.batch_export_id)
+        export = await read_export(upstream, params)
         kind = (export.get("destination") or {}).get("type")
     else:
         assert params.destination is not None
@@ -78,7 +81,7 @@ async def check_destination_steps(upstream: Upstream, params: CheckParams, reque
                 step=index,
                 destination=params.destination,
             )
-            answer = await run_step_on_export(upstream, one)
+            answer = await run_step_on_export(upstream, one, build_request(_STEP_ON_EXPORT, one))
         else:
             new = TestStepNewParams(
                 project_id=params.project_id,
@@ -87,8 +90,7 @@ async def check_destination_steps(upstream: Upstream, params: CheckParams, reque
                 step=index,
                 destination=params.destination,
             )
-            body = new.model_dump(mode="json", exclude_none=True, exclude={"project_id"})
-            answer = await upstream.request("POST", "batch_exports/run_test_step_new/", json=body)
+            answer = await upstream.send(build_request(_STEP_ON_NEW, new))
         result = (answer or {}).get("result") or {}
         ok = str(result.get("status", "")).lower() == "passed"
         step: dict[str, Any] = {"step": index, "name": name, "status": "passed" if ok else "failed"}

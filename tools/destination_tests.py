@@ -5,19 +5,38 @@ They reach outside PostHog (openWorldHint) but change nothing there, so they are
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from tools.exports import EXPORT_PATH, DestinationInput, check_destination, read_export
-from tools.models import DestinationType, ExportParams, Interval, Params, TestStepResult, TestSteps
-from tools.spec import READ, WRITE, ToolSpec, Upstream, path_for
+from tools.declaration import READ, WRITE, NotPossible, ToolSpec, Upstream
+from tools.destinations import TESTABLE_TYPES, DestinationInput, check_destination, untestable
+from tools.exports import EXPORT_PATH, read_export
+from tools.models import TestStepResult, TestSteps
+from tools.params import ExportParams, Interval, Params
+from tools.request import Request
+
+TestableType = Literal["AwsS3", "S3Compatible", "BigQuery", "Snowflake", "Databricks", "AzureBlob"]
+assert get_args(TestableType) == TESTABLE_TYPES
 
 _GEN1_NOTE = " Older PostHog allows this only to keys with scope * (INTERNAL)."
 
 
+def _testable(value: Any) -> Any:
+    """Before the enum check, so that Postgres gets a sentence, not a list of allowed values."""
+    if isinstance(value, str) and value not in TESTABLE_TYPES:
+        raise ValueError(untestable(value))
+    return value
+
+
 class DestinationTestParams(Params):
-    destination: DestinationType = Field(description="Destination type to describe the test steps of.")
+    destination: TestableType = Field(description="Destination type to describe the test steps of.")
+
+    @field_validator("destination", mode="before")
+    @classmethod
+    def _only_testable(cls, value: Any) -> Any:
+        return _testable(value)
 
 
 _STEP_HELP = "Index of the test step to run (from batch-export-test-steps)."
@@ -31,6 +50,7 @@ class TestStepNewParams(Params):
 
     @model_validator(mode="after")
     def _destination_is_complete(self) -> TestStepNewParams:
+        _testable(self.destination.type)
         check_destination(self.destination, partial=False)
         return self
 
@@ -47,11 +67,20 @@ class TestStepParams(ExportParams):
         return self
 
 
-async def run_step_on_export(upstream: Upstream, params: TestStepParams) -> Any:
+async def run_step_on_export(upstream: Upstream, params: TestStepParams, request: Request) -> Any:
     """PostHog wants the export's name, interval and destination again; take them from the export,
     so a model only says which step (and, optionally, which config keys to try)."""
-    export = await read_export(upstream, params.batch_export_id)
+    export = await read_export(upstream, params)
     stored = export.get("destination") or {}
+    if stored.get("type") not in TESTABLE_TYPES:
+        raise NotPossible(
+            f"Export {export.get('name')!r} sends to {stored.get('type')}: {untestable(stored.get('type'))}"
+        )
+    if params.destination is not None and params.destination.type != stored.get("type"):
+        raise NotPossible(
+            f"destination.type must be the export's own ({stored.get('type')}); a test step tries config keys "
+            "on the stored destination."
+        )
     destination: dict[str, Any] = {"type": stored.get("type"), "config": {}}
     if stored.get("integration") is not None:
         destination["integration_id"] = stored["integration"]
@@ -63,20 +92,30 @@ async def run_step_on_export(upstream: Upstream, params: TestStepParams) -> Any:
         "destination": destination,
         "step": params.step,
     }
-    path = path_for(EXPORT_PATH + "run_test_step/", batch_export_id=params.batch_export_id)
-    return await upstream.request("POST", path, json=body)
+    return await upstream.send(dataclasses.replace(request, body=body))
 
 
-_TEST_STEP = dict(
-    method="POST",
-    scope=WRITE,
-    output=TestStepResult,
-    read_only=False,
-    destructive=False,
-    idempotent=True,
-    open_world=True,
-    guarded=False,
-)
+def _test_step_tool(
+    name: str, title: str, description: str, path: str, params: type[Params], handler: Any = None
+) -> ToolSpec:
+    """A test step reaches outside PostHog but changes nothing there: a write by method, never guarded."""
+    return ToolSpec(
+        name=name,
+        title=title,
+        description=description,
+        method="POST",
+        path=path,
+        scope=WRITE,
+        params=params,
+        output=TestStepResult,
+        handler=handler,
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+        open_world=True,
+        guarded=False,
+    )
+
 
 TOOLS = [
     ToolSpec(
@@ -94,21 +133,19 @@ TOOLS = [
         idempotent=True,
         open_world=True,
     ),
-    ToolSpec(
-        name="batch-export-test-step",
-        title="Test an export's destination",
-        description="Run one connection test step against an existing export's stored destination." + _GEN1_NOTE,
-        path=EXPORT_PATH + "run_test_step/",
-        params=TestStepParams,
+    _test_step_tool(
+        "batch-export-test-step",
+        "Test an export's destination",
+        "Run one connection test step against an existing export's stored destination." + _GEN1_NOTE,
+        EXPORT_PATH + "run_test_step/",
+        TestStepParams,
         handler=run_step_on_export,
-        **_TEST_STEP,
     ),
-    ToolSpec(
-        name="batch-export-test-step-new",
-        title="Test a new destination",
-        description="Run one connection test step for a destination before creating the export." + _GEN1_NOTE,
-        path="batch_exports/run_test_step_new/",
-        params=TestStepNewParams,
-        **_TEST_STEP,
+    _test_step_tool(
+        "batch-export-test-step-new",
+        "Test a new destination",
+        "Run one connection test step for a destination before creating the export." + _GEN1_NOTE,
+        "batch_exports/run_test_step_new/",
+        TestStepNewParams,
     ),
 ]

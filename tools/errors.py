@@ -14,10 +14,11 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tools import progress
+from tools.declaration import READ, ToolSpec, Upstream, UpstreamError
 from tools.health import all_exports
 from tools.intervals import iso, short_error
-from tools.models import LogLevel, Params
-from tools.spec import READ, ToolSpec, Upstream, path_for
+from tools.params import LogLevel, Params
+from tools.request import path_for
 from tools.times import TIME_FILTER, check_filter, to_instant
 
 QUERY_PATH = "query/"
@@ -134,7 +135,7 @@ async def _from_logs_route(
 
 
 def _refused(error: Exception) -> bool:
-    return getattr(error, "status", None) in (403, 404, 405)
+    return isinstance(error, UpstreamError) and error.status in (403, 404, 405)
 
 
 async def errors(upstream: Upstream, params: ErrorsParams, request: Any = None) -> dict[str, Any]:

@@ -2,50 +2,30 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from tools.models import (
+from tools import secrets
+from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream, UpstreamError
+from tools.destinations import (
+    CONFIG_HELP,
+    INTEGRATION_ALWAYS,
+    INTEGRATION_ON_EVERY_UPDATE,
+    INTEGRATION_ON_NEWER,
     SECRET_CONFIG_KEYS,
-    BatchExport,
-    Deleted,
-    DestinationType,
-    ExportPage,
-    ExportParams,
-    Interval,
-    Model,
-    Params,
-    PausedState,
-    destination_config_problem,
+    DestinationInput,
+    check_destination,
+    missing_integration,
 )
-from tools.spec import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream, newest_id, path_for
+from tools.models import BatchExport, Deleted, ExportPage, PausedState
+from tools.params import ExportParams, Interval, Model, Params
+from tools.request import Request, build_request
+from tools.versions import export_version, newest_id
 
 EXPORT_PATH = "batch_exports/{batch_export_id}/"
-
-_CONFIG_HELP = (
-    "Config keys (required first): AwsS3/S3Compatible: bucket_name, region, prefix, file_format, compression; "
-    "Snowflake: database, warehouse, schema, table_name; Postgres/Redshift: database, schema, table_name, host, port; "
-    "BigQuery: dataset_id, table_id; Databricks: http_path, catalog, schema, table_name; AzureBlob: container_name; "
-    "HTTP: url, token; Workflows: hog_function_id. Newer PostHog holds credentials in integration_id."
-)
-
-
-class DestinationInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: DestinationType = Field(description="Destination type (S3 is for older PostHog; newer uses AwsS3).")
-    config: dict[str, Any] = Field(description="Destination settings; secrets are write-only.")
-    integration_id: int | None = Field(
-        None,
-        ge=1,
-        validation_alias=AliasChoices("integration_id", "integration"),
-        description="Integration holding the credentials: copy destination.integration from an export of this type.",
-    )
 
 
 class _ExportFields(BaseModel):
@@ -73,22 +53,22 @@ class _ExportFields(BaseModel):
         return self
 
 
-def check_destination(destination: DestinationInput | None, *, partial: bool) -> None:
-    if destination is None:
-        return
-    problem = destination_config_problem(destination.type, destination.config, partial=partial)
-    if problem:
-        raise ValueError(problem)
-
-
 class CreateParams(_ExportFields, Params):
     name: str = Field(min_length=1, max_length=255, description="Export name.")
     interval: Interval = Field(description="How often a run exports.")
-    destination: DestinationInput = Field(description="Where data goes. " + _CONFIG_HELP)
+    destination: DestinationInput = Field(description="Where data goes. " + CONFIG_HELP)
 
     @model_validator(mode="after")
     def _destination_is_complete(self) -> CreateParams:
         check_destination(self.destination, partial=False)
+        # Refusals PostHog would make whatever its generation, stated before anyone is asked to approve.
+        if self.destination.integration_id is None and self.destination.type in INTEGRATION_ALWAYS:
+            raise ValueError(missing_integration(self.destination.type))
+        if self.destination.config.get("legacy_parquet_extension") is True:
+            raise ValueError(
+                "destination.config.legacy_parquet_extension cannot be true on a new export: PostHog keeps it only "
+                "for exports that already write the codec into their Parquet file names; drop it"
+            )
         return self
 
 
@@ -141,16 +121,6 @@ def _shape_one(export: Any) -> Any:
     return _runs_digest(export, keep=10)
 
 
-def export_version(export: dict[str, Any]) -> str:
-    """The export's state as one short value: any change to it (name, paused, config...) changes this.
-
-    `last_updated_at` alone is not enough: a change within the same clock tick keeps it.
-    """
-    stable = {k: v for k, v in export.items() if k != "latest_runs"}
-    text = json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def is_newer_posthog(export: dict[str, Any]) -> bool:
     """Gen-2 and later PostHog return schedule offsets and a timezone; the docs-page generation does not."""
     return "timezone" in export or "offset_hour" in export
@@ -159,8 +129,52 @@ def is_newer_posthog(export: dict[str, Any]) -> bool:
 INTERVAL_WORDS = {"hour": "hourly", "day": "daily", "week": "weekly"}
 
 
-async def read_export(upstream: Upstream, export_id: UUID) -> dict[str, Any]:
-    return await upstream.request("GET", path_for(EXPORT_PATH, batch_export_id=export_id))
+async def runs_newer_posthog(upstream: Upstream) -> bool:
+    """Whether this PostHog has the newer code (Gen-2 on), known before anything is written.
+
+    An export of the project says so by its fields; in a project without one, the test steps of
+    AwsS3 (a type only newer PostHog knows) are a read that only newer PostHog answers.
+    """
+    page = await upstream.request("GET", "batch_exports/", query={"limit": 1})
+    results = page.get("results") if isinstance(page, dict) else None
+    if isinstance(results, list) and results and isinstance(results[0], dict):
+        return is_newer_posthog(results[0])
+    try:
+        await upstream.request("GET", "batch_exports/test/", query={"destination": "AwsS3"})
+    except UpstreamError as error:
+        if error.status in (400, 403, 404):
+            return False
+        raise
+    return True
+
+
+def stored_integration(export: dict[str, Any]) -> int | None:
+    """The integration id an export's destination uses, if any."""
+    destination = export.get("destination") or {}
+    value = destination.get("integration_id", destination.get("integration"))
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def destination_to_send(params: UpdateParams, export: dict[str, Any]) -> dict[str, Any] | None:
+    """The destination an update sends: type and config always together (PostHog answers 500 to one
+    without the other), and the stored integration again when the caller names none (some types have
+    no fallback to it, Redshift refuses to lose it; the others keep it either way)."""
+    if params.destination is None:
+        return None
+    sent = params.destination.model_dump(mode="json", exclude_none=True)
+    if "integration_id" not in sent:
+        stored = stored_integration(export)
+        if stored is not None:
+            sent["integration_id"] = stored
+    return sent
+
+
+async def read_export(upstream: Upstream, params: Params) -> dict[str, Any]:
+    """The export as batch-export-get reads it (any tool's parameters naming batch_export_id will do)."""
+    export: dict[str, Any] = await upstream.send(build_request(GET_EXPORT, params))
+    return export
 
 
 def export_summary(export: dict[str, Any]) -> dict[str, Any]:
@@ -172,19 +186,6 @@ def export_summary(export: dict[str, Any]) -> dict[str, Any]:
         "interval": export.get("interval"),
         "paused": export.get("paused"),
     }
-
-
-def _masked(value: Any, marker: str) -> Any:
-    """A config value with every secret key's value, at any depth, replaced by a marker.
-
-    Secrets nest (Redshift `copy_inputs.authorization`), so masking only the top level would
-    put a nested key's value in front of a person.
-    """
-    if isinstance(value, dict):
-        return {k: (marker if k in SECRET_CONFIG_KEYS else _masked(v, marker)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, marker) for v in value]
-    return value
 
 
 def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
@@ -203,7 +204,7 @@ def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
             elif stored.get(key) != new:
                 changes[f"destination.config.{key}"] = {
                     "from": stored.get(key),
-                    "to": _masked(new, "(secret, changed)"),
+                    "to": secrets.mask(new, "(secret, changed)"),
                 }
         old_type = (current.get("destination") or {}).get("type")
         if destination.get("type") != old_type:
@@ -217,6 +218,10 @@ def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
 
 
 async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
+    destination = params.destination
+    if destination.integration_id is None and destination.type in INTEGRATION_ON_NEWER:
+        if await runs_newer_posthog(upstream):
+            raise NotPossible(missing_integration(destination.type))
     details = {
         "name": params.name,
         "model": params.model or "events",
@@ -224,7 +229,7 @@ async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
         "destination_type": params.destination.type,
         # Not named "config": results drop secret keys under any "config", and the person should
         # still see which secrets will be set (as markers, never values).
-        "destination_config": _masked(params.destination.config, "(secret, set)"),
+        "destination_config": secrets.mask(params.destination.config, "(secret, set)"),
         "paused": bool(params.paused),
     }
     if params.destination.integration_id is not None:
@@ -239,27 +244,41 @@ async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
 
 
 async def preview_update(upstream: Upstream, params: UpdateParams) -> Preview:
-    current = await read_export(upstream, params.batch_export_id)
+    current = await read_export(upstream, params)
     old_type = (current.get("destination") or {}).get("type")
     if params.destination is not None and params.destination.type != old_type and is_newer_posthog(current):
         raise NotPossible(
             f"This PostHog cannot change a destination's type ({old_type} to {params.destination.type}); "
             f"send destination.type {old_type}, or create a new export for {params.destination.type}."
         )
+    sent = destination_to_send(params, current)
+    details: dict[str, Any] = {"export": export_summary(current)}
+    if sent is not None:
+        dest_type = sent["type"]
+        if "integration_id" not in sent and dest_type in INTEGRATION_ON_EVERY_UPDATE and is_newer_posthog(current):
+            raise NotPossible(
+                f"PostHog needs an integration with every change to a {dest_type} destination and this export "
+                f"has none; pass destination.integration_id (the id of a {dest_type} integration of this project)."
+            )
+        # Everything the destination part of the PATCH carries, secrets as markers.
+        details["destination_sent"] = {**sent, "config": secrets.mask(sent["config"], "(secret, changed)")}
     changes = _diff(current, params)
     summary = f"Update export {current.get('name')!r}: " + (
         ", ".join(changes) if changes else "no field differs from the current state"
     )
+    if sent is not None and params.destination is not None and params.destination.integration_id is None:
+        if "integration_id" in sent:
+            summary += f" (the destination is sent with its stored integration {sent['integration_id']})"
     return Preview(
         summary=summary + ".",
-        details={"export": export_summary(current), "changes": changes},
+        details={**details, "changes": changes},
         version=export_version(current),
         target_id=str(params.batch_export_id),
     )
 
 
 async def preview_delete(upstream: Upstream, params: ExportParams) -> Preview:
-    current = await read_export(upstream, params.batch_export_id)
+    current = await read_export(upstream, params)
     running = [r for r in current.get("latest_runs") or [] if r.get("status") in ("Running", "Starting")]
     summary = (
         f"Delete export {current.get('name')!r} ({(current.get('destination') or {}).get('type')}, "
@@ -276,7 +295,7 @@ async def preview_delete(upstream: Upstream, params: ExportParams) -> Preview:
 
 
 async def preview_pause(upstream: Upstream, params: ExportParams) -> Preview:
-    current = await read_export(upstream, params.batch_export_id)
+    current = await read_export(upstream, params)
     if current.get("paused"):
         summary = f"Export {current.get('name')!r} is already paused; pausing again changes nothing."
     else:
@@ -290,7 +309,7 @@ async def preview_pause(upstream: Upstream, params: ExportParams) -> Preview:
 
 
 async def preview_unpause(upstream: Upstream, params: UnpauseParams) -> Preview:
-    current = await read_export(upstream, params.batch_export_id)
+    current = await read_export(upstream, params)
     details: dict[str, Any] = {"export": export_summary(current)}
     if not current.get("paused"):
         summary = f"Export {current.get('name')!r} is not paused; unpausing changes nothing."
@@ -305,10 +324,35 @@ async def preview_unpause(upstream: Upstream, params: UnpauseParams) -> Preview:
     )
 
 
-async def delete_export(upstream: Upstream, params: ExportParams) -> dict[str, Any]:
-    await upstream.request("DELETE", path_for(EXPORT_PATH, batch_export_id=params.batch_export_id))
+async def update_export(upstream: Upstream, params: UpdateParams, request: Request) -> Any:
+    """A PATCH whose destination carries what PostHog needs with it (see destination_to_send)."""
+    if params.destination is None or not isinstance(request.body, dict):
+        return await upstream.send(request)
+    export = await read_export(upstream, params)
+    body = {**request.body, "destination": destination_to_send(params, export)}
+    return await upstream.send(dataclasses.replace(request, body=body))
+
+
+async def delete_export(upstream: Upstream, params: ExportParams, request: Request) -> dict[str, Any]:
+    """PostHog answers a delete with an empty 204; say what was deleted instead."""
+    await upstream.send(request)
     return {"deleted": True, "id": str(params.batch_export_id)}
 
+
+GET_EXPORT = ToolSpec(
+    name="batch-export-get",
+    title="Get a batch export",
+    description="Read one batch export: destination (secrets omitted), schedule, state and its 10 latest runs.",
+    method="GET",
+    path=EXPORT_PATH,
+    scope=READ,
+    params=ExportParams,
+    output=BatchExport,
+    shape=_shape_one,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
 
 TOOLS = [
     ToolSpec(
@@ -326,20 +370,7 @@ TOOLS = [
         destructive=False,
         idempotent=True,
     ),
-    ToolSpec(
-        name="batch-export-get",
-        title="Get a batch export",
-        description="Read one batch export: destination (secrets omitted), schedule, state and its 10 latest runs.",
-        method="GET",
-        path=EXPORT_PATH,
-        scope=READ,
-        params=ExportParams,
-        output=BatchExport,
-        shape=_shape_one,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    ),
+    GET_EXPORT,
     ToolSpec(
         name="batch-export-create",
         title="Create a batch export",
@@ -366,6 +397,7 @@ TOOLS = [
         output=BatchExport,
         shape=_shape_one,
         preview=preview_update,
+        handler=update_export,
         read_only=False,
         destructive=True,
         idempotent=True,

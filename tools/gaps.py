@@ -17,11 +17,14 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tools.backfills import effective_bounds
-from tools.exports import export_summary, export_version, read_export
+from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream
+from tools.exports import export_summary, read_export
 from tools.intervals import RUNNING, cell_status, deciding_runs, grid, iso, moment
-from tools.models import Params
-from tools.spec import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream, cursor_of, newest_id, path_for
+from tools.paging import cursor_of
+from tools.params import Params
+from tools.request import path_for
 from tools.times import TIME_FILTER, check_filter, to_instant
+from tools.versions import export_version, newest_id
 
 RUNS_PATH = "batch_exports/{batch_export_id}/runs/"
 BACKFILLS_PATH = "batch_exports/{batch_export_id}/backfills/"
@@ -94,7 +97,7 @@ async def find_gaps(upstream: Upstream, params: GapsParams) -> dict[str, Any]:
     """The gaps of one export in the window, merged into ranges, with what was left out and why."""
     now = datetime.now(UTC)
     start, end = params.window(now)
-    export = await read_export(upstream, params.batch_export_id)
+    export = await read_export(upstream, params)
     runs = await _runs_in(upstream, params.batch_export_id, start, end)
     backfills = await _running_backfills(upstream, params.batch_export_id)
     shape = grid(export, runs, start, min(end, now - _SETTLE))

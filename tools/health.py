@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tools import progress
 from tools.backfills import INTERVAL_SECONDS
+from tools.declaration import READ, ToolSpec, Upstream
+from tools.destinations import DestinationType
 from tools.intervals import cell_status, deciding_runs, grid, iso, moment, short_error
-from tools.models import DestinationType, Params
-from tools.spec import READ, ToolSpec, Upstream, path_for
+from tools.params import Params
+from tools.request import path_for
 
 HealthState = Literal["failing", "paused", "healthy", "all"]
 STATE_ORDER = ("failing", "degraded", "paused", "healthy")
@@ -30,6 +32,7 @@ BUDGET_BYTES_WITH_CELLS = 60_000  # interval cells are asked for by the health a
 ERROR_FULL = 240  # a latest error as stored for dedup; each export shows a shorter cut of it
 ERROR_CUTS = (120, 80, 56, 40)  # tried in turn until the listed exports fit the budget
 RUNS_PATH = "batch_exports/{batch_export_id}/runs/"
+HEALTH_VIEW = "ui://posthog-batch-exports/health.html"  # the health view a host with MCP Apps renders this in
 
 
 class HealthParams(Params):
@@ -254,6 +257,7 @@ TOOLS = [
         params=HealthParams,
         output=HealthAnswer,
         handler=health,
+        ui_resource=HEALTH_VIEW,
         read_only=True,
         destructive=False,
         idempotent=True,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from pydantic import Field, field_validator
 
-from tools.models import LogLevel, LogPage, Params, RunParams
+from tools.declaration import READ, ToolSpec, Upstream
+from tools.models import LogPage
+from tools.params import LogLevel, Params, RunParams
+from tools.request import Request
 from tools.runs import read_run
-from tools.spec import READ, ToolSpec, Upstream, path_for
 from tools.times import TIME_FILTER, check_filter, to_instant
 
 LOGS_PATH = "batch_exports/{batch_export_id}/logs/"
@@ -52,9 +55,9 @@ def _moment(value: Any) -> datetime | None:
         return None
 
 
-async def read_logs(upstream: Upstream, params: LogsParams) -> Any:
-    """PostHog's own runs/{id}/logs/ route is broken (reference 10.4): narrow the export's
-    logs to the run's lifetime instead."""
+async def read_logs(upstream: Upstream, params: LogsParams, request: Request) -> Any:
+    """PostHog's own runs/{id}/logs/ route is broken (docs/posthog-api.md, section "Logs and the
+    Query API"): narrow the export's logs to the run's lifetime instead."""
     after = to_instant(params.after) if params.after else None
     before = to_instant(params.before) if params.before else None
     if params.run_id is not None:
@@ -69,16 +72,15 @@ async def read_logs(upstream: Upstream, params: LogsParams) -> Any:
         if finished is not None:
             end = finished + _RUN_WINDOW_SLACK
             before = min(before, end) if before else end
-    query: dict[str, Any] = {
+    query = {k: v for k, v in request.query.items() if k not in ("level", "after", "before")}
+    if params.level:
         # One value works on every PostHog; the newer API takes several comma-separated.
-        "level": ",".join(params.level) if params.level else None,
-        "search": params.search,
-        "after": after.isoformat() if after else None,
-        "before": before.isoformat() if before else None,
-        "limit": params.limit,
-    }
-    path = path_for(LOGS_PATH, batch_export_id=params.batch_export_id)
-    return _compact(await upstream.request("GET", path, query={k: v for k, v in query.items() if v is not None}))
+        query["level"] = ",".join(params.level)
+    if after:
+        query["after"] = after.isoformat()
+    if before:
+        query["before"] = before.isoformat()
+    return _compact(await upstream.send(dataclasses.replace(request, query=query)))
 
 
 TOOLS = [
@@ -91,6 +93,7 @@ TOOLS = [
         scope=READ,
         params=LogsParams,
         output=LogPage,
+        query=("level", "search", "after", "before", "limit"),
         handler=read_logs,
         read_only=True,
         destructive=False,

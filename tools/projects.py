@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from tools.spec import READ, ToolSpec, Upstream
+from tools.declaration import READ, ToolSpec, Upstream
 
 CURRENT_KEY = "/api/personal_api_keys/@current/"
 PROJECTS = "/api/projects/"

@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from uuid import UUID
 
 from pydantic import Field, field_validator, model_validator
 
-from tools.models import BackfillStarted, Cancelled, Params, Run, RunOrdering, RunPage, RunParams, RunStatus
-from tools.spec import (
-    READ,
-    WRITE,
-    NotPossible,
-    Preview,
-    ToolSpec,
-    Upstream,
-    cursor_of,
-    newest_id,
-    path_for,
-    with_next_cursor,
-)
-from tools.times import TIME_FILTER, check_filter
+from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream
+from tools.models import BackfillStarted, Cancelled, Run, RunPage
+from tools.paging import cursor_of, with_next_cursor
+from tools.params import Params, RunOrdering, RunParams, RunStatus
+from tools.request import Request, build_request, path_for
+from tools.times import TIME_FILTER, check_filter, utc_filter
+from tools.versions import newest_id, status_version
 
 RUNS_PATH = "batch_exports/{batch_export_id}/runs/"
 RUN_PATH = RUNS_PATH + "{run_id}/"
+BACKFILLS_PATH = "batch_exports/{batch_export_id}/backfills/"
 
 # PostHog filters single-run lookups by the list's 7-day default window too, so a run
-# older than a week would be "not found" (reference 9.10). An explicit early `after`
-# lifts the window for retrieve, retry and cancel alike.
+# older than a week would be "not found" (docs/posthog-api.md, section "Runs"). An explicit
+# early `after` lifts the window for retrieve, retry and cancel alike.
 WHOLE_HISTORY = {"after": "2000-01-01T00:00:00Z"}
 
 
@@ -44,8 +39,17 @@ class RunsListParams(Params):
 
     @field_validator("after", "before", "start", "end")
     @classmethod
-    def _real_times(cls, value: str | None) -> str | None:
-        return check_filter(value)
+    def _explicit_utc(cls, value: str | None) -> str | None:
+        """Sent as UTC with its offset: PostHog reads one without in the project's time zone."""
+        if value is None:
+            return None
+        check_filter(value)
+        return utc_filter(value)
+
+    @field_validator("cursor")
+    @classmethod
+    def _bare_cursor(cls, value: str | None) -> str | None:
+        return cursor_of(value) if value else value
 
     @model_validator(mode="after")
     def _interval_filters_need_interval_order(self) -> RunsListParams:
@@ -67,13 +71,12 @@ def compact_run(run: Any) -> Any:
     return {k: v for k, v in run.items() if v is not None and k not in _NOISE}
 
 
-async def list_runs(upstream: Upstream, params: RunsListParams) -> Any:
-    query = params.model_dump(mode="json", exclude_none=True, exclude={"project_id", "batch_export_id", "limit"})
+async def list_runs(upstream: Upstream, params: RunsListParams, request: Request) -> Any:
+    """`limit` is ours, not PostHog's (a page holds 100 runs): the page is cut here."""
     if (params.start or params.end) and params.ordering is None:
-        query["ordering"] = "-data_interval_start"  # PostHog ignores start/end under its default ordering
-    if params.cursor:
-        query["cursor"] = cursor_of(params.cursor)
-    page = await upstream.request("GET", path_for(RUNS_PATH, batch_export_id=params.batch_export_id), query=query)
+        # PostHog ignores start/end under its default ordering.
+        request = dataclasses.replace(request, query={**request.query, "ordering": "-data_interval_start"})
+    page = await upstream.send(request)
     if not isinstance(page, dict) or not isinstance(page.get("results"), list):
         return page
     limit = params.limit or 20
@@ -85,17 +88,14 @@ async def list_runs(upstream: Upstream, params: RunsListParams) -> Any:
 
 
 async def read_run(upstream: Upstream, params: RunParams) -> dict[str, Any]:
-    path = path_for(RUN_PATH, batch_export_id=params.batch_export_id, run_id=params.run_id)
-    return await upstream.request("GET", path, query=WHOLE_HISTORY)
+    """The run as batch-export-run-get reads it, whatever its age."""
+    run: dict[str, Any] = await upstream.send(build_request(GET_RUN, params))
+    return run
 
 
 def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "status", "data_interval_start", "data_interval_end", "latest_error", "backfill")
     return {k: run.get(k) for k in keys if run.get(k) is not None}
-
-
-def _version(run: dict[str, Any]) -> str:
-    return f"{run.get('status')}@{run.get('last_updated_at') or run.get('finished_at') or ''}"
 
 
 async def preview_retry(upstream: Upstream, params: RunParams) -> Preview:
@@ -105,8 +105,8 @@ async def preview_retry(upstream: Upstream, params: RunParams) -> Preview:
         "PostHog starts a one-interval backfill that creates a new run; the original run is kept."
     )
     # Retrying leaves the run as it was and adds a backfill: bind to the newest backfill too.
-    backfills = path_for("batch_exports/{batch_export_id}/backfills/", batch_export_id=params.batch_export_id)
-    version = f"{_version(run)}|{await newest_id(upstream, backfills)}"
+    backfills = path_for(BACKFILLS_PATH, batch_export_id=params.batch_export_id)
+    version = f"{status_version(run)}|{await newest_id(upstream, backfills)}"
     return Preview(summary=summary, details={"run": _run_summary(run)}, version=version, target_id=str(params.run_id))
 
 
@@ -127,9 +127,24 @@ async def preview_cancel(upstream: Upstream, params: RunParams) -> Preview:
         raise NotPossible(f"The run is {status}; PostHog cancels only Starting or Running runs.")
     summary = f"Cancel the {status} run for {run.get('data_interval_start')} - {run.get('data_interval_end')}."
     return Preview(
-        summary=summary, details={"run": _run_summary(run)}, version=_version(run), target_id=str(params.run_id)
+        summary=summary, details={"run": _run_summary(run)}, version=status_version(run), target_id=str(params.run_id)
     )
 
+
+GET_RUN = ToolSpec(
+    name="batch-export-run-get",
+    title="Get a run",
+    description="Read one run: status, data interval, record counts and latest error (any age).",
+    method="GET",
+    path=RUN_PATH,
+    scope=READ,
+    params=RunParams,
+    output=Run,
+    fixed_query=WHOLE_HISTORY,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
 
 TOOLS = [
     ToolSpec(
@@ -141,25 +156,13 @@ TOOLS = [
         scope=READ,
         params=RunsListParams,
         output=RunPage,
+        query=("status", "ordering", "after", "before", "start", "end", "cursor"),
         handler=list_runs,
         read_only=True,
         destructive=False,
         idempotent=True,
     ),
-    ToolSpec(
-        name="batch-export-run-get",
-        title="Get a run",
-        description="Read one run: status, data interval, record counts and latest error (any age).",
-        method="GET",
-        path=RUN_PATH,
-        scope=READ,
-        params=RunParams,
-        output=Run,
-        fixed_query=WHOLE_HISTORY,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    ),
+    GET_RUN,
     ToolSpec(
         name="batch-export-run-retry",
         title="Retry a run",

@@ -24,11 +24,37 @@ def to_instant(value: str, now: datetime | None = None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# A day's margin from the ends of datetime's range: any time zone can then show the moment.
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+
+
+def in_utc(value: str, now: datetime | None = None) -> datetime:
+    """`to_instant` in UTC; a ValueError (not an OverflowError) for a moment no time zone can hold,
+    such as 0001-01-01T00:00:00+01:00, which is in the year 0 in UTC."""
+    try:
+        moment = to_instant(value, now).astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value} lies outside the years 1 to 9999 in UTC") from None
+    if not _EARLIEST <= moment <= _LATEST:
+        raise ValueError(f"{value} is too close to the year {moment.year} edge of the calendar")
+    return moment
+
+
+def utc_filter(value: str, now: datetime | None = None) -> str:
+    """A filter value as PostHog should get it: an ISO datetime in UTC with its offset spelled out.
+
+    PostHog reads a time without an offset in the project's time zone (docs/posthog-api.md,
+    section "Times"); ours mean UTC, so the offset is always sent.
+    """
+    return in_utc(value, now).isoformat().replace("+00:00", "Z")
+
+
 def check_filter(value: str | None) -> str | None:
     """A pydantic validator body: the value must name a real moment (the pattern only checks its shape)."""
     if value is not None:
         try:
-            to_instant(value)
+            in_utc(value)
         except ValueError as exc:
             raise ValueError(
                 f"{value!r} is not a real date or time ({exc}); use e.g. 2026-11-26T00:00:00Z or -24h"

@@ -14,10 +14,11 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tools import progress
+from tools.declaration import READ, ToolSpec, Upstream, UpstreamError
 from tools.intervals import RUNNING
-from tools.models import Params, RunParams
+from tools.params import Params, RunParams
+from tools.request import path_for
 from tools.runs import compact_run, read_run
-from tools.spec import READ, ToolSpec, Upstream, path_for
 
 BACKFILL_PATH = "batch_exports/{batch_export_id}/backfills/{backfill_id}/"
 POLL_SECONDS = 1.0
@@ -44,7 +45,7 @@ class WaitAnswer(BaseModel):
 
 
 def _is_missing(error: Exception) -> bool:
-    return getattr(error, "status", None) == 404
+    return isinstance(error, UpstreamError) and error.status == 404
 
 
 async def _look(upstream: Upstream, params: WaitParams) -> dict[str, Any] | None:

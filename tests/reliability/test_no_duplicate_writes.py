@@ -51,7 +51,7 @@ def wait_for_posts(control: SandboxControl, path_part: str, settle: float = 3.0)
 
 
 def sandbox_now(control: SandboxControl) -> datetime:
-    return datetime.fromisoformat(control.http.get("/_sandbox/clock").json()["now"].replace("Z", "+00:00"))
+    return control.now()
 
 
 def create_case(control: SandboxControl) -> tuple[str, dict[str, Any], str, Callable[[dict], int]]:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig, SandboxKey, start_sandbox
+from posthog_sandbox.control import SandboxControl
 
 NOW = datetime(2025, 6, 15, 12, 0, 0, tzinfo=UTC)
 KEYS = [
@@ -35,6 +36,7 @@ class Api:
         self.project = project
         self.family = family
         self.http = httpx.Client(timeout=10.0)
+        self.controls = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
 
     def url(self, path: str) -> str:
         if path.startswith("/"):
@@ -63,17 +65,15 @@ class Api:
     def delete(self, path: str, **kw: Any) -> httpx.Response:
         return self.request("DELETE", path, **kw)
 
-    # controls
+    # controls, through the one control client
     def control(self, method: str, path: str, json: Any = None) -> Any:
-        response = self.http.request(method, f"{self.base_url}/_sandbox/{path}", json=json)
-        assert response.status_code in (200, 201), response.text
-        return response.json()
+        return self.controls.control(method, path, json)
 
     def advance(self, seconds: float) -> str:
-        return self.control("POST", "clock/advance", {"seconds": seconds})["now"]
+        return self.controls.advance(seconds)
 
     def state(self) -> dict[str, Any]:
-        return self.control("GET", "state")
+        return self.controls.state()
 
     def export_named(self, name: str) -> dict[str, Any]:
         for export in self.state()["exports"]:
@@ -82,6 +82,7 @@ class Api:
         raise AssertionError(f"no export named {name!r}")
 
     def close(self) -> None:
+        self.controls.close()
         self.http.close()
 
 

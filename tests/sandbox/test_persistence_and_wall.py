@@ -102,6 +102,53 @@ def test_sandbox_imports_nothing_from_the_rest_of_the_project() -> None:
     assert offenders == []
 
 
+def _imported_modules(path: Path) -> set[str]:
+    """Absolute names of the modules `path` imports (relative imports resolved inside its package)."""
+    package = path.parent.relative_to(SANDBOX.parent).parts
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+            module = ".".join(p for p in (base, node.module or "") if p)
+            names.add(module)
+            if node.module is None:
+                names |= {f"{module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_the_rest_of_the_project_imports_the_sandbox_only_where_it_starts_it() -> None:
+    root = SANDBOX.parent
+    offenders = []
+    for folder in ("server", "tools"):
+        for path in (root / folder).rglob("*.py"):
+            uses = {n for n in _imported_modules(path) if n.split(".")[0] == "posthog_sandbox"}
+            if uses and path.relative_to(root).as_posix() not in ("server/cli.py", "server/demo.py"):
+                offenders.append(f"{path.relative_to(root)}: {sorted(uses)}")
+    assert offenders == []
+
+
+def test_the_sandbox_has_no_import_cycle() -> None:
+    modules = {f"posthog_sandbox.{p.stem}": p for p in SANDBOX.glob("*.py") if p.stem != "__init__"}
+    graph = {name: {m for m in _imported_modules(path) if m in modules} for name, path in modules.items()}
+    cycles = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        for dep in sorted(graph[name]):
+            if dep in trail:
+                cycles.append(" -> ".join([*trail[trail.index(dep) :], dep]))
+            elif dep not in done:
+                visit(dep, [*trail, dep])
+        done.add(name)
+
+    done: set[str] = set()
+    for name in sorted(graph):
+        if name not in done:
+            visit(name, [name])
+    assert cycles == []
+
+
 def test_parse_key() -> None:
     assert parse_key("phx_ro=batch_export:read") == SandboxKey("phx_ro", ["batch_export:read"], [])
     assert parse_key("phx_all=*@1,2") == SandboxKey("phx_all", ["*"], [1, 2])

@@ -1,0 +1,112 @@
+"""Resources a host can read without a tool call: the `ui://` views linked by listed tools, and
+an export's configuration by URI (`posthog://projects/{project_id}/batch-exports/{batch_export_id}`).
+
+A host attaches an export's configuration to a conversation as context; it is read from PostHog
+at the moment it is read, with secret destination keys dropped as PostHog drops them on read,
+and any known secret string replaced wherever it would be echoed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import mcp.types as types
+from mcp import MCPError
+
+from server import results
+from server.config import Settings
+from server.posthog import PostHogClient, PostHogError, ProjectUpstream
+from server.ui import APP_MIME_TYPE, View, view_for
+from server.visibility import KeyAccess
+from tools.declaration import READ, ToolSpec
+from tools.request import path_for
+
+EXPORT_TEMPLATE = "posthog://projects/{project_id}/batch-exports/{batch_export_id}"
+_EXPORT_URI = re.compile(
+    r"^posthog://projects/(?P<project_id>\d{1,12})/batch-exports/(?P<batch_export_id>[^/?#]{1,100})$"
+)
+JSON_MIME_TYPE = "application/json"
+
+
+def not_found(uri: str, why: str) -> MCPError:
+    # -32602 with the URI in data: what the 2026-07-28 specification settles on for an unknown resource.
+    return MCPError(code=types.INVALID_PARAMS, message=f"Resource not found: {uri}. {why}", data={"uri": uri})
+
+
+class Resources:
+    """The resources/list, resources/templates/list and resources/read handlers of one server."""
+
+    def __init__(self, specs: Sequence[ToolSpec], settings: Settings, client: PostHogClient, access: KeyAccess) -> None:
+        linked = {spec.ui_resource for spec in specs if spec.ui_resource}
+        self.views: list[View] = [view for uri in sorted(linked) if (view := view_for(uri)) is not None]
+        self.settings = settings
+        self.client = client
+        self.exports_readable = access.allows(READ)
+
+    async def list_resources(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        return types.ListResourcesResult(
+            resources=[
+                types.Resource(
+                    uri=view.uri,
+                    name=view.name,
+                    title=view.title,
+                    description=view.description,
+                    mime_type=APP_MIME_TYPE,
+                    _meta=view.meta,
+                )
+                for view in self.views
+            ]
+        )
+
+    async def list_templates(
+        self, ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        templates = []
+        if self.exports_readable:
+            pinned = self.settings.project_id
+            uri = EXPORT_TEMPLATE if pinned is None else EXPORT_TEMPLATE.replace("{project_id}", str(pinned))
+            templates.append(
+                types.ResourceTemplate(
+                    name="batch-export-configuration",
+                    title="Batch export configuration",
+                    uri_template=uri,
+                    description="One export's configuration as PostHog returns it (name, interval, destination "
+                    "type and config, schedule, paused), secret keys removed. Read live on each read.",
+                    mime_type=JSON_MIME_TYPE,
+                )
+            )
+        return types.ListResourceTemplatesResult(resource_templates=templates)
+
+    async def read(self, ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        uri = str(params.uri)
+        view = next((v for v in self.views if v.uri == uri), None)
+        if view is not None:
+            contents = types.TextResourceContents(uri=uri, mime_type=APP_MIME_TYPE, text=view.html, _meta=view.meta)
+            return types.ReadResourceResult(contents=[contents])
+        match = _EXPORT_URI.match(uri)
+        if match is None:
+            known = ", ".join([v.uri for v in self.views] + [EXPORT_TEMPLATE])
+            raise not_found(uri, f"This server serves: {known}.")
+        if not self.exports_readable:
+            raise not_found(uri, "The personal API key lacks the scope batch_export:read.")
+        project = int(match["project_id"])
+        pinned = self.settings.project_id
+        if pinned is not None and project != pinned:
+            raise not_found(uri, f"This server is pinned to project {pinned} (POSTHOG_PROJECT_ID).")
+        upstream = ProjectUpstream(self.client, project)
+        path = path_for("batch_exports/{batch_export_id}/", batch_export_id=match["batch_export_id"])
+        try:
+            export = await upstream.request("GET", path)
+        except PostHogError as error:
+            if error.status == 404:
+                raise not_found(uri, "PostHog has no such export in that project.") from None
+            message = str(results.redact(str(error), {self.settings.api_key or ""}))
+            raise MCPError(code=types.INTERNAL_ERROR, message=message, data={"uri": uri}) from None
+        shaped = results.redact(results.strip_secrets(export), {self.settings.api_key or ""})
+        text = json.dumps(shaped, indent=2, ensure_ascii=False, default=str)
+        return types.ReadResourceResult(
+            contents=[types.TextResourceContents(uri=uri, mime_type=JSON_MIME_TYPE, text=text)]
+        )

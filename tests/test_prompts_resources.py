@@ -1,0 +1,139 @@
+"""Prompts and resources through a real MCP client (both protocol eras), against the sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import MCPError
+
+from tests.support import MODES, SandboxControl, connect, running_app, settings_for
+
+PROMPT_NAMES = {
+    "diagnose-failing-export",
+    "find-and-fill-gaps",
+    "weekly-health-report",
+    "rotate-destination-credentials",
+}
+
+
+@pytest.fixture
+def seeded(make_sandbox: Any) -> Any:
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox = make_sandbox()
+    control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
+    yield sandbox, control
+    control.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_prompts_listed_and_fetched(seeded: Any, mode: str, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox, control = seeded
+    async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)) as app:
+        async with connect(app, mode) as client:
+            assert client.server_capabilities is not None and client.server_capabilities.prompts is not None
+            prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+            assert set(prompts) == PROMPT_NAMES
+            tools = {t.name for t in (await client.list_tools()).tools}
+            for prompt in prompts.values():
+                assert prompt.title and prompt.description
+                arguments = {a.name: a for a in prompt.arguments or []}
+                assert arguments["project_id"].required
+                given = {name: "1" if name == "project_id" else "Daily events to Snowflake" for name in arguments}
+                got = await client.get_prompt(prompt.name, given)
+                body = got.messages[0].content.text  # type: ignore[union-attr]
+                assert got.messages[0].role == "user"
+                assert "project 1" in body
+                named = {word.strip(".,;:()'") for word in body.split() if word.startswith("batch-export-")}
+                assert named, f"{prompt.name} names no tool"
+                assert named <= tools, f"{prompt.name} names tools this server does not list: {named - tools}"
+            diagnose = await client.get_prompt(
+                "diagnose-failing-export", {"project_id": "1", "batch_export": "Daily events to Snowflake"}
+            )
+            assert "Daily events to Snowflake" in diagnose.messages[0].content.text  # type: ignore[union-attr]
+
+            with pytest.raises(MCPError) as missing:
+                await client.get_prompt("diagnose-failing-export", {"project_id": "1"})
+            assert missing.value.error.code == -32602 and "batch_export" in missing.value.error.message
+            with pytest.raises(MCPError) as unknown:
+                await client.get_prompt("fix-everything", {})
+            assert "weekly-health-report" in unknown.value.error.message
+            with pytest.raises(MCPError) as bad_project:
+                await client.get_prompt("weekly-health-report", {"project_id": "my project"})
+            assert "project_id must be a number" in bad_project.value.error.message
+    assert control.writes() == []  # a prompt only describes the work
+
+
+async def test_prompts_follow_what_is_listed(seeded: Any, tmp_path: Path) -> None:
+    """Read-only mode hides the update tool, so the credentials prompt is not offered; a pinned
+    project is filled in and no longer asked for."""
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox, _ = seeded
+    settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, read_only=True, project_id=1)
+    async with running_app(settings) as app, connect(app, "auto") as client:
+        prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+        assert set(prompts) == PROMPT_NAMES - {"rotate-destination-credentials"}
+        assert [a.name for a in prompts["weekly-health-report"].arguments or []] == []
+        got = await client.get_prompt("weekly-health-report", {})
+        body = got.messages[0].content.text  # type: ignore[union-attr]
+        assert "project 1" in body and "batch-export-run-retry" not in body
+        find = (await client.get_prompt("find-and-fill-gaps", {"batch_export": "x"})).messages[0].content.text  # type: ignore[union-attr]
+        # The backfill step names only guarded writes, which read-only mode does not list: it is left out.
+        assert "batch-export-backfill-create" not in find and "batch-export-runs-list" in find
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_export_configuration_resource(seeded: Any, mode: str, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox, control = seeded
+    export_id = control.export_id("Hourly events to S3")
+    async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)) as app:
+        async with connect(app, mode) as client:
+            templates = (await client.list_resource_templates()).resource_templates
+            assert [t.uri_template for t in templates] == [
+                "posthog://projects/{project_id}/batch-exports/{batch_export_id}"
+            ]
+            uri = f"posthog://projects/1/batch-exports/{export_id}"
+            read = await client.read_resource(uri)
+            (content,) = read.contents
+            assert content.mime_type == "application/json" and str(content.uri) == uri
+            export = json.loads(content.text)  # type: ignore[union-attr]
+            assert export["id"] == export_id and export["name"] == "Hourly events to S3"
+            assert export["destination"]["type"] == "AwsS3"
+            config = export["destination"]["config"]
+            assert "bucket_name" in config
+            assert not {"aws_access_key_id", "aws_secret_access_key"} & set(config)
+            assert DEFAULT_API_KEY not in content.text  # type: ignore[union-attr]
+
+            for missing in (
+                "posthog://projects/1/batch-exports/00000000-0000-0000-0000-000000000000",
+                "posthog://projects/1/nothing-here",
+                "https://example.com/",
+            ):
+                with pytest.raises(MCPError) as refused:
+                    await client.read_resource(missing)
+                assert refused.value.error.code == -32602, refused.value.error
+                assert missing in refused.value.error.message
+    assert control.writes() == []
+
+
+async def test_pinned_server_offers_only_its_project(seeded: Any, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox, control = seeded
+    export_id = control.export_id("Hourly events to S3")
+    settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, project_id=1)
+    async with running_app(settings) as app, connect(app, "legacy") as client:
+        (template,) = (await client.list_resource_templates()).resource_templates
+        assert template.uri_template == "posthog://projects/1/batch-exports/{batch_export_id}"
+        with pytest.raises(MCPError) as other:
+            await client.read_resource(f"posthog://projects/2/batch-exports/{export_id}")
+        assert "pinned to project 1" in other.value.error.message
+        assert (await client.read_resource(f"posthog://projects/1/batch-exports/{export_id}")).contents

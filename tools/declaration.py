@@ -1,0 +1,134 @@
+"""The declaration type of the catalog: what a tool is, as data.
+
+A tool says which PostHog route it maps to, which scope it needs, how a client should
+treat it (annotations), what it accepts (a pydantic model, whose JSON Schema becomes the
+tool's inputSchema) and what it returns. `tools/request.py` turns a declaration and its
+validated parameters into the request; `server/` turns declarations into MCP tools and
+sends the requests. Nothing here knows about MCP or httpx.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel
+
+from tools.params import Params
+
+if TYPE_CHECKING:
+    from tools.request import Request
+
+READ = "batch_export:read"
+WRITE = "batch_export:write"
+
+HttpMethod = Literal["GET", "POST", "PATCH", "DELETE"]
+
+
+class Upstream(Protocol):
+    """What a tool's own function may ask of PostHog: requests relative to one project.
+
+    Paths are relative to `/api/<route>/<project_id>/`, with their segments already filled
+    and escaped (`tools.request.path_for`). Both return the decoded JSON body (None for an
+    empty body) or raise the server's upstream error.
+    """
+
+    async def send(self, request: Request) -> Any:
+        """Send a built request (usually the one the tool's declaration built, amended)."""
+        ...
+
+    async def request(
+        self,
+        method: HttpMethod,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Send a request spelled out by hand (reads a preview or handler needs besides its own)."""
+        ...
+
+
+class UpstreamError(Exception):
+    """What the server's upstream error offers a tool that must tell one refusal from another
+    (a logs route refused for the key, a test step PostHog cannot run): the HTTP status (None when
+    there was no answer), PostHog's `code` and its `detail`. The server raises a subclass."""
+
+    status: int | None
+    code: str | None
+    detail: str
+
+
+class NotPossible(Exception):
+    """The call cannot succeed as asked (known from live state before any write); the message
+    says why and what would work. No confirmation is offered for it and nothing is written."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a person is shown before a write, built from live state.
+
+    `summary` is one or two sentences; `details` is a small, secret-free dict;
+    `version` identifies the target's state (a confirmation is only valid while
+    it is unchanged); `confirm_name`, when set, is what the user must type.
+    """
+
+    summary: str
+    details: dict[str, Any]
+    version: str | None = None
+    target_id: str | None = None
+    confirm_name: str | None = None
+
+
+# Parameters are typed Any here: each tool's functions take its own Params subclass, and a
+# Callable over the base class would not accept them (parameters are contravariant).
+PreviewFn = Callable[["Upstream", Any], Awaitable[Preview]]
+HandlerFn = Callable[["Upstream", Any, "Request"], Awaitable[Any]]
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One MCP tool, declared once; the declaration decides the request (`tools/request.py`).
+
+    Parameters named in `path` fill its placeholders; those in `query` go to the query
+    string, with `fixed_query` added. For POST and PATCH the remaining parameters are the
+    JSON body; for GET and DELETE they are not sent (they are for the handler). `handler`
+    receives the built request and amends it where a tool needs more than the plain
+    request; `shape` trims a response for the model's context; `preview` describes a
+    write before it happens (guarded tools must have one).
+    """
+
+    name: str
+    title: str
+    description: str
+    method: HttpMethod
+    path: str
+    scope: str
+    params: type[Params]
+    output: type[BaseModel]
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool = False
+    guarded: bool | None = None
+    query: tuple[str, ...] = ()
+    fixed_query: Mapping[str, str] | None = None
+    shape: Callable[[Any], Any] | None = None
+    preview: PreviewFn | None = None
+    handler: HandlerFn | None = None
+    deprecated: bool = False
+    ui_resource: str | None = None
+    """A `ui://` app a host may render the result in (the MCP Apps extension); the result stays
+    complete as text for hosts without it."""
+
+    @property
+    def is_guarded(self) -> bool:
+        return (not self.read_only) if self.guarded is None else self.guarded
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        return tuple(_PLACEHOLDER.findall(self.path))

@@ -1,0 +1,195 @@
+"""Destinations: their types, the config keys each accepts, which keys are secret, and the input.
+
+Required config keys are those required in every PostHog generation; allowed keys are the
+union over generations, so a valid request for any generation passes here and the server
+reports generation-specific rules itself (docs/posthog-api.md, section "Exports and destinations").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+DestinationType = Literal[
+    "AwsS3",
+    "S3Compatible",
+    "S3",
+    "Snowflake",
+    "Postgres",
+    "Redshift",
+    "BigQuery",
+    "Databricks",
+    "AzureBlob",
+    "Workflows",
+    "HTTP",
+    "NoOp",
+]
+
+_COMMON_CONFIG_KEYS = ("include_events", "exclude_events")
+_S3_FAMILY = ("bucket_name", "region", "prefix", "compression", "file_format", "max_file_size_mb")
+DESTINATION_CONFIG: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # type: (required, optional)
+    "AwsS3": (
+        ("bucket_name", "region", "prefix"),
+        _S3_FAMILY[3:] + ("legacy_parquet_extension", "encryption", "kms_key_id"),
+    ),
+    "S3Compatible": (
+        ("bucket_name", "region", "prefix"),
+        _S3_FAMILY[3:] + ("legacy_parquet_extension", "use_virtual_style_addressing"),
+    ),
+    "S3": (
+        ("bucket_name", "region", "prefix"),
+        _S3_FAMILY[3:]
+        + ("aws_access_key_id", "aws_secret_access_key", "encryption", "kms_key_id", "endpoint_url")
+        + ("use_virtual_style_addressing",),
+    ),
+    "Snowflake": (
+        ("database", "warehouse", "schema"),
+        ("account", "user", "table_name", "authentication_type", "password", "private_key")
+        + ("private_key_passphrase", "role"),
+    ),
+    "Postgres": (("database",), ("schema", "table_name", "user", "host", "port", "password", "has_self_signed_cert")),
+    "Redshift": (
+        ("database",),
+        ("user", "password", "host", "schema", "table_name", "port", "properties_data_type", "mode", "copy_inputs"),
+    ),
+    "BigQuery": (
+        ("dataset_id",),
+        ("table_id", "project_id", "private_key", "private_key_id", "token_uri", "client_email", "use_json_type"),
+    ),
+    "Databricks": (
+        ("http_path", "catalog", "schema", "table_name"),
+        ("use_variant_type", "use_automatic_schema_evolution"),
+    ),
+    "AzureBlob": (
+        ("container_name",),
+        ("prefix", "compression", "file_format", "max_file_size_mb", "legacy_parquet_extension"),
+    ),
+    "Workflows": (("hog_function_id",), ()),
+    "HTTP": (("url", "token"), ()),
+    "NoOp": ((), ("arg",)),
+}
+
+FILE_FORMAT_COMPRESSIONS: dict[str, tuple[str, ...]] = {
+    "Parquet": ("zstd", "lz4", "snappy", "gzip", "brotli"),
+    "JSONLines": ("gzip", "brotli"),
+}
+_FILE_DESTINATIONS = ("AwsS3", "S3Compatible", "S3", "AzureBlob")
+
+# Keys PostHog never returns (docs/posthog-api.md, section "Exports and destinations"). Removal is recursive, so the union is applied
+# to every object under a destination config, whatever its type.
+SECRET_CONFIG_KEYS: frozenset[str] = frozenset(
+    {
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "user",
+        "password",
+        "private_key",
+        "private_key_passphrase",
+        "private_key_id",
+        "client_email",
+        "token_uri",
+        "token",
+    }
+)
+
+
+# Integration rules (docs/posthog-api.md, section "Exports and destinations"). Newer PostHog keeps a
+# destination's credentials in an integration and refuses a create without one for these types; the
+# first four have no other way to hold credentials in any generation that knows them.
+INTEGRATION_ALWAYS = ("AwsS3", "S3Compatible", "Databricks", "AzureBlob")
+INTEGRATION_ON_NEWER = ("Snowflake", "Postgres", "Redshift", "BigQuery")  # older PostHog took inline credentials
+# On update these have no fallback to the stored integration: it must come with every destination change
+# (Redshift refuses one that would drop it). The update tool always sends the stored one again.
+INTEGRATION_ON_EVERY_UPDATE = ("BigQuery", "Databricks", "AzureBlob")
+# Only these types have connection test steps (docs/posthog-api.md, section "Destination tests").
+TESTABLE_TYPES = ("AwsS3", "S3Compatible", "BigQuery", "Snowflake", "Databricks", "AzureBlob")
+
+_INTEGRATION_HOW = (
+    "copy destination.integration from an existing {kind} export (batch-export-get), or create the integration "
+    "in PostHog (Data pipelines, the destination's setup) and pass its id"
+)
+
+
+def missing_integration(dest_type: str) -> str:
+    """Why a create without integration_id is refused, naming the fix."""
+    return (
+        f"destination.integration_id is required for {dest_type}: PostHog keeps {dest_type} credentials in an "
+        f"integration and refuses a new export without one (Integration is required for {dest_type} batch exports); "
+        + _INTEGRATION_HOW.format(kind=dest_type)
+        + "."
+    )
+
+
+def untestable(dest_type: str | None) -> str:
+    return (
+        f"PostHog has no connection test steps for {dest_type} destinations; it has them only for "
+        f"{', '.join(TESTABLE_TYPES)}."
+    )
+
+
+def destination_config_problem(dest_type: str, config: dict[str, Any], *, partial: bool) -> str | None:
+    """Why this config would be refused, in one sentence naming the fix; None if it is fine.
+
+    `partial` is for PATCH, where PostHog merges into the stored config and does not
+    require keys again.
+    """
+    required, optional = DESTINATION_CONFIG[dest_type]
+    allowed = set(required) | set(optional) | set(_COMMON_CONFIG_KEYS)
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown)
+        return (
+            f"destination.config has unknown key(s) {names} for type {dest_type}; "
+            f"allowed keys: {', '.join(sorted(allowed))}."
+        )
+    if not partial:
+        missing = [k for k in required if k not in config]
+        if missing:
+            return (
+                f"destination.config is missing required key(s) {', '.join(missing)} for type {dest_type}; "
+                f"add them (allowed keys: {', '.join(sorted(allowed))})."
+            )
+    if dest_type in _FILE_DESTINATIONS:
+        fmt = config.get("file_format")
+        if fmt is not None and fmt not in FILE_FORMAT_COMPRESSIONS:
+            return f"destination.config.file_format {fmt!r} is not supported; use Parquet or JSONLines."
+        comp = config.get("compression")
+        if comp is not None:
+            allowed_comp = FILE_FORMAT_COMPRESSIONS[fmt or "JSONLines"]
+            if comp not in allowed_comp:
+                return (
+                    f"destination.config.compression {comp!r} does not suit file format {fmt or 'JSONLines'}; "
+                    f"use one of {', '.join(allowed_comp)}."
+                )
+    return None
+
+
+CONFIG_HELP = (
+    "Config keys by type (required first): AwsS3/S3Compatible: bucket_name, region, prefix, file_format, compression; "
+    "Snowflake: database, warehouse, schema, table_name; Postgres/Redshift: database, schema, table_name, host, port; "
+    "BigQuery: dataset_id, table_id; Databricks: http_path, catalog, schema, table_name; AzureBlob: container_name; "
+    "HTTP: url, token; Workflows: hog_function_id. Newer PostHog keeps credentials in an integration (integration_id)."
+)
+
+
+class DestinationInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: DestinationType = Field(description="Destination type (S3 is for older PostHog; newer uses AwsS3).")
+    config: dict[str, Any] = Field(description="Destination settings; secrets are write-only.")
+    integration_id: int | None = Field(
+        None,
+        ge=1,
+        validation_alias=AliasChoices("integration_id", "integration"),
+        description="Integration holding the credentials: copy destination.integration from an export of this type.",
+    )
+
+
+def check_destination(destination: DestinationInput | None, *, partial: bool) -> None:
+    if destination is None:
+        return
+    problem = destination_config_problem(destination.type, destination.config, partial=partial)
+    if problem:
+        raise ValueError(problem)

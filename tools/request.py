@@ -1,0 +1,45 @@
+"""From a declaration and its validated parameters to the request PostHog receives.
+
+`build_request` is pure: the same declaration and parameters give the same request, and
+nothing is sent. A tool's handler receives this request and amends it
+(`dataclasses.replace`) instead of restating the route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from tools.declaration import HttpMethod, ToolSpec
+from tools.params import Params
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request relative to the project: `/api/<route>/<project_id>/<path>`.
+
+    `query` values are strings, numbers or lists (a list repeats the key); `body` is the
+    JSON body, None for none.
+    """
+
+    method: HttpMethod
+    path: str
+    query: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+
+
+def path_for(template: str, **values: Any) -> str:
+    """Fill a path template, escaping each value so it stays inside its own segment."""
+    return template.format(**{k: quote(str(v), safe="") for k, v in values.items()})
+
+
+def build_request(spec: ToolSpec, params: Params) -> Request:
+    """The request `spec` declares for these parameters (see ToolSpec for the rules)."""
+    values = params.model_dump(mode="json", exclude_none=True)
+    values.pop("project_id", None)
+    path = path_for(spec.path, **{name: values.pop(name) for name in spec.path_params})
+    query = {name: values.pop(name) for name in spec.query if name in values}
+    query.update(spec.fixed_query or {})
+    body = values if spec.method in ("POST", "PATCH") else None
+    return Request(method=spec.method, path=path, query=query, body=body)
