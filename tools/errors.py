@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tools import progress
 from tools.declaration import READ, ToolSpec, Upstream, UpstreamError
 from tools.health import all_exports
-from tools.intervals import iso, short_error
-from tools.params import LogLevel, Params
+from tools.intervals import iso, moment, short_error
+from tools.logs import RUN_WINDOW_SLACK
+from tools.params import LogLevel, Params, RunParams
 from tools.request import path_for
+from tools.runs import read_run
 from tools.times import TIME_FILTER, check_filter, to_instant
 
 QUERY_PATH = "query/"
@@ -29,7 +31,7 @@ _LINES_PER_EXPORT = 3  # newest distinct messages shown per export; counts cover
 
 class ErrorsParams(Params):
     batch_export_id: UUID | None = Field(None, description="Only this export.")
-    run_id: UUID | None = Field(None, description="Only this run.")
+    run_id: UUID | None = Field(None, description="Only this run's lines (with batch_export_id).")
     level: list[LogLevel] = Field(["ERROR"], min_length=1, max_length=5, description="Levels.")
     search: str | None = Field(None, min_length=1, max_length=200, description="Text to find (any case).")
     after: str = Field("-24h", pattern=TIME_FILTER, description="Since: ISO date/time or -24h.")
@@ -43,6 +45,8 @@ class ErrorsParams(Params):
 
     @model_validator(mode="after")
     def _ordered(self) -> ErrorsParams:
+        if self.run_id is not None and self.batch_export_id is None:
+            raise ValueError("run_id needs the batch_export_id of its export")
         if self.before and to_instant(self.after) >= to_instant(self.before):
             raise ValueError(f"after ({self.after}) must be before before ({self.before})")
         return self
@@ -70,16 +74,15 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def where_clause(params: ErrorsParams, after: datetime, before: datetime) -> str:
-    conditions = [
-        f"timestamp >= {literal(_when(after))}",
-        f"timestamp < {literal(_when(before))}",
+def where_clause(params: ErrorsParams, after: datetime, before: datetime | None) -> str:
+    conditions = [f"timestamp >= {literal(_when(after))}"]
+    if before is not None:
+        conditions.append(f"timestamp < {literal(_when(before))}")
+    conditions += [
         "level IN (" + ", ".join(literal(level) for level in params.level) + ")",
     ]
     if params.batch_export_id is not None:
         conditions.append(f"log_source_id = {literal(str(params.batch_export_id))}")
-    if params.run_id is not None:
-        conditions.append(f"instance_id = {literal(str(params.run_id))}")
     if params.search:
         conditions.append(f"message ILIKE {literal(_like(params.search))}")
     return " AND ".join(conditions)
@@ -91,7 +94,7 @@ async def _query(upstream: Upstream, hogql: str) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=False)) for row in (answer or {}).get("results") or []]
 
 
-async def _from_query_api(upstream: Upstream, params: ErrorsParams, after: datetime, before: datetime) -> Any:
+async def _from_query_api(upstream: Upstream, params: ErrorsParams, after: datetime, before: datetime | None) -> Any:
     where = where_clause(params, after, before)
     counted = await _query(upstream, f"SELECT log_source_id, count() FROM {TABLE} WHERE {where} GROUP BY log_source_id")
     counts = {
@@ -108,7 +111,7 @@ async def _from_query_api(upstream: Upstream, params: ErrorsParams, after: datet
 
 
 async def _from_logs_route(
-    upstream: Upstream, params: ErrorsParams, after: datetime, before: datetime, exports: list[dict[str, Any]]
+    upstream: Upstream, params: ErrorsParams, after: datetime, before: datetime | None, exports: list[dict[str, Any]]
 ) -> Any:
     chosen = [e for e in exports if params.batch_export_id is None or e.get("id") == str(params.batch_export_id)]
     counts: dict[str, int] = {}
@@ -117,15 +120,14 @@ async def _from_logs_route(
         query: dict[str, Any] = {
             "level": ",".join(params.level),
             "after": iso(after),
-            "before": iso(before),
-            "limit": params.limit,
+            "limit": min(params.limit, 500),  # the logs route's own cap
         }
         if params.search:
             query["search"] = params.search
+        if before is not None:
+            query["before"] = iso(before)
         page = await upstream.request("GET", path_for(LOGS_PATH, batch_export_id=export.get("id")), query=query)
         rows = [r for r in (page or {}).get("results") or [] if isinstance(r, dict)]
-        if params.run_id is not None:
-            rows = [r for r in rows if r.get("instance_id") == str(params.run_id)]
         if rows:
             counts[str(export.get("id"))] = len(rows)
             lines += [{**r, "log_source_id": export.get("id")} for r in rows]
@@ -141,7 +143,20 @@ def _refused(error: Exception) -> bool:
 async def errors(upstream: Upstream, params: ErrorsParams, request: Any = None) -> dict[str, Any]:
     now = datetime.now(UTC)
     after = to_instant(params.after, now)
-    before = to_instant(params.before, now) if params.before else now
+    # No upper bound unless asked: PostHog's clock, not this server's, says what "now" is.
+    before = to_instant(params.before, now) if params.before else None
+    if params.run_id is not None and params.batch_export_id is not None:
+        # Log lines carry the workflow's id, not the run's: a run's lines are those of its lifetime
+        # (as batch-export-logs reads them, docs/posthog-api.md "Logs and the Query API").
+        run = await read_run(
+            upstream,
+            RunParams(project_id=params.project_id, batch_export_id=params.batch_export_id, run_id=params.run_id),
+        )
+        started, finished = moment(run.get("created_at")), moment(run.get("finished_at"))
+        if started is not None:
+            after = max(after, started - RUN_WINDOW_SLACK)
+        if finished is not None:
+            before = min(before, finished + RUN_WINDOW_SLACK) if before else finished + RUN_WINDOW_SLACK
     exports = await all_exports(upstream)
     try:
         counts, lines = await _from_query_api(upstream, params, after, before)
@@ -171,17 +186,14 @@ async def errors(upstream: Upstream, params: ErrorsParams, request: Any = None) 
             same["repeats"] = same.get("repeats", 1) + 1
             continue
         if len(group["lines"]) < _LINES_PER_EXPORT:
-            entry = {"timestamp": line.get("timestamp"), "level": line.get("level"), "message": message}
-            if line.get("instance_id"):
-                entry["run_id"] = line["instance_id"]
-            group["lines"].append(entry)
+            group["lines"].append({"timestamp": line.get("timestamp"), "level": line.get("level"), "message": message})
     for export_id, count in counts.items():
         if export_id not in groups:
             groups[export_id] = {"batch_export_id": export_id, "name": names.get(export_id), "count": count}
     ordered = sorted(groups.values(), key=lambda g: -g["count"])
     answer: dict[str, Any] = {
         "source": source,
-        "window": {"after": iso(after), "before": iso(before)},
+        "window": {"after": iso(after)} | ({"before": iso(before)} if before else {}),
         "levels": params.level,
         "total": sum(counts.values()),
         "exports": [{k: v for k, v in g.items() if v is not None} for g in ordered],

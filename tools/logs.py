@@ -18,7 +18,7 @@ from tools.times import TIME_FILTER, check_filter, to_instant
 
 LOGS_PATH = "batch_exports/{batch_export_id}/logs/"
 # Workers log a moment before a run row is created and after it is marked finished.
-_RUN_WINDOW_SLACK = timedelta(minutes=2)
+RUN_WINDOW_SLACK = timedelta(minutes=2)
 
 
 class LogsParams(Params):
@@ -67,10 +67,10 @@ async def read_logs(upstream: Upstream, params: LogsParams, request: Request) ->
         )
         started, finished = _moment(run.get("created_at")), _moment(run.get("finished_at"))
         if started is not None:
-            start = started - _RUN_WINDOW_SLACK
+            start = started - RUN_WINDOW_SLACK
             after = max(after, start) if after else start
         if finished is not None:
-            end = finished + _RUN_WINDOW_SLACK
+            end = finished + RUN_WINDOW_SLACK
             before = min(before, end) if before else end
     query = {k: v for k, v in request.query.items() if k not in ("level", "after", "before")}
     if params.level:
