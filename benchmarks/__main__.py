@@ -19,11 +19,11 @@ from typing import Any
 
 import anyio
 
-from benchmarks import call_overhead, cold_start, context_cost, http_load, memory, report
+from benchmarks import call_overhead, cold_start, context_cost, http_load, memory, report, scenarios
 from benchmarks.common import machine, sandbox_process, state_dir
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("context_cost", "cold_start", "call_overhead", "memory", "http_load", "soak")
+NAMES = ("context_cost", "scenarios", "cold_start", "call_overhead", "memory", "http_load", "soak")
 FULL = {
     "cold_runs": 15,
     "overhead_calls": 2000,
@@ -52,6 +52,8 @@ async def run_all(only: tuple[str, ...], sizes: dict[str, int]) -> dict[str, Any
             started = time.perf_counter()
             if name == "context_cost":
                 results[name] = await context_cost.run(sandbox, state)
+            elif name == "scenarios":
+                results[name] = await scenarios.run(sandbox, state)
             elif name == "cold_start":
                 results[name] = await cold_start.run(sandbox, state, sizes["cold_runs"])
             elif name == "call_overhead":
