@@ -83,6 +83,7 @@ async def check_destination_steps(upstream: Upstream, params: CheckParams, reque
             )
             answer = await run_step_on_export(upstream, one, build_request(_STEP_ON_EXPORT, one))
         else:
+            assert params.destination is not None  # the validator requires one without batch_export_id
             new = TestStepNewParams(
                 project_id=params.project_id,
                 name=params.name,

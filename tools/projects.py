@@ -7,11 +7,12 @@ read it (scope project:read).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from tools.declaration import READ, ToolSpec, Upstream
+from tools.params import Params
 
 CURRENT_KEY = "/api/personal_api_keys/@current/"
 PROJECTS = "/api/projects/"
@@ -65,7 +66,9 @@ TOOLS = [
         method="GET",
         path=CURRENT_KEY,
         scope=READ,
-        params=ProjectsParams,
+        # The one tool about the key rather than a project: it takes no project_id (the server
+        # neither adds a pinned one nor builds a project upstream from it).
+        params=cast("type[Params]", ProjectsParams),
         output=ProjectsAnswer,
         handler=projects,
         read_only=True,

@@ -55,7 +55,8 @@ async def _look(upstream: Upstream, params: WaitParams) -> dict[str, Any] | None
         return await read_run(upstream, one)
     path = path_for(BACKFILL_PATH, batch_export_id=params.batch_export_id, backfill_id=params.backfill_id)
     try:
-        return await upstream.request("GET", path)
+        backfill: dict[str, Any] = await upstream.request("GET", path)
+        return backfill
     except Exception as error:
         if _is_missing(error):
             return None
