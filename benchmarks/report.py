@@ -23,6 +23,10 @@ def headline(doc: dict[str, Any]) -> str:
         parts.append(f"intents on target: {_ok(r['scenarios']['all_met'])}")
     if "cold_start" in r:
         parts.append(f"cold start {r['cold_start']['ratio']}x floor")
+    if "first_answer" in r:
+        parts.append(f"first answer {r['first_answer']['server/discover']['ours_median_ms']} ms")
+    if "http_throughput" in r:
+        parts.append(f"HTTP {r['http_throughput']['ratio']}x floor")
     if "call_overhead" in r:
         parts.append(f"+{r['call_overhead']['auto']['added_median_ms']} ms/call")
     if "memory" in r:
@@ -30,6 +34,11 @@ def headline(doc: dict[str, Any]) -> str:
     if "http_load" in r:
         h = r["http_load"]
         parts.append(f"HTTP {h['calls_per_second']} calls/s, {h['errors']} errors")
+    if "sandbox_scale" in r:
+        big = r["sandbox_scale"]["large"]
+        parts.append(
+            f"sandbox {big['exports']} exports: start {big['start_seconds']} s, list {big['list_page']['median_ms']} ms"
+        )
     if "soak" in r:
         parts.append(f"soak {r['soak']['clients']}x{r['soak']['seconds']}s, {r['soak']['errors']} errors")
     return "; ".join(parts)
@@ -66,6 +75,8 @@ def markdown(doc: dict[str, Any]) -> str:
             f"Ratio **{c['ratio']}x** (target <= {c['target_ratio']}x: {_ok(c['within_target'])}).",
             "",
         ]
+    if "first_answer" in r:
+        out += _first_answer(r["first_answer"])
     if "call_overhead" in r:
         o = r["call_overhead"]
         out += [
@@ -109,6 +120,8 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{h['errors']} | {h['server_rss_mb']['before']} / {h['server_rss_mb']['after']} MB |",
             "",
         ]
+    if "http_throughput" in r:
+        out += _throughput(r["http_throughput"])
     if "soak" in r:
         s = r["soak"]
         lat = s["latency"] or {"median_ms": "-", "p99_ms": "-"}
@@ -124,6 +137,12 @@ def markdown(doc: dict[str, Any]) -> str:
             f"Server RSS over time (MB): {rss}.",
             "",
         ]
+    if "shared_state" in r:
+        out += _shared_state(r["shared_state"])
+    if "sandbox_scale" in r:
+        from benchmarks.sandbox_scale import markdown as scale_markdown
+
+        out += scale_markdown(r["sandbox_scale"])
     return "\n".join(out)
 
 
@@ -204,3 +223,67 @@ def _context(c: dict[str, Any]) -> list[str]:
         )
     out.append("")
     return out
+
+
+def _shared_state(shared: dict[str, Any]) -> list[str]:
+    out = [
+        "## Replicas: HTTP throughput with the confirmation ledger in process and on Redis",
+        "",
+        f"{shared['clients']} clients, {shared['calls_each']} reads each, then a quarter as many confirmed writes "
+        "(preview + confirm of batch-export-pause, one export per client). Reads never touch the ledger, so a reads "
+        "ratio away from 1.0x is this machine's noise (clients, replicas, sandbox and Redis share its cores).",
+        "",
+        "| set-up | reads/s | vs one process | read p50 | confirmed writes/s | vs one process | write p50 | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, f in shared["setups"].items():
+        reads, writes = f["reads"], f["confirmed_writes"]
+        read_p50 = reads["latency"]["median_ms"] if reads["latency"] else "-"
+        write_p50 = writes["latency"]["median_ms"] if writes["latency"] else "-"
+        out.append(
+            f"| {label} | {reads['per_second']} | {reads['vs_one_process']}x | {read_p50} ms | "
+            f"{writes['per_second']} | {writes['vs_one_process']}x | {write_p50} ms | "
+            f"{reads['errors'] + writes['errors']} |"
+        )
+    return [*out, ""]
+
+
+def _first_answer(f: dict[str, Any]) -> list[str]:
+    out = [
+        "## Time to first answer (spawn to the answer of the first message, stdio)",
+        "",
+        "| first message | ours median | ours max | floor median | ratio | within 1 s |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for opening in ("server/discover", "initialize"):
+        o = f[opening]
+        out.append(
+            f"| `{opening}` | {o['ours_median_ms']} ms | {o['ours_max_ms']} ms | {o['floor_median_ms']} ms | "
+            f"{o['ratio']}x | {_ok(o['within_budget'])} |"
+        )
+    imports = f["import_ms"]
+    out += [
+        "",
+        f"{f['runs']} runs each, interleaved; the floor is the one-tool mcp SDK server. 1 s is how long `@ai-sdk/mcp` waits "
+        "for `server/discover` before it falls back to `initialize`.",
+        f"`python -X importtime`: `import server.app` {imports['server.app']} ms, "
+        f"`import mcp.server, mcp.server.stdio` {imports['mcp.server + stdio']} ms (medians).",
+        "",
+    ]
+    return out
+
+
+def _throughput(t: dict[str, Any]) -> list[str]:
+    rounds = ", ".join(str(r["ratio"]) for r in t["per_round"])
+    return [
+        "## HTTP throughput against a bare mcp SDK server (`batch-export-get`, loopback)",
+        "",
+        "| clients x calls | ours calls/s | floor calls/s | ratio (median) | rounds | errors | >= 0.9x |",
+        "|---|---:|---:|---:|---|---:|---|",
+        f"| {t['clients']} x {t['calls_each']} | {t['ours_calls_per_second']} | {t['floor_calls_per_second']} | "
+        f"**{t['ratio']}x** | {rounds} | {t['errors']} | {_ok(t['within_target'])} |",
+        "",
+        "The floor ([http_floor_server.py](http_floor_server.py)) is a stateless streamable-HTTP server on the same SDK "
+        "whose one tool sends the same upstream GET; each round drives one server, then the other.",
+        "",
+    ]

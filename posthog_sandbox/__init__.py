@@ -1,4 +1,4 @@
-"""A local stand-in for PostHog's batch-exports API, written from the reference, not from our client.
+"""A local stand-in for PostHog's batch-exports API, written from docs/posthog-api.md, not from our client.
 
 It imports nothing from `tools/` or the rest of `server/`: a mistake in our client models must not be
 mirrored on both sides of the wire.

@@ -67,11 +67,13 @@ def dispatch(sb: Sandbox, request: Request, raw_body: bytes) -> tuple[int, Any]:
         raise errors.method_not_allowed(request.method)
     project = _resolve_project(route.project) if route.project is not None else None
     required = action.scope(sb.generation)
+    if action.refusable and sb.config.logs_for_keys == "refused":
+        required = None
     if route.project is None:  # GET /api/personal_api_keys/@current/
-        if sb.current_key_requires_scope:
-            check_scope(key, "personal_api_key:read", None)
+        if sb.current_key_requires_scope and key.scopes:  # a legacy key may always read itself
+            check_scope(key, "personal_api_key:read", None, sb.generation)
     else:
-        check_scope(key, required, project)
+        check_scope(key, required, project, sb.generation)
         if project not in PROJECTS:
             raise errors.not_found("Project not found.")
         if PROJECTS[project] != USER_ORGANIZATION:
@@ -97,9 +99,14 @@ async def api_endpoint(request: Request) -> Response:
     try:
         status, body = dispatch(sb, request, raw)
     except ApiError as exc:
+        headers = dict(exc.headers)
+        if exc.status == 401:
+            # Where an OAuth client learns how to get a token (docs/posthog-api.md, "Errors and headers").
+            metadata = f"{request.base_url}.well-known/oauth-protected-resource"
+            headers["WWW-Authenticate"] = f'Bearer resource_metadata="{metadata}"'
         if exc.empty:
-            return Response(status_code=exc.status)
-        return JSONResponse(exc.body(), exc.status, headers=exc.headers)
+            return Response(status_code=exc.status, headers=headers)
+        return JSONResponse(exc.body(), exc.status, headers=headers)
     except Exception:  # noqa: BLE001 - PostHog answers the generic 500 envelope
         traceback.print_exc(file=sys.stderr)
         return JSONResponse(errors.server_error().body(), 500)
@@ -109,6 +116,9 @@ async def api_endpoint(request: Request) -> Response:
 
 
 def _fault_response(rule: FaultRule) -> Response:
+    if rule.database_unavailable:
+        error = errors.database_unavailable()
+        return JSONResponse(error.body(), error.status, headers=error.headers)
     if rule.malformed_json:
         return Response(
             '{"count": 3, "next": null, "previous": null, "results": [{"id": "0190f4b2-',
@@ -198,7 +208,7 @@ class SandboxApp(Starlette):
             await _drop_connection(send)
             return
         try:
-            if rule and (rule.status or rule.html or rule.malformed_json):
+            if rule and (rule.status or rule.html or rule.malformed_json or rule.database_unavailable):
                 await _fault_response(rule)(scope, receive, capture)
             else:
                 await super().__call__(scope, receive, capture)

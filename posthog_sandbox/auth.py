@@ -1,4 +1,4 @@
-"""Personal API keys, scopes and per-key throttling (reference 2, 3, 4)."""
+"""Personal API keys, scopes and per-key throttling (docs/posthog-api.md, "Keys and scopes", "Errors and headers")."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any
 from .config import SandboxKey
 from .errors import authentication_failed, not_authenticated, permission_denied, throttled
 
-NO_PAK_ACCESS = "This action does not support Personal API Key access"
+NO_PAK_ACCESS = "This action does not support personal API key access"
+NO_PAK_ACCESS_GEN1 = "This action does not support Personal API Key access"
 _BEARER = re.compile(r"^Bearer\s+(\S.+)$")
 
 
@@ -39,12 +40,16 @@ def _lookup(value: str, source: str, keys: dict[str, SandboxKey]) -> SandboxKey:
     return key
 
 
-def check_scope(key: SandboxKey, required: str | None, project_id: int | None) -> None:
-    """APIScopePermission: legacy keys pass; unmapped actions fail; then scoped_teams, `*`, write ⊇ read."""
-    if not key.scopes:
+def check_scope(key: SandboxKey, required: str | None, project_id: int | None, generation: int = 3) -> None:
+    """APIScopePermission (docs/posthog-api.md, "Keys and scopes").
+
+    Gen-3: an unmapped action fails first, then scoped_teams, `*`, write ⊇ read; a legacy key (no scopes)
+    holds none of them. Gen-1: legacy keys pass everything, and the message is capitalised.
+    """
+    if not key.scopes and generation < 3:
         return
     if required is None:
-        raise permission_denied(NO_PAK_ACCESS)
+        raise permission_denied(NO_PAK_ACCESS if generation >= 3 else NO_PAK_ACCESS_GEN1)
     if project_id is not None and key.scoped_teams and project_id not in key.scoped_teams:
         raise permission_denied(f"API key does not have access to the requested project: ID {project_id}.")
     if "*" in key.scopes:

@@ -51,6 +51,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (0 = frozen)")
     parser.add_argument("--empty", action="store_true", help="no demo data")
     parser.add_argument("--no-throttle", action="store_true", help="disable the 480/min, 4800/h per-key limits")
+    parser.add_argument(
+        "--exports",
+        type=int,
+        metavar="N",
+        default=None,
+        help="seed project 1 with N exports (30 days of history, the same project for the same N) "
+        "instead of the five demo exports",
+    )
+    parser.add_argument(
+        "--logs-for-keys",
+        choices=("allowed", "refused"),
+        default="allowed",
+        help="refused: the logs route answers 403 to every personal API key, as PostHog's newest code may "
+        "(the Query API still serves the lines with query:read); default allowed",
+    )
+    parser.add_argument(
+        "--backfill-row-delay",
+        type=float,
+        metavar="SECONDS",
+        default=5.0,
+        help="simulated seconds before a new backfill's row is listed and retrievable (default 5)",
+    )
+    parser.add_argument(
+        "--project-timezone",
+        default="UTC",
+        metavar="TZ",
+        help="the projects' timezone: runs filters without a UTC offset are read in it (default UTC)",
+    )
     return parser
 
 
@@ -65,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         seed=not args.empty,
         speed=args.speed,
         throttle=not args.no_throttle,
+        exports=args.exports,
+        logs_for_keys=args.logs_for_keys,
+        backfill_row_delay=args.backfill_row_delay,
+        project_timezone=args.project_timezone,
     )
     try:
         running = start_sandbox(config, host=args.host, port=args.port)

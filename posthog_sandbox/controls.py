@@ -41,6 +41,9 @@ def _json_route(path: str, methods: list[str]) -> Callable[[Control], Route]:
     return wrap
 
 
+OUTCOMES = ("succeed", "fail", "fail_retryable", "intermittent")
+
+
 def _clock(sb: Sandbox) -> dict[str, Any]:
     return {"now": drf(sb.catch_up())}
 
@@ -81,8 +84,8 @@ def control_routes() -> list[Route]:
 
     @_json_route("/_sandbox/exports/{id}/outcome", ["POST"])
     def set_outcome(sb: Sandbox, request: Request, body: Any) -> Any:
-        if not isinstance(body, dict) or body.get("outcome") not in ("succeed", "fail", "fail_retryable"):
-            raise validation("'outcome' must be one of 'succeed', 'fail', 'fail_retryable'.", "outcome")
+        if not isinstance(body, dict) or body.get("outcome") not in OUTCOMES:
+            raise validation("'outcome' must be one of 'succeed', 'fail', 'fail_retryable', 'intermittent'.", "outcome")
         records = body.get("records")
         if records is not None and (isinstance(records, bool) or not isinstance(records, int) or records < 0):
             raise validation("'records' must be a non-negative integer or null.", "records")
@@ -129,8 +132,10 @@ def control_routes() -> list[Route]:
                 "runs": [serializers.run(r) for r in store.list_runs()],
                 "backfills": [
                     serializers.backfill(b, 3, simulation.progress(store, b, by_id.get(b["batch_export"]), now))
-                    for b in store.list_backfills()
+                    for b in store.list_backfills(written_by=now)
                 ],
+                # started, but the workflow has not written the row yet
+                "pending_backfills": len(store.list_backfills()) - len(store.list_backfills(written_by=now)),
                 "log_count": store.count_logs(),
                 "integrations": store.list_integrations(),
             }

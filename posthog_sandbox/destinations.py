@@ -1,4 +1,4 @@
-"""What each destination type accepts, per generation (reference 8.3, 8.4, 9.2, 9.11). Data only."""
+"""What each destination type accepts, per generation (docs/posthog-api.md, "Exports and destinations", "Destination tests"). Data only."""
 
 from __future__ import annotations
 
@@ -215,6 +215,18 @@ INTEGRATION_KIND = {
     "AzureBlob": "azure-blob",
 }
 INTEGRATION_CREATE_ONLY = {"Postgres", "Redshift"}
+# Types whose integration must be sent with every destination write, update included: no fallback to
+# the stored one. Snowflake and the S3 family fall back; Postgres and Redshift need one on create only.
+INTEGRATION_ON_EVERY_WRITE = {"BigQuery", "Databricks", "AzureBlob", "Redshift"}
+REDSHIFT_STICKY_INTEGRATION_MESSAGE = (
+    "Cannot remove the integration from a Redshift batch export that uses one. "
+    "Re-send its `integration` to keep it (or a different one to swap)."
+)
+LEGACY_PARQUET_EXTENSION_MESSAGE = (
+    "'legacy_parquet_extension' can only stay on for an export that already writes the compression codec "
+    "into its Parquet file names. It cannot be turned on for a new export, or turned back on once an export "
+    "moved to the standard '.parquet' extension."
+)
 INTEGRATION_REQUIRED_MESSAGE = {
     "AwsS3": "Integration is required for AwsS3 batch exports",
     "S3Compatible": "Integration is required for S3Compatible batch exports",
@@ -306,7 +318,7 @@ def fields_for(generation: int, type_: str) -> Spec | None:
 
 
 def strip_secrets(value: Any, secrets: set[str]) -> Any:
-    """Drop secret keys at any depth (reference 8.4)."""
+    """Drop secret keys at any depth (docs/posthog-api.md, "Exports and destinations")."""
     if isinstance(value, dict):
         return {k: strip_secrets(v, secrets) for k, v in value.items() if k not in secrets}
     if isinstance(value, list):
@@ -323,3 +335,72 @@ def deep_merge(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+# Errors the large seed's failing exports show in their past runs, per destination (the first is the one a
+# steadily failing export keeps hitting). Written to read like the workers' own messages.
+HISTORY_ERRORS: dict[str, list[str]] = {
+    "AwsS3": [
+        DEFAULT_ERRORS["AwsS3"],
+        "ClientError: An error occurred (NoSuchBucket) when calling the CreateMultipartUpload operation: "
+        "The specified bucket does not exist",
+        "ClientError: An error occurred (AccessDenied) when calling the AssumeRole operation: User: "
+        "arn:aws:sts::123456789012:assumed-role/posthog-batch-exports is not authorized to perform: sts:AssumeRole",
+    ],
+    "S3Compatible": [
+        DEFAULT_ERRORS["S3Compatible"],
+        "ClientError: An error occurred (InvalidAccessKeyId) when calling the PutObject operation: "
+        "The Access Key Id you provided does not exist in our records.",
+    ],
+    "S3": [DEFAULT_ERRORS["S3"]],
+    "Snowflake": [
+        DEFAULT_ERRORS["Snowflake"],
+        "ProgrammingError: 002003 (02000): SQL compilation error: Schema 'ANALYTICS.POSTHOG' does not exist "
+        "or not authorized.",
+        "ProgrammingError: 000606 (57P03): No active warehouse selected in the current session. Select an "
+        "active warehouse with the 'use warehouse' command.",
+    ],
+    "Postgres": [
+        DEFAULT_ERRORS["Postgres"],
+        'UndefinedTable: relation "events" does not exist',
+        "InsufficientPrivilege: permission denied for schema public",
+    ],
+    "Redshift": [
+        DEFAULT_ERRORS["Redshift"],
+        'UndefinedTable: relation "posthog_events" does not exist',
+    ],
+    "BigQuery": [
+        DEFAULT_ERRORS["BigQuery"],
+        "NotFound: 404 POST https://bigquery.googleapis.com/bigquery/v2/projects/sandbox-project/datasets/"
+        "analytics/tables: Not found: Dataset sandbox-project:analytics",
+    ],
+    "Databricks": [
+        DEFAULT_ERRORS["Databricks"],
+        "DatabricksConnectionError: Failed to connect to Databricks: Invalid access token.",
+    ],
+    "AzureBlob": [
+        DEFAULT_ERRORS["AzureBlob"],
+        "ResourceNotFoundError: The specified container does not exist.",
+    ],
+    "HTTP": [DEFAULT_ERRORS["HTTP"]],
+    "NoOp": ["NoOpError: the sandbox's no-op destination was told to fail"],
+}
+# What an export that fails now and then meets: timeouts and throttling that the next run gets past.
+INTERMITTENT_ERRORS: dict[str, list[str]] = {
+    "AwsS3": [
+        "ClientError: An error occurred (SlowDown) when calling the UploadPart operation: Please reduce your request rate."
+    ],
+    "S3Compatible": ['EndpointConnectionError: Could not connect to the endpoint URL: "https://s3.sandbox.example/"'],
+    "Snowflake": [
+        "OperationalError: 250003 (08001): Failed to get the response. Hanging? method: post, url: "
+        "https://sandbox.snowflakecomputing.com:443/queries/v1/query-request"
+    ],
+    "Postgres": ["OperationalError: server closed the connection unexpectedly"],
+    "Redshift": ["OperationalError: SSL SYSCALL error: EOF detected"],
+    "BigQuery": [
+        "ServiceUnavailable: 503 POST https://bigquery.googleapis.com/upload/bigquery/v2/projects/sandbox-project/jobs: Service is unavailable"
+    ],
+    "Databricks": ["RequestError: Error during request to server: Timed out after 900 seconds"],
+    "AzureBlob": ["ServiceRequestError: Connection broken: ConnectionResetError(104, 'Connection reset by peer')"],
+    "HTTP": ["RetryableResponseError: Received retryable response status code 503 (Service Unavailable)"],
+}

@@ -1,7 +1,8 @@
-"""PostHog's flat error envelope `{type, code, detail, attr}` (reference section 6), first error only."""
+"""PostHog's flat error envelope `{type, code, detail, attr}` (docs/posthog-api.md, "Errors and headers"), first error only."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 
@@ -29,7 +30,11 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        return {"type": self.type, "code": self.code, "detail": self.detail, "attr": self.attr}
+        body: dict[str, Any] = {"type": self.type, "code": self.code, "detail": self.detail, "attr": self.attr}
+        if self.status == 500 and self.type == "server_error":
+            # An unhandled exception: PostHog reports it and names the event, so support can find it.
+            body["error_event_id"] = uuid.uuid4().hex
+        return body
 
 
 def validation(detail: str, attr: str | None = None, code: str = "invalid_input") -> ApiError:
@@ -81,11 +86,25 @@ def empty(status: int) -> ApiError:
 
 
 def throttled(wait: int | None) -> ApiError:
+    """DRF's throttled answer; the wait is also sent as `Retry-After` (docs/posthog-api.md, "Errors and headers")."""
     detail = "Request was throttled."
+    headers = {}
     if wait is not None:
         unit = "second" if wait == 1 else "seconds"
         detail += f" Expected available in {wait} {unit}."
-    return ApiError(429, "throttled_error", "throttled", detail)
+        headers["Retry-After"] = str(wait)
+    return ApiError(429, "throttled_error", "throttled", detail, headers=headers)
+
+
+def database_unavailable() -> ApiError:
+    """A transient database failure: retry after a second (docs/posthog-api.md, "Errors and headers")."""
+    return ApiError(
+        503,
+        "server_error",
+        "database_unavailable",
+        "The database is temporarily unavailable. Please retry shortly.",
+        headers={"Retry-After": "1"},
+    )
 
 
 def generic_for_status(status: int) -> dict[str, Any]:
@@ -102,4 +121,4 @@ def generic_for_status(status: int) -> dict[str, Any]:
         return method_not_allowed("GET").body()
     if status == 429:
         return throttled(None).body()
-    return server_error().body()
+    return {"type": "server_error", "code": "error", "detail": "A server error occurred.", "attr": None}

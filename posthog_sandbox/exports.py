@@ -11,15 +11,23 @@ from . import simulation
 from .store import Store
 
 
-def make_export(store: Store, generation: int, team_id: int, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """A new stored export from validated fields (defaults of reference 14, Create)."""
+def make_export(
+    store: Store,
+    generation: int,
+    team_id: int,
+    fields: dict[str, Any],
+    now: datetime,
+    export_id: str | None = None,
+    save: bool = True,
+) -> dict[str, Any]:
+    """A new stored export from validated fields, with PostHog's defaults for the rest."""
     destination = dict(fields["destination"])
     config = dict(destination["config"])
     if generation >= 3 and destination["type"] in ("AwsS3", "S3Compatible", "AzureBlob"):
         config["legacy_parquet_extension"] = False
     destination["config"] = config
     export = {
-        "id": str(uuid.uuid4()),
+        "id": export_id or str(uuid.uuid4()),
         "team_id": team_id,
         "name": fields["name"],
         "model": fields.get("model", "events"),
@@ -44,5 +52,6 @@ def make_export(store: Store, generation: int, team_id: int, fields: dict[str, A
         "_outcome": simulation.default_outcome(),
     }
     export["next_tick"] = simulation.next_tick_after(export, now)
-    store.put_export(export)
+    if save:
+        store.put_export(export)
     return export

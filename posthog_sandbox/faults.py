@@ -18,6 +18,7 @@ class FaultRule:
     drop_connection: bool = False
     malformed_json: bool = False
     html: bool = False
+    database_unavailable: bool = False  # 503 `database_unavailable` with Retry-After: 1, the write not applied
     count: int = 1  # -1 = until cleared
     method: str | None = None
     path_contains: str | None = None

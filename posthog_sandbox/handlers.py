@@ -1,19 +1,21 @@
-"""The batch-export endpoints (reference 9, 10): each handler takes a request context and returns
+"""The batch-export endpoints (docs/posthog-api.md, "Routes"): each handler takes a request context and returns
 `(status, body)`, where a `None` body means an empty response."""
 
 from __future__ import annotations
 
+import heapq
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from . import destinations as d
-from . import serializers, simulation
+from . import history, serializers, simulation
 from .config import SandboxKey
 from .errors import ApiError, empty, invalid_choice, not_found, server_error, validation
 from .exports import make_export
-from .pagination import cursor_page, limit_offset
+from .pagination import cursor_page, limit_offset, limit_offset_page, page_window
 from .state import USER_ID, Sandbox
 from .store import Store
 from .timeutil import drf, parse_drf_datetime, relative_date_parse, to_db
@@ -75,19 +77,44 @@ def get_export(ctx: Ctx, id_: str, include_deleted: bool = False, detail: str = 
 
 
 def render_export(ctx: Ctx, export: dict[str, Any]) -> dict[str, Any]:
-    return serializers.export(export, ctx.gen, ctx.store.list_runs(export_id=export["id"], limit=10))
+    return serializers.export(export, ctx.gen, runs_of(ctx.store, export, limit=10))
+
+
+def runs_of(
+    store: Store,
+    export: dict[str, Any],
+    lo: datetime | None = None,
+    hi: datetime | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """The export's runs, stored and computed (`history.py`), newest `created_at` first; `lo`/`hi` may
+    narrow the computed past to a superset of what the caller keeps."""
+    stored = store.list_runs(export_id=export["id"], limit=limit)
+    past = history.of(export)
+    if past is None:
+        return stored
+    computed = past.runs(lo, hi, limit)
+    merged = sorted([*stored, *computed], key=lambda r: (r["created_at"], r["id"]), reverse=True)
+    return merged[:limit] if limit is not None else merged
+
+
+def logs_of(store: Store, export: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The export's log rows, stored and computed, newest first (lazily: callers stop at their limit)."""
+    stored = store.list_logs(export["id"])
+    past = history.of(export)
+    if past is None:
+        return iter(stored)
+    return heapq.merge(stored, past.logs_desc(), key=lambda row: row["timestamp"], reverse=True)
 
 
 # ---------------------------------------------------------------------------------------------- exports
 
 
 def list_exports(ctx: Ctx) -> Result:
-    exports = ctx.store.list_exports(team_id=ctx.project)
-    if ctx.gen >= 3:
-        exports = [e for e in exports if e["destination"]["type"] != "Workflows"]
-    page = limit_offset(exports, ctx.url, ctx.query, 100)
-    page["results"] = [render_export(ctx, e) for e in page["results"]]
-    return 200, page
+    limit, offset = page_window(ctx.query, 100)
+    hidden = ("Workflows",) if ctx.gen >= 3 else ()
+    count, exports = ctx.store.page_exports(ctx.project, hidden, limit, offset)
+    return 200, limit_offset_page(count, [render_export(ctx, e) for e in exports], ctx.url, limit, offset)
 
 
 def create_export(ctx: Ctx) -> Result:
@@ -130,11 +157,16 @@ def destroy_export(ctx: Ctx, id: str) -> Result:
     export = get_export(ctx, id)
     export["deleted"] = True
     ctx.store.put_export(export)
-    for backfill in ctx.store.list_backfills(export_id=export["id"], active_only=True):
-        simulation.cancel_backfill(ctx.store, backfill, ctx.now, cancel_runs=ctx.gen >= 3)
+    # Gen-3 cancels what is Running only, not what is still Starting (docs/posthog-api.md, "Exports and
+    # destinations"); Gen-1 cancels the active backfills and leaves the runs alone.
+    cancelled = ("Running",) if ctx.gen >= 3 else ("Starting", "Running")
+    for backfill in ctx.store.list_backfills(export_id=export["id"], active_only=True, written_by=ctx.now):
+        if backfill["status"] in cancelled:
+            simulation.cancel_backfill(ctx.store, backfill, ctx.now, cancel_runs=ctx.gen >= 3)
     if ctx.gen >= 3:
         for run in ctx.store.list_runs(export_id=export["id"], active_only=True):
-            simulation.cancel_run(ctx.store, run, ctx.now)
+            if run["status"] == "Running":
+                simulation.cancel_run(ctx.store, run, ctx.now)
     return 204, None
 
 
@@ -154,7 +186,7 @@ def unpause_export(ctx: Ctx, id: str) -> Result:
         export["next_tick"] = simulation.next_tick_after(export, ctx.now)
         ctx.store.put_export(export)
         if backfill and export.get("last_paused_at") and export["last_paused_at"] < ctx.now:
-            simulation.new_backfill(ctx.store, export, export["last_paused_at"], ctx.now, ctx.now)
+            simulation.new_backfill(ctx.store, export, export["last_paused_at"], ctx.now, _row_written_at(ctx))
     return 200, {"paused": False}
 
 
@@ -190,7 +222,7 @@ def export_logs(ctx: Ctx, id: str) -> Result:
     search = (ctx.query.get("search") or "").lower()
     instance_id = ctx.query.get("instance_id")
     rows = []
-    for row in ctx.store.list_logs(export["id"]):
+    for row in logs_of(ctx.store, export):
         if "after" in bounds and not row["timestamp"] > bounds["after"]:
             continue
         if "before" in bounds and not row["timestamp"] < bounds["before"]:
@@ -203,12 +235,12 @@ def export_logs(ctx: Ctx, id: str) -> Result:
             continue
         rows.append(serializers.log_entry(row))
         if len(rows) >= limit:
-            break  # `limit` is also the query limit (reference 10.1)
+            break  # `limit` is also the query limit (docs/posthog-api.md, "Logs and the Query API")
     return 200, limit_offset(rows, ctx.url, ctx.query, limit)
 
 
 def run_logs(ctx: Ctx, batch_export_id: str, id: str) -> Result:
-    raise server_error()  # reference 10.4: the route exists but cannot work
+    raise server_error()  # the route exists but cannot work (docs/posthog-api.md, "Logs and the Query API")
 
 
 # ---------------------------------------------------------------------------------------------- tests
@@ -234,10 +266,12 @@ def _run_step(ctx: Ctx, body: Any, export: dict[str, Any] | None) -> Result:
     fields = validate_export(ctx.validation_context(None, partial=False), body)
     steps = _test_steps(ctx, fields["destination"]["type"])
     if steps is None:
+        if ctx.gen >= 3:
+            raise server_error()  # no destination test for the type: an uncaught ValueError
         raise empty(404)
     step = body.get("step", 0)
     if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < len(steps):
-        raise server_error()  # out-of-range step (reference 9.11, inferred 500)
+        raise server_error()  # out-of-range step (docs/posthog-api.md, "Destination tests")
     name, description = steps[step]
     outcome = export["_outcome"] if export else simulation.default_outcome()
     if outcome["outcome"] == "succeed":
@@ -285,7 +319,7 @@ def _start_backfill(ctx: Ctx, export_id: str) -> tuple[dict[str, Any], datetime 
     if ctx.gen >= 3:
         if body.get("start_at") is None:
             raise validation("Backfilling from the beginning of time is not enabled for this team.")
-        running = ctx.store.list_backfills(team_id=ctx.project, active_only=True)
+        running = ctx.store.list_backfills(team_id=ctx.project, active_only=True, written_by=ctx.now)
         cap = ctx.sb.config.max_concurrent_backfills
         if len(running) >= cap:
             raise ApiError(
@@ -299,13 +333,18 @@ def _start_backfill(ctx: Ctx, export_id: str) -> tuple[dict[str, Any], datetime 
     return export, start, end
 
 
+def _row_written_at(ctx: Ctx) -> datetime:
+    """When the backfill workflow writes the row it was started for (docs/posthog-api.md, "Backfills")."""
+    return ctx.now + timedelta(seconds=ctx.sb.config.backfill_row_delay)
+
+
 def workflow_id(export_id: str, start: datetime | None, end: datetime | None) -> str:
     return f"{export_id}-Backfill-{start.isoformat() if start else 'START'}-{end.isoformat() if end else 'END'}"
 
 
 def create_backfill(ctx: Ctx, batch_export_id: str) -> Result:
     export, start, end = _start_backfill(ctx, batch_export_id)
-    backfill = simulation.new_backfill(ctx.store, export, start, end, ctx.now)
+    backfill = simulation.new_backfill(ctx.store, export, start, end, _row_written_at(ctx))
     if ctx.gen >= 3:
         return 201, {"backfill_id": backfill["id"]}
     return 200, {"backfill_id": workflow_id(export["id"], start, end)}
@@ -319,7 +358,7 @@ def _get_backfill(ctx: Ctx, batch_export_id: str, id: str) -> tuple[dict[str, An
     export = get_export(ctx, batch_export_id, include_deleted=True)
     key = _uuid(id)
     backfill = ctx.store.get_backfill(key) if key else None
-    if backfill is None or backfill["batch_export"] != export["id"]:
+    if backfill is None or backfill["batch_export"] != export["id"] or backfill["created_at"] > ctx.now:
         raise not_found()
     return export, backfill
 
@@ -338,7 +377,9 @@ def list_backfills(ctx: Ctx, batch_export_id: str) -> Result:
     def key(b: dict[str, Any]) -> list[Any]:
         return [to_db(b[field]) or "", b["id"]]
 
-    items = sorted(ctx.store.list_backfills(export_id=export["id"]), key=key, reverse=ordering.startswith("-"))
+    items = sorted(
+        ctx.store.list_backfills(export_id=export["id"], written_by=ctx.now), key=key, reverse=ordering.startswith("-")
+    )
     page = cursor_page(items, key, ctx.url, ctx.query.get("cursor"), 50)
     page["results"] = [_render_backfill(ctx, b, export) for b in page["results"]]
     return 200, page
@@ -361,19 +402,20 @@ def cancel_backfill(ctx: Ctx, batch_export_id: str, id: str) -> Result:
 
 
 def _runs_in_window(ctx: Ctx, export: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
-    """The runs queryset with the ordering-dependent window and the status filter (reference 9.10)."""
+    """The runs queryset with the ordering-dependent window and the status filter (docs/posthog-api.md, "Runs")."""
     ordering = ctx.query.get("ordering") or "-created_at"
     if ordering not in ("created_at", "-created_at", "data_interval_start", "-data_interval_start"):
         ordering = "-created_at"
-    runs = ctx.store.list_runs(export_id=export["id"])
     q = ctx.query
+    tz = ctx.sb.config.project_timezone
     if ordering.lstrip("-") == "created_at":
-        after = relative_date_parse(q.get("after") or "-7d", ctx.now)
-        before = relative_date_parse(q["before"], ctx.now) if q.get("before") else ctx.now
-        runs = [r for r in runs if after <= r["created_at"] <= before]
+        after = relative_date_parse(q.get("after") or "-7d", ctx.now, tz)
+        before = relative_date_parse(q["before"], ctx.now, tz) if q.get("before") else ctx.now
+        runs = [r for r in runs_of(ctx.store, export, after, before) if after <= r["created_at"] <= before]
     else:
-        start = relative_date_parse(q.get("start") or "-7d", ctx.now)
-        end = relative_date_parse(q["end"], ctx.now) if q.get("end") else ctx.now
+        start = relative_date_parse(q.get("start") or "-7d", ctx.now, tz)
+        end = relative_date_parse(q["end"], ctx.now, tz) if q.get("end") else ctx.now
+        runs = runs_of(ctx.store, export, start, end)
         runs = [
             r
             for r in runs
@@ -421,7 +463,7 @@ def retrieve_run(ctx: Ctx, batch_export_id: str, id: str) -> Result:
 def retry_run(ctx: Ctx, batch_export_id: str, id: str) -> Result:
     export, run = _get_run(ctx, batch_export_id, id)
     start, end = run["data_interval_start"], run["data_interval_end"]
-    simulation.new_backfill(ctx.store, export, start, end, ctx.now)
+    simulation.new_backfill(ctx.store, export, start, end, _row_written_at(ctx))
     return (201 if ctx.gen >= 3 else 200), {"backfill_id": workflow_id(export["id"], start, end)}
 
 

@@ -1,4 +1,4 @@
-"""DRF's two page styles (reference 5): limit/offset with `count`, and opaque-cursor pages without it."""
+"""DRF's two page styles (docs/posthog-api.md, "Pagination"): limit/offset with `count`, and opaque-cursor pages without it."""
 
 from __future__ import annotations
 
@@ -27,13 +27,23 @@ def _positive_int(value: str | None, default: int) -> int:
     return number if number > 0 else default
 
 
-def limit_offset(items: list[Any], url: str, query: dict[str, str], default_limit: int) -> dict[str, Any]:
+def page_window(query: Any, default_limit: int) -> tuple[int, int]:
+    """The `(limit, offset)` a limit/offset request asks for."""
     limit = _positive_int(query.get("limit"), default_limit)
     try:
         offset = max(0, int(query.get("offset", 0)))
     except ValueError:
         offset = 0
-    count = len(items)
+    return limit, offset
+
+
+def limit_offset(items: list[Any], url: str, query: Any, default_limit: int) -> dict[str, Any]:
+    limit, offset = page_window(query, default_limit)
+    return limit_offset_page(len(items), items[offset : offset + limit], url, limit, offset)
+
+
+def limit_offset_page(count: int, page: list[Any], url: str, limit: int, offset: int) -> dict[str, Any]:
+    """The envelope around one page that the caller already cut out of `count` items."""
     next_url = replace_query(url, limit=limit, offset=offset + limit) if offset + limit < count else None
     if offset <= 0:
         previous = None
@@ -41,7 +51,7 @@ def limit_offset(items: list[Any], url: str, query: dict[str, str], default_limi
         previous = replace_query(url, limit=limit, offset=None)
     else:
         previous = replace_query(url, limit=limit, offset=offset - limit)
-    return {"count": count, "next": next_url, "previous": previous, "results": items[offset : offset + limit]}
+    return {"count": count, "next": next_url, "previous": previous, "results": page}
 
 
 def _encode(position: list[Any], reverse: bool) -> str:

@@ -1,7 +1,7 @@
-"""The route table of reference 1.2: path pattern → per-method handler and required scope per generation.
+"""The route table (docs/posthog-api.md, "Routes"): path pattern → per-method handler and required scope per generation.
 
 Scopes: `read`/`write` mean `batch_export:read`/`batch_export:write`; `INTERNAL` is grantable only via `*`;
-`None` means the action maps to no scope (scoped keys get 403, reference 3.1 and 3.3).
+`None` means the action maps to no scope (personal keys get 403, docs/posthog-api.md, "Keys and scopes").
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import handlers as h
+from . import query_api
 
 READ, WRITE, INTERNAL = "batch_export:read", "batch_export:write", "INTERNAL"
+QUERY_READ = "query:read"
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,9 @@ class Action:
     scope_gen3: str | None
     scope_gen1: str | None
     generations: tuple[int, ...] = (1, 3)
+    # The logs route: its scope is `None` (every personal key refused) when the sandbox is started with
+    # logs_for_keys="refused" (docs/posthog-api.md, "Logs and the Query API").
+    refusable: bool = False
 
     def scope(self, generation: int) -> str | None:
         return self.scope_gen3 if generation >= 3 else self.scope_gen1
@@ -53,7 +58,7 @@ BATCH_EXPORT_ROUTES: list[tuple[re.Pattern[str], dict[str, Action]]] = [
         (f"/{_ID}/pause", {"POST": _same(h.pause_export, WRITE)}),
         (f"/{_ID}/unpause", {"POST": _same(h.unpause_export, WRITE)}),
         (f"/{_ID}/backfill", {"POST": Action(h.deprecated_backfill, WRITE, WRITE, generations=(1,))}),
-        (f"/{_ID}/logs", {"GET": Action(h.export_logs, READ, None)}),
+        (f"/{_ID}/logs", {"GET": Action(h.export_logs, READ, None, refusable=True)}),
         (f"/{_ID}/run_test_step", {"POST": Action(h.run_test_step, WRITE, INTERNAL)}),
         (f"/{_EID}/runs", {"GET": _same(h.list_runs, READ)}),
         (f"/{_EID}/runs/{_ID}", {"GET": _same(h.retrieve_run, READ)}),
@@ -67,6 +72,8 @@ BATCH_EXPORT_ROUTES: list[tuple[re.Pattern[str], dict[str, Action]]] = [
 ]
 
 PROJECT_PREFIX = re.compile(r"^/api/(?:projects|environments)/(?P<project>[^/]+)/batch_exports(?P<rest>(?:/[^/]+)*)/?$")
+QUERY = re.compile(r"^/api/(?:projects|environments)/(?P<project>[^/]+)/query/?$")
+QUERY_ACTION = Action(query_api.query, QUERY_READ, QUERY_READ)
 CURRENT_KEY = re.compile(r"^/api/personal_api_keys/(?P<key_id>[^/]+)/?$")
 
 
@@ -89,6 +96,9 @@ def match(path: str, generation: int) -> Match | None:
                     continue
                 return Match(available, found["project"], m.groupdict())
         return None
+    found = QUERY.match(path)
+    if found:
+        return Match({"POST": QUERY_ACTION}, found["project"], {})
     found = CURRENT_KEY.match(path)
     if found and found["key_id"] == "@current":
         return Match({"GET": Action(h.current_key, None, None)}, None, {})

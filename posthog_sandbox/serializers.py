@@ -1,4 +1,4 @@
-"""Objects as PostHog's serializers answer them (reference 7), secrets removed at every depth."""
+"""Objects as PostHog's serializers answer them (docs/posthog-api.md, "Exports and destinations"), secrets removed at every depth."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .timeutil import drf
 
 
 def _coerce(config: dict[str, Any], spec: d.Spec | None) -> dict[str, Any]:
-    """Gen-3 converts stringified stored values back to declared types (reference 7.2)."""
+    """Gen-3 converts stringified stored values back to declared types (docs/posthog-api.md, "Exports and destinations")."""
     out = dict(config)
     for key, value in config.items():
         kind = (spec or {}).get(key, d.BASE_FIELDS.get(key, ("any", False)))[0]

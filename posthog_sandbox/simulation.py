@@ -4,11 +4,11 @@ Everything is a closed-form function of time, so catching up after any clock jum
 
 - A run created at `c` is `Starting`, becomes `Running` at `c + 30 s` (INFO "Starting batch export ...")
   and finishes at `c + 120 s` as `Completed`, `Failed` or `FailedRetryable` depending on its export's
-  outcome (reference 12.1).
+  outcome (docs/posthog-api.md, "Runs").
 - A scheduled run is created at each schedule tick (the interval end) of an unpaused, non-deleted export.
 - A backfill created at `T` is `Starting`, becomes `Running` at `T + 10 s`, then creates the run of its
   k-th whole interval at `T + 10 s + k × 120 s` (one at a time, in order), and is `Completed` at
-  `T + 10 s + N × 120 s` for N intervals (reference 12.3).
+  `T + 10 s + N × 120 s` for N intervals (docs/posthog-api.md, "Backfills").
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from .destinations import DEFAULT_ERRORS, DEFAULT_RETRYABLE_ERROR
+from .destinations import DEFAULT_ERRORS, DEFAULT_RETRYABLE_ERROR, INTERMITTENT_ERRORS
 from .store import Store
 from .timeutil import INTERVALS, floor_to_interval, step, str_range_bound
 
@@ -183,17 +183,26 @@ def cancel_backfill(store: Store, backfill: dict[str, Any], now: datetime, cance
 
 def catch_up(store: Store, now: datetime, generation: int, earliest_data: datetime) -> None:
     """Bring every export, run and backfill to the state they have at `now`."""
-    exports = {e["id"]: e for e in store.list_exports(include_deleted=True)}
-    for export in exports.values():
+    exports: dict[str, dict[str, Any]] = {}
+    for export in store.exports_due(now):
         _schedule(store, export, now)
+        exports[export["id"]] = export
+
+    def export_of(export_id: str) -> dict[str, Any]:
+        if export_id not in exports:
+            found = store.get_export(export_id)
+            assert found is not None, export_id
+            exports[export_id] = found
+        return exports[export_id]
+
     active_backfills = store.list_backfills(active_only=True)
     for backfill in active_backfills:
-        _advance_backfill(store, backfill, exports[backfill["batch_export"]], now, generation, earliest_data)
+        _advance_backfill(store, backfill, export_of(backfill["batch_export"]), now, generation, earliest_data)
     for run in store.list_runs(active_only=True):
-        _advance_run(store, run, exports[run["batch_export"]], now)
+        _advance_run(store, run, export_of(run["batch_export"]), now)
     for backfill in active_backfills:
         if backfill["status"] == "Running":
-            _maybe_finish_backfill(store, backfill, exports[backfill["batch_export"]], now, generation)
+            _maybe_finish_backfill(store, backfill, export_of(backfill["batch_export"]), now, generation)
 
 
 def _schedule(store: Store, export: dict[str, Any], now: datetime) -> None:
@@ -235,8 +244,15 @@ def _advance_run(store: Store, run: dict[str, Any], export: dict[str, Any], now:
         run["finished_at"] = finish_at
         run["last_updated_at"] = finish_at
         destination = export["destination"]["type"]
-        if outcome["outcome"] == "fail":
-            error = outcome.get("error") or DEFAULT_ERRORS.get(destination, "Unknown error")
+        failing = outcome["outcome"] == "fail" or (
+            outcome["outcome"] == "intermittent" and zlib.crc32(f"{export['id']}|{rng}".encode()) % 4 == 0
+        )
+        if failing:
+            error = outcome.get("error") or (
+                INTERMITTENT_ERRORS.get(destination, [DEFAULT_RETRYABLE_ERROR])[0]
+                if outcome["outcome"] == "intermittent"
+                else DEFAULT_ERRORS.get(destination, "Unknown error")
+            )
             run.update(status="Failed", latest_error=error)
             store.add_log(
                 export["id"],
@@ -296,7 +312,7 @@ def _advance_backfill(
         backfill["last_updated_at"] = running_at
         estimate = sum(records_for(export, s) for s, _ in backfill_intervals(backfill, export))
         if export["_outcome"].get("records") == 0:
-            # No data in range: straight to Completed with no runs (reference 12.3 step 2).
+            # No data in range: straight to Completed with no runs (docs/posthog-api.md, "Backfills").
             backfill.update(
                 status="Completed", finished_at=running_at, total_records_count=0 if generation >= 3 else None
             )
@@ -334,7 +350,7 @@ def _maybe_finish_backfill(
         )
     store.put_backfill(backfill)
     if backfill["end_at"] is None and export["paused"] and not export.get("deleted"):
-        # An open-ended backfill unpauses its export once it has caught up (reference 12.3 step 5).
+        # An open-ended backfill unpauses its export once it has caught up (docs/posthog-api.md, "Backfills").
         export.update(paused=False, last_updated_at=done_at, next_tick=next_tick_after(export, done_at))
         store.put_export(export)
 
@@ -345,7 +361,7 @@ def _maybe_finish_backfill(
 def progress(
     store: Store, backfill: dict[str, Any], export: dict[str, Any] | None, now: datetime
 ) -> dict[str, Any] | None:
-    """Reference 7.4, exactly."""
+    """`progress` as the API computes it (docs/posthog-api.md, "Backfills")."""
     status = backfill["status"]
     if status not in ("Completed", "Running", "Starting"):
         return None

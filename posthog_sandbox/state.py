@@ -6,11 +6,13 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
-from . import simulation
+from . import history, simulation
 from .auth import Throttle
 from .config import SandboxConfig, SandboxKey
 from .faults import Faults, RequestLog
+from .large_seed import seed_large
 from .seed import seed
 from .store import Store
 from .timeutil import UTC, from_db, to_db, utcnow
@@ -68,12 +70,42 @@ class Sandbox:
             for project in (1, 2):
                 for offset, kind in INTEGRATION_KINDS.items():
                     self.store.add_integration(project * 100 + offset, project, kind)
-            if self.config.seed:
+            if self.config.exports is not None:
+                seed_large(self.store, self.generation, self.earliest_data, start, self.config.exports)
+            elif self.config.seed:
                 seed(self.store, self.generation, self.earliest_data, start)
 
     @property
     def earliest_data(self) -> datetime:
         return from_db(self.store.get_meta("earliest_data"))  # type: ignore[return-value]
+
+    def log_rows(
+        self,
+        team_id: int,
+        export_ids: set[str] | None,
+        instance_ids: set[str] | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> list[dict[str, Any]]:
+        """The rows of the HogQL table `batch_export_log_entries` for a project (narrowed, newest first):
+        the stored ones and those of the computed past (`history.py`)."""
+        stored = self.store.query_logs(team_id, export_ids, instance_ids, since, until)
+        pasts = [
+            past
+            for export in self.store.list_exports(team_id=team_id, include_deleted=True)
+            if (export_ids is None or export["id"] in export_ids) and (past := history.of(export)) is not None
+        ]
+        if not pasts:
+            return stored
+        computed = (
+            {"team_id": team_id, "log_source": "batch_export", **row}
+            for past in pasts
+            for row in past.logs_desc(since, until)
+            if instance_ids is None or row["instance_id"] in instance_ids
+        )
+        rows = [*stored, *computed]
+        rows.sort(key=lambda row: row["timestamp"], reverse=True)
+        return rows
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -19,7 +19,9 @@ from .timeutil import from_db, to_db
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS integrations (id INTEGER PRIMARY KEY, team_id INTEGER, kind TEXT);
-CREATE TABLE IF NOT EXISTS exports (id TEXT PRIMARY KEY, team_id INTEGER, deleted INTEGER, created_at TEXT, data TEXT);
+CREATE TABLE IF NOT EXISTS exports (id TEXT PRIMARY KEY, team_id INTEGER, deleted INTEGER, created_at TEXT, data TEXT,
+                                    next_tick TEXT);
+CREATE INDEX IF NOT EXISTS exports_next_tick ON exports (next_tick);
 CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, export_id TEXT, backfill_id TEXT, status TEXT,
                                  created_at TEXT, data TEXT);
 CREATE INDEX IF NOT EXISTS runs_export ON runs (export_id, created_at);
@@ -129,15 +131,21 @@ class Store:
     # exports
     def put_export(self, export: dict[str, Any]) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO exports VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO exports VALUES (?, ?, ?, ?, ?, ?)",
             (
                 export["id"],
                 export["team_id"],
                 int(export.get("deleted", False)),
                 to_db(export["created_at"]),
                 _encode("exports", export),
+                to_db(export.get("next_tick")),
             ),
         )
+
+    def exports_due(self, now: datetime) -> list[dict[str, Any]]:
+        """Exports whose next schedule tick has come (the only ones a catch-up must look at)."""
+        rows = self.conn.execute("SELECT data FROM exports WHERE next_tick <= ? ORDER BY id", (to_db(now),))
+        return [_decode("exports", r[0]) for r in rows]
 
     def get_export(self, id_: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT data FROM exports WHERE id = ?", (id_,)).fetchone()
@@ -152,6 +160,23 @@ class Store:
             sql += " AND deleted = 0"
         sql += " ORDER BY created_at DESC, id"
         return [_decode("exports", r[0]) for r in self.conn.execute(sql, args)]
+
+    def page_exports(
+        self, team_id: int, hidden_types: tuple[str, ...], limit: int, offset: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One list page of a project's exports (newest first) and how many there are, without reading
+        the others."""
+        where = "team_id = ? AND deleted = 0"
+        args: list[Any] = [team_id]
+        if hidden_types:
+            where += f" AND json_extract(data, '$.destination.type') NOT IN ({', '.join('?' * len(hidden_types))})"
+            args += hidden_types
+        count = int(self.conn.execute(f"SELECT COUNT(*) FROM exports WHERE {where}", args).fetchone()[0])
+        rows = self.conn.execute(
+            f"SELECT data FROM exports WHERE {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        return count, [_decode("exports", r[0]) for r in rows]
 
     # runs
     def put_run(self, run: dict[str, Any]) -> None:
@@ -212,9 +237,17 @@ class Store:
         return _decode("backfills", row[0]) if row else None
 
     def list_backfills(
-        self, export_id: str | None = None, team_id: int | None = None, active_only: bool = False
+        self,
+        export_id: str | None = None,
+        team_id: int | None = None,
+        active_only: bool = False,
+        written_by: datetime | None = None,
     ) -> list[dict[str, Any]]:
+        """Newest first; with `written_by`, only rows the workflow has written by then (created_at <= it)."""
         sql, args = "SELECT data FROM backfills WHERE 1=1", list[Any]()
+        if written_by is not None:
+            sql += " AND created_at <= ?"
+            args.append(to_db(written_by))
         if export_id is not None:
             sql += " AND export_id = ?"
             args.append(export_id)
@@ -249,6 +282,45 @@ class Store:
                 "message": r[2],
             }
             for r in rows
+        ]
+
+    def query_logs(
+        self,
+        team_id: int,
+        export_ids: set[str] | None = None,
+        instance_ids: set[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The project's log rows as the HogQL table `batch_export_log_entries` has them, newest first;
+        the filters only narrow (bounds inclusive), the query still applies its own WHERE."""
+        sql = (
+            "SELECT l.export_id, l.instance_id, l.timestamp, l.message, l.level FROM logs l "
+            "JOIN exports e ON e.id = l.export_id WHERE e.team_id = ?"
+        )
+        args: list[Any] = [team_id]
+        for column, values in (("l.export_id", export_ids), ("l.instance_id", instance_ids)):
+            if values is not None:
+                sql += f" AND {column} IN ({', '.join('?' * len(values))})"
+                args += sorted(values)
+        if since is not None:
+            sql += " AND l.timestamp >= ?"
+            args.append(to_db(since))
+        if until is not None:
+            sql += " AND l.timestamp <= ?"
+            args.append(to_db(until))
+        sql += " ORDER BY l.timestamp DESC, l.seq DESC"
+        return [
+            {
+                "team_id": team_id,
+                "log_source": "batch_export",
+                "log_source_id": r[0],
+                "instance_id": r[1],
+                "timestamp": from_db(r[2]),
+                "message": r[3],
+                "level": r[4],
+            }
+            for r in self.conn.execute(sql, args)
         ]
 
     def count_logs(self) -> int:

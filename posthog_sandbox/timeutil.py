@@ -6,6 +6,7 @@ import calendar
 import re
 from datetime import UTC as UTC  # re-exported: the sandbox names one UTC
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import overload
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -31,10 +32,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def drf(value: datetime) -> str: ...
+@overload
+def drf(value: None) -> None: ...
 def drf(value: datetime | None) -> str | None:
     """DRF's DateTimeField output: UTC, `Z`, microseconds only when non-zero."""
     if value is None:
         return None
+    return _drf(value)
+
+
+@lru_cache(maxsize=65536)  # a list page writes the same ticks for many exports
+def _drf(value: datetime) -> str:
     text = value.astimezone(UTC).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
@@ -86,14 +96,17 @@ def parse_drf_datetime(value: object) -> datetime:
 _RELATIVE = re.compile(r"-?(?P<number>[0-9]+)?(?P<type>[a-zA-Z])(?P<position>Start|End)?")
 
 
-def relative_date_parse(value: str, now: datetime) -> datetime:
+def relative_date_parse(value: str, now: datetime, tz_name: str = "UTC") -> datetime:
     """posthog.utils.relative_date_parse: ISO dates/datetimes or `-7d`, `-24h`, `-1w`, `-1m`, `-1y`, `-30M`.
 
+    A date or datetime without an offset is read in the project's timezone (docs/posthog-api.md, "Times").
     Anything else falls back to `now`, like PostHog.
     """
     parsed = parse_datetime(value)
     if parsed is not None:
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC if tz_name == "UTC" else ZoneInfo(tz_name))
+        return parsed.astimezone(UTC)
     match = _RELATIVE.search(value)
     if not match:
         return now

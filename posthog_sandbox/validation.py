@@ -1,4 +1,4 @@
-"""Create/update and backfill validation (reference 8, 9.2, 9.5, 9.6), first error only.
+"""Create/update and backfill validation (docs/posthog-api.md, "Exports and destinations", "Backfills"), first error only.
 
 Fields are checked in serializer field order, each followed by its `validate_<field>` hook, so the first
 error raised is the one DRF would report.
@@ -134,7 +134,7 @@ def compile_query(query: str, events_schema: bool) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- destination
 
 
-def _check_config_types(config: dict[str, Any], spec: d.Spec) -> dict[str, Any]:
+def _check_config_types(config: dict[str, Any], spec: d.Spec, attr: str) -> dict[str, Any]:
     """Coerce string→bool and string→int like the service; otherwise report the first mismatch."""
     for key, value in config.items():
         expected = (spec.get(key) or d.BASE_FIELDS.get(key) or ("any", False))[0]
@@ -151,9 +151,7 @@ def _check_config_types(config: dict[str, Any], spec: d.Spec) -> dict[str, Any]:
             "dict": isinstance(value, (dict, str, int)),
         }[expected]
         if not ok:
-            raise validation(
-                f"Configuration has invalid type: got '{_typename(value)}', expected '{expected}'", "destination"
-            )
+            raise validation(f"Configuration has invalid type: got '{_typename(value)}', expected '{expected}'", attr)
     return config
 
 
@@ -164,7 +162,7 @@ def _destination(ctx: ValidationContext, value: Any) -> dict[str, Any]:
     types = d.GEN3_TYPES if gen >= 3 else d.GEN1_TYPES
     if "type" not in value:
         if partial:
-            raise server_error()  # the nested validation reads `type` (reference 9.5, inferred 500)
+            raise server_error()  # the nested validation reads `type` (docs/posthog-api.md, "Exports and destinations")
         raise required("destination__type")
     type_ = value["type"]
     if type_ is None:
@@ -204,15 +202,18 @@ def _destination(ctx: ValidationContext, value: Any) -> dict[str, Any]:
 
     spec = d.fields_for(gen, type_)
     if spec is None:
-        raise server_error()  # no workflow registered for the type: validation crashes (reference 8.3)
+        raise server_error()  # no workflow registered for the type: validation crashes (docs/posthog-api.md, "Exports and destinations")
+    # Gen-3 checks the config in the nested destination serializer, whose errors DRF files under
+    # `non_field_errors` (docs/posthog-api.md, "Exports and destinations").
+    config_attr = "destination__non_field_errors" if gen >= 3 else "destination"
     unknown = sorted(k for k in config if k not in spec and k not in d.BASE_FIELDS)
     if unknown:
-        raise validation("Configuration has unknown field/s: " + ", ".join(f"'{k}'" for k in unknown), "destination")
+        raise validation("Configuration has unknown field/s: " + ", ".join(f"'{k}'" for k in unknown), config_attr)
     if not partial:
         for key, (_, is_required) in spec.items():
             if is_required and key not in config:
-                raise validation(f"Configuration missing required field: '{key}'", "destination")
-    _check_config_types(config, spec)
+                raise validation(f"Configuration missing required field: '{key}'", config_attr)
+    _check_config_types(config, spec, config_attr)
 
     # validate_destination
     stored = instance["destination"] if instance else None
@@ -222,12 +223,32 @@ def _destination(ctx: ValidationContext, value: Any) -> dict[str, Any]:
             "export and create a new one with the new destination type.",
             "destination",
         )
+    if gen >= 3 and config.get("legacy_parquet_extension") is True and not _writes_legacy_extension(stored):
+        raise validation(d.LEGACY_PARQUET_EXTENSION_MESSAGE, "destination")
     merged = d.deep_merge(stored["config"], config) if stored and stored["type"] == type_ else dict(config)
+    stored_integration_id = stored.get("integration") if stored else None
+    if gen >= 3 and type_ == "Redshift" and stored_integration_id is not None and integration in (_MISSING, None):
+        raise validation(d.REDSHIFT_STICKY_INTEGRATION_MESSAGE, "destination")
     if integration is _MISSING:
-        integration_id = stored.get("integration") if stored else None
+        # Gen-3 falls back to the stored integration only for some types; the others need one on every
+        # write that sends a destination (docs/posthog-api.md, "Exports and destinations").
+        falls_back = gen < 3 or type_ not in d.INTEGRATION_ON_EVERY_WRITE
+        integration_id = stored_integration_id if falls_back else None
         integration = ctx.get_integration(integration_id) if integration_id is not None else None
     _validate_destination_rules(ctx, type_, merged, integration)
     return {"type": type_, "config": config, "integration": integration["id"] if integration else None}
+
+
+def _writes_legacy_extension(stored: dict[str, Any] | None) -> bool:
+    """An existing export that already names its Parquet files with the codec (the setting may stay on)."""
+    if stored is None:
+        return False
+    config = stored["config"]
+    return (
+        config.get("file_format") == "Parquet"
+        and bool(config.get("compression"))
+        and config.get("legacy_parquet_extension") is not False
+    )
 
 
 def _validate_destination_rules(
@@ -437,7 +458,7 @@ def _gen3_fields(ctx: ValidationContext, body: dict[str, Any], out: dict[str, An
         if mode == "MERGE" and not (out.get("primary_key") or (instance or {}).get("primary_key")):
             raise validation("'primary_key' is required when 'incremental_mode' is 'MERGE'", "primary_key")
         out["incremental_mode"] = mode
-    # interval_offset (reference 9.5): converted only when `interval` is in the same request.
+    # interval_offset (docs/posthog-api.md, "Exports and destinations"): converted only when `interval` is in the same request.
     if offsets and not interval_in_body:
         raise server_error()  # offsets without interval stay unconverted and the save fails (inferred 500)
     if interval_in_body:
@@ -486,7 +507,7 @@ def parse_backfill_bounds(
         if end > now:
             raise validation(f"The provided 'end_at' ({end.isoformat()}) is in the future")
     if end is None and export["destination"]["type"] not in ("HTTP", "NoOp"):
-        raise server_error()  # unreachable service error → 500 (reference 9.6 step 7, inferred)
+        raise server_error()  # unreachable service error → 500 (docs/posthog-api.md, "Backfills")
     return start, end
 
 
@@ -527,7 +548,9 @@ def parse_unpause_backfill(body: Any, gen: int) -> bool:
     if "backfill" not in body:
         return False
     if gen < 3:
-        return body["backfill"] is not False  # Gen-1 reads the raw value (reference 9.8)
+        return (
+            body["backfill"] is not False
+        )  # Gen-1 reads the raw value (docs/posthog-api.md, "Exports and destinations")
     return _bool(body["backfill"], "backfill")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +19,7 @@ import mcp.types as types
 from mcp.server import Server, ServerRequestContext
 from pydantic import ValidationError
 
-from server import __version__, results
+from server import __version__, metrics, results
 from server.audit import AuditLog
 from server.config import ConfigError, Settings, default_audit_path
 from server.definitions import tool_definition
@@ -67,6 +68,16 @@ async def perform(spec: ToolSpec, params: Params, upstream: Upstream) -> Any:
     return spec.shape(data) if spec.shape is not None else data
 
 
+ECHO_LIMIT = 60
+_LONG_RUN = re.compile(r"\S{" + str(ECHO_LIMIT + 20) + ",}")
+
+
+def echoed(value: str, limit: int = ECHO_LIMIT) -> str:
+    """A caller's value as an error may repeat it: whole when short, cut with its length when not,
+    so a 100 kB name or key costs the context a line, not 100 kB."""
+    return value if len(value) <= limit else f"{value[: limit - 3]}... ({len(value)} characters)"
+
+
 def _schema_at(schema: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:
     """The sub-schema an error location points into (objects only; {} when it leads elsewhere)."""
     for part in path:
@@ -80,7 +91,7 @@ def describe_invalid(spec: ToolSpec, error: ValidationError, schema: dict[str, A
     for item in error.errors()[:6]:
         loc = tuple(item["loc"])
         where = ".".join(str(part) for part in loc) or "arguments"
-        where = where if len(where) <= 60 else where[:57] + "..."  # a 10 kB key must not echo back whole
+        where = echoed(where)
         kind = item["type"]
         if kind == "extra_forbidden":
             allowed = sorted(_schema_at(schema, loc[:-1]).get("properties", {}))
@@ -94,6 +105,9 @@ def describe_invalid(spec: ToolSpec, error: ValidationError, schema: dict[str, A
             problems.append(f"{where} is not in an accepted format ({hint})")
         else:
             problems.append(f"{where}: {str(item['msg']).rstrip('.')}")
+    # A validator's sentence may quote the caller's value (a destination type, a time): cap any long run
+    # so the message keeps its advice and costs a line.
+    problems = [_LONG_RUN.sub(lambda run: echoed(run.group(0)), problem) for problem in problems]
     return f"Invalid arguments for {spec.name}: " + "; ".join(problems) + ". Nothing was sent to PostHog."
 
 
@@ -104,6 +118,13 @@ class App:
         self.settings = settings
         self.client = client
         self.access = access
+        if settings.redis_url and not settings.confirm_secret:
+            # Replicas name their ledger entries with a key derived from the secret: without a shared
+            # one, their in-flight locks would never meet and a copy of a write could go through.
+            raise ConfigError(
+                "POSTHOG_MCP_REDIS_URL is set, so replicas share state: set POSTHOG_MCP_CONFIRM_SECRET too, the same "
+                "on every replica (for example: openssl rand -hex 32)."
+            )
         self.audit = AuditLog(settings.audit_log or default_audit_path())
         self.guard = Guard(
             TokenSigner(settings.confirm_secret), self.audit, settings.confirm, open_shared_state(settings.redis_url)
@@ -138,6 +159,7 @@ class App:
     ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=self.definitions)
 
+    @metrics.counted_call
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
@@ -145,8 +167,10 @@ class App:
         try:
             return await self.call(ctx, params, secrets)
         except Exception as exc:  # never a bare "Error executing tool": say what broke, log the rest
-            log.exception("tool %s failed", params.name)
-            return results.failure(f"{params.name} failed inside the MCP server ({type(exc).__name__}).", secrets)
+            log.exception("tool %s failed", echoed(params.name))
+            return results.failure(
+                f"{echoed(params.name)} failed inside the MCP server ({type(exc).__name__}).", secrets
+            )
 
     async def call(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams, secrets: set[str]
@@ -154,7 +178,7 @@ class App:
         spec = BY_NAME.get(params.name) or BY_NAME.get(ALIASES.get(params.name, ""))
         if spec is None:
             names = ", ".join(s.name for s in self.specs)
-            return results.failure(f"Unknown tool {params.name!r}. Available tools: {names}.")
+            return results.failure(f"Unknown tool {echoed(params.name)!r}. Available tools: {names}.")
         hidden = why_hidden(spec, self.settings, self.access)
         if hidden:
             return results.failure(f"{spec.name} is not available here: {hidden}. Nothing was sent to PostHog.")

@@ -16,6 +16,8 @@ from typing import Any
 import anyio
 
 from server import __version__
+from server.caller import CallerField
+from server.callers import token_values
 from server.config import ConfigError, Settings
 from server.log_bodies import StreamedBodies
 from tools import secrets
@@ -73,6 +75,17 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="With --sandbox: keep its state in this SQLite file, so one-shot clients (the Inspector CLI) see the "
         "same exports, ids and clock on every call.",
     )
+    parser.add_argument(
+        "--sandbox-exports",
+        type=int,
+        metavar="N",
+        help="With --sandbox: seed project 1 with N exports and 30 days of history (the same for the same N).",
+    )
+    parser.add_argument(
+        "--sandbox-logs-for-keys",
+        choices=("allowed", "refused"),
+        help="With --sandbox: 'refused' makes the logs route answer 403 to personal API keys, as newer PostHog may.",
+    )
     parser.add_argument("--tools", type=_csv, help="Allow-list of tool names, comma-separated (POSTHOG_MCP_TOOLS).")
     parser.add_argument(
         "--exclude-tools", type=_csv, help="Tools to hide, comma-separated (POSTHOG_MCP_EXCLUDE_TOOLS)."
@@ -114,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     form = tools.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="Machine-readable output.")
     form.add_argument("--markdown", action="store_true", help="The Markdown table the README embeds.")
+    form.add_argument(
+        "--guard-markdown", action="store_true", help="The Markdown table of guarded tools docs/guard.md embeds."
+    )
     return parser
 
 
@@ -166,7 +182,8 @@ def _setup_logging() -> None:
     wanted = os.environ.get("POSTHOG_MCP_LOG_LEVEL", "WARNING").strip().upper() or "WARNING"
     level = wanted if wanted in LOG_LEVELS else "WARNING"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(caller)s]: %(message)s"))
+    handler.addFilter(CallerField())
     handler.addFilter(_redactor)
     handler.addFilter(StreamedBodies())  # bodies libraries log at DEBUG: shortened, tokens masked
     root = logging.getLogger()
@@ -200,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging()
     try:
         if args.command == "tools":
-            return print_tools(as_json=args.json, as_markdown=args.markdown)
+            return print_tools(as_json=args.json, as_markdown=args.markdown, as_guard_markdown=args.guard_markdown)
         if args.command == "demo":
             from server.demo import run_demo
 
@@ -218,12 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    _redactor.hide(settings.api_key, settings.auth_token)
+    _redactor.hide(settings.api_key, settings.auth_token, *token_values(settings.auth_tokens_file))
     if args.transport == "http":
         from server.http import check_bind
         from server.rebinding import allowed_peers
 
-        check_bind(args.host, settings.auth_token)
+        check_bind(args.host, settings.client_auth)
         allowed_peers(args.host, settings.allowed_hosts, settings.allowed_origins)  # a bad entry fails here, clearly
     if not settings.sandbox:
         settings.require_key()  # fail before anything starts, with the message that says how to fix it
@@ -232,7 +249,14 @@ def serve(args: argparse.Namespace) -> int:
         from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig, start_sandbox
 
         # Simulated minutes pass in real seconds, so a retried run visibly completes.
-        sandbox = start_sandbox(SandboxConfig(speed=60.0, db_path=args.sandbox_db))
+        sandbox = start_sandbox(
+            SandboxConfig(
+                speed=60.0,
+                db_path=args.sandbox_db,
+                exports=args.sandbox_exports,
+                logs_for_keys=args.sandbox_logs_for_keys or "allowed",
+            )
+        )
         settings = settings.with_(host=sandbox.base_url, api_key=DEFAULT_API_KEY)
         log.warning("Using the local sandbox at %s (project 1 and 2).", sandbox.base_url)
     try:
@@ -295,13 +319,33 @@ def markdown_table(rows: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_tools(*, as_json: bool = False, as_markdown: bool = False) -> int:
+def guard_table(rows: Iterable[dict[str, Any]]) -> str:
+    """docs/guard.md's table of guarded tools and the policies that guard them; `tests/test_readme.py` checks it."""
+
+    def word(value: bool) -> str:
+        return "yes" if value else "no"
+
+    lines = [
+        "| Tool | destructiveHint | Guarded under `always` | under `destructive` |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["guarded"]:
+            destructive = r["destructiveHint"]
+            lines.append(f"| `{r['name']}` | {word(destructive)} | yes | {word(destructive)} |")
+    return "\n".join(lines) + "\n"
+
+
+def print_tools(*, as_json: bool = False, as_markdown: bool = False, as_guard_markdown: bool = False) -> int:
     rows = catalog_rows()
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
     if as_markdown:
         sys.stdout.write(markdown_table(rows))
+        return 0
+    if as_guard_markdown:
+        sys.stdout.write(guard_table(rows))
         return 0
     print(f"{'tool':32} {'scope':20} RO    D     I     OW    guarded")
     for r in rows:

@@ -59,6 +59,15 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     http_stateful: bool = False
+    auth_tokens_file: Path | None = None
+    oauth_issuer: str | None = None
+    oauth_jwks_url: str | None = None
+    public_url: str | None = None
+    oauth_scope: str | None = None
+    rate_limit: int | None = None
+    """Requests per caller per window; None: the default when callers authenticate, 0: off."""
+    rate_window: float = 60.0
+    auth_failure_limit: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -86,6 +95,16 @@ class Settings:
             "allowed_hosts": _names(env.get("POSTHOG_MCP_ALLOWED_HOSTS")),
             "allowed_origins": _names(env.get("POSTHOG_MCP_ALLOWED_ORIGINS")),
             "http_stateful": _flag(env.get("POSTHOG_MCP_HTTP_STATEFUL")),
+            "auth_tokens_file": Path(tokens) if (tokens := env.get("POSTHOG_MCP_AUTH_TOKENS_FILE")) else None,
+            "oauth_issuer": env.get("POSTHOG_MCP_OAUTH_ISSUER") or None,
+            "oauth_jwks_url": env.get("POSTHOG_MCP_OAUTH_JWKS_URL") or None,
+            "public_url": env.get("POSTHOG_MCP_PUBLIC_URL") or None,
+            "oauth_scope": env.get("POSTHOG_MCP_OAUTH_SCOPE") or None,
+            "rate_limit": _count("POSTHOG_MCP_RATE_LIMIT", env.get("POSTHOG_MCP_RATE_LIMIT")),
+            "rate_window": float(_count("POSTHOG_MCP_RATE_WINDOW", env.get("POSTHOG_MCP_RATE_WINDOW"), 60) or 0),
+            "auth_failure_limit": _count(
+                "POSTHOG_MCP_AUTH_FAILURE_LIMIT", env.get("POSTHOG_MCP_AUTH_FAILURE_LIMIT"), 10
+            ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -125,6 +144,13 @@ class Settings:
                 f"POSTHOG_MCP_AUTH_TOKEN is too short to keep guessers out: use at least {MIN_AUTH_TOKEN_CHARS} random "
                 "characters (for example: openssl rand -hex 32)."
             )
+        if self.rate_window <= 0:
+            raise ConfigError("POSTHOG_MCP_RATE_WINDOW must be a positive whole number of seconds.")
+
+    @property
+    def client_auth(self) -> bool:
+        """Whether HTTP clients must authenticate (a token, a tokens file or OAuth)."""
+        return bool(self.auth_token or self.auth_tokens_file or self.oauth_issuer)
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -144,6 +170,15 @@ def _seconds(value: str | None) -> float:
         raise ConfigError(
             f"POSTHOG_MCP_TIMEOUT must be a number of seconds, like 20 or 7.5, got {value[:40]!r}."
         ) from None
+
+
+def _count(name: str, value: str | None, default: int | None = None) -> int | None:
+    value = (value or "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ConfigError(f"{name} must be a whole number (0 or more), got {value!r}.")
+    return int(value)
 
 
 def _project(value: str) -> int:

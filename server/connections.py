@@ -24,9 +24,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 @dataclass(frozen=True)
 class HttpLimits:
     max_connections: int = 256
-    """Open connections at once; one more is closed as soon as it is accepted."""
-    max_requests_in_flight: int = 128
-    """Requests being served at once (uvicorn's limit_concurrency); more get 503."""
+    """Open connections at once; one more is closed as soon as it is accepted. With HTTP/1.1 this also
+    bounds the requests in flight (one per connection)."""
     request_head_seconds: float = 10.0
     """From connecting (or the previous answer) to a complete request line and headers."""
     request_body_seconds: float = 10.0
@@ -35,6 +34,8 @@ class HttpLimits:
     """An idle connection between requests is closed after this long."""
     max_header_bytes: int = 64 * 1024
     """Request line and headers together."""
+    max_body_bytes: int = 4 * 1024 * 1024
+    """A request body; larger gets 413 before it is read further (the mcp SDK's own limit is the same)."""
 
 
 def bounded_h11(limits: HttpLimits) -> type[H11Protocol]:
@@ -89,28 +90,38 @@ def uvicorn_options(limits: HttpLimits) -> dict[str, Any]:
     """The uvicorn.Config arguments that apply these limits."""
     return {
         "http": bounded_h11(limits),
-        "limit_concurrency": limits.max_requests_in_flight,
         "timeout_keep_alive": limits.keep_alive_seconds,
         "h11_max_incomplete_event_size": limits.max_header_bytes,
     }
 
 
 class BodyDeadline:
-    """Read the whole request body within `seconds`, or answer 408 and close; then hand it on at once."""
+    """Read the whole request body within `seconds` and `max_bytes`, or answer 408 / 413 and close; then
+    hand it on at once."""
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    def __init__(self, app: ASGIApp, seconds: float, max_bytes: int = HttpLimits.max_body_bytes) -> None:
         self.app = app
         self.seconds = seconds
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
         received: deque[Message] = deque()
+        size = 0
         with anyio.move_on_after(self.seconds):
             while True:
                 message = await receive()
                 received.append(message)
+                size += len(message.get("body", b""))
+                if size > self.max_bytes:
+                    await _too_large(send, self.max_bytes)
+                    return
                 if message["type"] != "http.request" or not message.get("more_body", False):
                     break
         if not received or (received[-1]["type"] == "http.request" and received[-1].get("more_body", False)):
@@ -152,6 +163,11 @@ class NoStandaloneStream:
             )
             return
         await self.app(scope, receive, send)
+
+
+async def _too_large(send: Send, max_bytes: int) -> None:
+    message = f"The request body is larger than {max_bytes} bytes."
+    await _answer(send, 413, {"error": "request_too_large", "message": message}, close=True)
 
 
 async def _answer(

@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 import mcp.types as types
+from pydantic import BaseModel
 
 from server.guard_result import TOKEN_PARAM, guarded_output_schema
 from tools.declaration import ToolSpec
@@ -67,9 +68,10 @@ def _trim(node: Any, *, keep_null: bool) -> Any:
     return out
 
 
-def compact_schema(model: type, *, keep_null: bool) -> dict[str, Any]:
+def compact_schema(model: type[BaseModel], *, keep_null: bool) -> dict[str, Any]:
     raw = model.model_json_schema()
-    return _trim(_inline_refs(raw, raw.get("$defs", {})), keep_null=keep_null)
+    schema: dict[str, Any] = _trim(_inline_refs(raw, raw.get("$defs", {})), keep_null=keep_null)
+    return schema
 
 
 def input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import mcp.types as types
 from mcp.server import ServerRequestContext
 from mcp_types import version as protocol_versions
 
-from server import results
+from server import metrics, results
 from server.audit import AuditLog
 from server.caller import caller_name
 from server.guard_result import TOKEN_PARAM, GuardedResult, GuardedStatus
@@ -105,10 +105,14 @@ class Progress:
     channel: str
     step: str = "preview"  # preview -> ask -> confirm -> recheck -> write
     held: tuple[str, dict[str, Any]] | None = None
+    # True from sending the write until PostHog's answer says what happened: a timeout, a dropped
+    # connection, a 5xx or a cancelled call leave the in-flight lock to expire instead of lifting it,
+    # since the write may still land and a copy sent now would make it twice.
+    unknown: bool = False
 
 
-def _shown(preview: Preview) -> dict[str, Any]:
-    return {"summary": preview.summary, **preview.details}
+def _shown(call: GuardedCall, preview: Preview) -> dict[str, Any]:
+    return {"summary": preview.summary, "project_id": call.project, **preview.details}
 
 
 class Guard:
@@ -143,11 +147,13 @@ class Guard:
             )
             decision = Decision("refused", error=f"Refused: {why}", line={"reason": why})
         except PostHogError as error:
+            if error.status is not None and error.status < 500:
+                progress.unknown = False  # PostHog answered: it refused the write
             decision = self._upstream_error(call, progress, error)
         except Exception as error:  # noqa: BLE001 - an answer of an unexpected shape must still end in a decision
             decision = self._unexpected(call, progress, error)
         finally:
-            if progress.held is not None:
+            if progress.held is not None and not progress.unknown:
                 with anyio.CancelScope(shield=True):
                     await self._let_go(progress.held)
         return self._finish(call, progress, decision)
@@ -209,7 +215,9 @@ class Guard:
             )
 
         progress.step = "write"
+        progress.unknown = True
         result = await call.execute()
+        progress.unknown = False
         target = result.get("id") if isinstance(result, dict) and current.target_id is None else None
         return Decision(
             "executed",
@@ -230,14 +238,15 @@ class Guard:
         answer = GuardedResult(
             GuardedStatus.CONFIRMATION_REQUIRED,
             message,
-            preview=_shown(preview),
+            preview=_shown(call, preview),
             token=token,
             expires_at=datetime.fromtimestamp(expires, UTC).isoformat(),
         )
         return Decision("previewed", answer)
 
     def _question(self, call: GuardedCall, preview: Preview) -> tuple[str, dict[str, Any]]:
-        detail = results.dumps(results.redact(results.strip_secrets(preview.details), call.secrets))
+        shown = {k: v for k, v in _shown(call, preview).items() if k != "summary"}
+        detail = results.dumps(results.redact(results.strip_secrets(shown), call.secrets))
         message = results.redact(f"{preview.summary}\n\nDetails: {detail}", call.secrets)
         if call.spec.destructive and preview.confirm_name:
             message += f"\n\nType the export's name ({preview.confirm_name}) to confirm."
@@ -255,17 +264,19 @@ class Guard:
                 if str(content.get("name", "")).strip() == preview.confirm_name:
                     return None
                 message = "Not done: the typed name did not match the export's name; nothing changed."
-                return self._no(GuardedStatus.DECLINED, message, preview, "typed name did not match")
+                return self._no(call, GuardedStatus.DECLINED, message, preview, "typed name did not match")
             if content.get("confirm") is True:
                 return None
             message = "Not done: the user did not confirm; nothing changed."
-            return self._no(GuardedStatus.DECLINED, message, preview, "confirm was not true")
+            return self._no(call, GuardedStatus.DECLINED, message, preview, "confirm was not true")
         status = GuardedStatus.CANCELLED if action == "cancel" else GuardedStatus.DECLINED
-        return self._no(status, f"Not done: the user {status.value} the confirmation; nothing changed.", preview)
+        return self._no(call, status, f"Not done: the user {status.value} the confirmation; nothing changed.", preview)
 
-    def _no(self, status: GuardedStatus, message: str, preview: Preview, reason: str | None = None) -> Decision:
+    def _no(
+        self, call: GuardedCall, status: GuardedStatus, message: str, preview: Preview, reason: str | None = None
+    ) -> Decision:
         line = {"reason": reason} if reason else {}
-        return Decision(status.value, GuardedResult(status, message, preview=_shown(preview)), line=line)
+        return Decision(status.value, GuardedResult(status, message, preview=_shown(call, preview)), line=line)
 
     async def _spend(self, claim: Claim) -> None:
         remaining = claim.expires - self.signer.now() + 1
@@ -359,3 +370,4 @@ class Guard:
             decision=decision,
             **fields,
         )
+        metrics.guard_decision(call.spec.name, decision)

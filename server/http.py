@@ -11,14 +11,14 @@ session per handshake-era client, so those that declare elicitation get `elicita
 load balancer must then send each session to the replica that opened it (sticky sessions on the
 `Mcp-Session-Id` header).
 
-Clients authenticate to this server with the operator's bearer token
-(POSTHOG_MCP_AUTH_TOKEN). That token stays here: PostHog only ever sees the server's own
-personal API key, as the MCP specification forbids token passthrough.
+Clients authenticate to this server with a bearer token (POSTHOG_MCP_AUTH_TOKEN, the named
+tokens of POSTHOG_MCP_AUTH_TOKENS_FILE, or OAuth access tokens: server/edge.py). Tokens stay
+here: PostHog only ever sees the server's own personal API key, as the MCP specification
+forbids token passthrough.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import socket
 from collections.abc import AsyncIterator, Sequence
@@ -33,13 +33,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from server import __version__
 from server.addresses import is_loopback
 from server.app import App, open_app
 from server.config import ConfigError, Settings
 from server.connections import BodyDeadline, HttpLimits, NoStandaloneStream, uvicorn_options
+from server.edge import Edge, describe
 from server.rebinding import AllowedPeers, HostOriginCheck, allowed_peers
 
 __all__ = ["HttpLimits", "RunningHttp", "build_http_app", "check_bind", "is_loopback", "running_http", "serve_http"]
@@ -54,46 +55,14 @@ SHUTDOWN_TIMEOUT_SECONDS = 10.0
 DEFAULT_LIMITS = HttpLimits()
 
 
-def check_bind(host: str, auth_token: str | None) -> None:
+def check_bind(host: str, authenticated: bool | str | None) -> None:
     """Refuse to expose an unauthenticated MCP endpoint beyond this machine."""
-    if not is_loopback(host) and not auth_token:
+    if not is_loopback(host) and not authenticated:
         raise ConfigError(
             f"Refusing to serve MCP on {host} without authentication: set POSTHOG_MCP_AUTH_TOKEN to a long random "
-            "string (clients send it as 'Authorization: Bearer <token>'), or bind 127.0.0.1."
+            "string (clients send it as 'Authorization: Bearer <token>'), name callers in POSTHOG_MCP_AUTH_TOKENS_FILE, "
+            "or turn on OAuth (POSTHOG_MCP_OAUTH_ISSUER); or bind 127.0.0.1."
         )
-
-
-class BearerAuth:
-    """Require `Authorization: Bearer <token>` on every HTTP request except the exempt paths and prefixes."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        token: str,
-        exempt: tuple[str, ...] = (HEALTH_PATH,),
-        exempt_prefixes: tuple[str, ...] = (WELL_KNOWN_PREFIX,),
-    ) -> None:
-        self.app = app
-        self._expected = f"Bearer {token}".encode()
-        self.exempt = exempt
-        self.exempt_prefixes = exempt_prefixes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or path in self.exempt or path.startswith(self.exempt_prefixes):
-            await self.app(scope, receive, send)
-            return
-        presented = dict(scope["headers"]).get(b"authorization", b"")
-        # Constant-time: the comparison must not reveal how much of a guess was right.
-        if not hmac.compare_digest(presented, self._expected):
-            response = JSONResponse(
-                {"error": "unauthorized", "message": "Send 'Authorization: Bearer <POSTHOG_MCP_AUTH_TOKEN>'."},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="posthog-batch-exports-mcp"'},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 async def no_metadata(request: Request) -> Response:
@@ -110,12 +79,17 @@ def build_http_app(
     stateful: bool = False,
     limits: HttpLimits = DEFAULT_LIMITS,
     well_known: Sequence[BaseRoute] = (),
+    edge: Edge | None = None,
 ) -> ASGIApp:
     """The ASGI application: `/mcp` (streamable HTTP), `/healthz`, `/.well-known/*`, and the layers around them.
 
-    Outermost first: Host/Origin allow-lists, the body deadline, bearer auth, no GET stream, then the
-    routes. `well_known` routes (e.g. OAuth protected-resource metadata) are matched before the
-    catch-all 404 under /.well-known/, and are served without a token like the health check."""
+    Outermost first: Host/Origin allow-lists, the body deadline, the edge (callers, OAuth, limits:
+    server/edge.py), no GET stream, then the routes. `well_known` routes and the edge's OAuth
+    metadata are matched before the catch-all 404 under /.well-known/, and are served without a
+    token like the health check; the edge also adds /metrics. Without `edge`, one is built from the
+    app's settings (`auth_token`, when given, stands in for POSTHOG_MCP_AUTH_TOKEN)."""
+    if edge is None:
+        edge = Edge.from_settings(app.settings.with_(auth_token=auth_token or app.settings.auth_token))
 
     async def health(request: Request) -> Response:
         # Answers from memory only: a health probe must not spend PostHog's rate limit.
@@ -124,6 +98,7 @@ def build_http_app(
     routes: list[BaseRoute] = [
         Route(HEALTH_PATH, health, methods=["GET"]),
         *well_known,
+        *edge.routes(MCP_PATH),
         Route(WELL_KNOWN_PREFIX + "{rest:path}", no_metadata),
     ]
     endpoint: Starlette = app.server.streamable_http_app(
@@ -134,10 +109,13 @@ def build_http_app(
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         custom_starlette_routes=routes,  # type: ignore[arg-type]
     )
+    # On 2026-07-28 tools/call the SDK checks Mcp-Param-* headers against the tool's input schema; without
+    # this lookup it runs the whole tools/list handler (and serializes every definition) for each call.
+    schemas = {definition.name: definition.input_schema for definition in app.definitions}
+    app.server.get_tool_input_schema = schemas.get
     asgi: ASGIApp = NoStandaloneStream(endpoint, MCP_PATH, allow="POST, DELETE" if stateful else "POST")
-    if auth_token:
-        asgi = BearerAuth(asgi, auth_token)
-    asgi = BodyDeadline(asgi, limits.request_body_seconds)
+    asgi = edge.wrap(asgi, exempt=(HEALTH_PATH,))
+    asgi = BodyDeadline(asgi, limits.request_body_seconds, limits.max_body_bytes)
     return HostOriginCheck(asgi, peers or allowed_peers(host), exempt_hosts_for=(HEALTH_PATH,))
 
 
@@ -178,17 +156,11 @@ async def running_http(
 
     `upstream_transport` replaces the PostHog client's transport (tests record what goes upstream).
     """
-    check_bind(host, settings.auth_token)
+    check_bind(host, settings.client_auth)
     peers = allowed_peers(host, settings.allowed_hosts, settings.allowed_origins)
+    edge = Edge.from_settings(settings)  # a bad tokens file or OAuth setting stops us before PostHog is asked
     async with open_app(settings, transport=upstream_transport) as app:
-        asgi = build_http_app(
-            app,
-            host=host,
-            auth_token=settings.auth_token,
-            peers=peers,
-            stateful=settings.http_stateful,
-            limits=limits,
-        )
+        asgi = build_http_app(app, host=host, peers=peers, stateful=settings.http_stateful, limits=limits, edge=edge)
         with bind_socket(host, port) as sock:
             bound = sock.getsockname()[1]
             config = uvicorn.Config(
@@ -210,7 +182,7 @@ async def running_http(
                         if server.should_exit:
                             raise ConfigError(f"The HTTP server on {host}:{bound} stopped while starting; see the log.")
                         await anyio.sleep(0.01)
-                log.warning("Serving MCP at %s (health: %s).", running.url, running.health_url)
+                log.warning("Serving MCP at %s (health: %s; %s).", running.url, running.health_url, describe(edge))
                 try:
                     yield running
                 finally:

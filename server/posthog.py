@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from server import __version__, log_bodies
+from server import __version__, log_bodies, metrics
 from tools.declaration import HttpMethod, UpstreamError
 from tools.request import Request
 
@@ -111,8 +111,9 @@ def _hint(
     if status == 403:
         if _NO_PERSONAL_KEYS.search(detail):
             return (
-                "this PostHog serves this action to no personal API key, whatever its scopes (not even *); "
-                "nothing on this side can change that."
+                "this PostHog serves this action to no scoped personal API key, whatever its scopes (not even *): "
+                "older PostHog serves it to legacy unscoped keys only; newer PostHog serves logs through its "
+                "Query API to keys with scope query:read."
             )
         scope = _MISSING_SCOPE.search(detail)
         if scope and key_scopes is not None and (not key_scopes or "*" in key_scopes):
@@ -372,6 +373,7 @@ class PostHogClient:
                     hint=_ambiguous_hint(kind, "check POSTHOG_HOST and the network."),
                     write="unknown" if kind == "write" else None,
                 ) from None
+            metrics.upstream_response(method, response.status_code)
             if log.isEnabledFor(logging.DEBUG):
                 body = log_bodies.for_log(response.content, (self._api_key,))
                 log.debug("PostHog %s %s -> %s: %s", method, path, response.status_code, body)

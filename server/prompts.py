@@ -24,6 +24,8 @@ class Step:
     """What to do; `{tool}` is replaced by the first listed tool of `tools`."""
     tools: tuple[str, ...] = ()
     essential: bool = False
+    needs: tuple[str, ...] = ()
+    """Left out unless one of these is listed too (following a write nobody can make is no step)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ PROMPTS: tuple[PromptSpec, ...] = (
             Step(
                 "Follow the backfill with {tool} until it completes, then report.",
                 ("batch-export-wait", "batch-export-backfill-get"),
+                needs=("batch-export-gaps-backfill", "batch-export-backfill-create"),
             ),
         ),
     ),
@@ -133,7 +136,7 @@ PROMPTS: tuple[PromptSpec, ...] = (
             Step("Read the export with {tool}; secret keys are never shown.", ("batch-export-get",), essential=True),
             Step("Ask the user which credential keys change and for their new values. Never repeat a secret back."),
             Step(
-                "Test the new credentials before changing anything with {tool}.",
+                "Before changing anything, test the new keys with {tool} on this export (the keys to try, not saved).",
                 ("batch-export-destination-check", "batch-export-test-step"),
             ),
             Step(
@@ -225,7 +228,7 @@ class Prompts:
         number = 0
         for step in prompt.steps:
             tool = self._tool_for(step)
-            if step.tools and tool is None:
+            if (step.tools and tool is None) or (step.needs and not self.tools & set(step.needs)):
                 continue
             number += 1
             lines.append(f"{number}. {step.text.format(tool=tool)}")

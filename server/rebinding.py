@@ -135,9 +135,11 @@ class HostOriginCheck:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k: v for k, v in scope["headers"] if k in (b"host", b"origin")}
-        host = headers[b"host"].decode("latin-1") if b"host" in headers else None
-        origin = headers[b"origin"].decode("latin-1") if b"origin" in headers else None
+        hosts = [v.decode("latin-1") for k, v in scope["headers"] if k == b"host"]
+        origins = [v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"]
+        # Two Host (or Origin) headers could be read one way here and another way further in: refuse both.
+        host = hosts[0] if len(hosts) == 1 else None
+        origin = origins[0] if len(origins) == 1 else ("" if origins else None)
         if scope["path"] not in self.exempt and not self.peers.host_allowed(host):
             log.warning("Refused a request for Host %s (not in the allowed hosts).", _shown(host or ""))
             await _refuse(

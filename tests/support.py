@@ -15,6 +15,7 @@ from mcp import Client
 from posthog_sandbox.control import SandboxControl
 from server.app import App, open_app
 from server.config import Settings
+from tools.catalog import CATALOG
 
 MODES = ("auto", "legacy")
 
@@ -61,20 +62,31 @@ async def confirm_with_token(client: Client, name: str, arguments: dict[str, Any
 
 # --- the confirmation guard (issue 4) ---------------------------------------------------
 
-GUARDED_TOOLS = (
-    "batch-export-create",
-    "batch-export-update",
-    "batch-export-pause",
-    "batch-export-unpause",
-    "batch-export-backfill-create",
-    "batch-export-gaps-backfill",
-    "batch-export-run-retry",
-    "batch-export-run-cancel",
-    "batch-export-backfill-cancel",
-    "batch-export-delete",
-)
-"""Every guarded tool but the deprecated legacy backfill (Gen-1 only), in an order where
-each call's target is still there and in the state the call needs."""
+CATALOG_SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "catalog.json"
+
+
+def reviewed_catalog() -> dict[str, Any]:
+    """The checked-in catalog snapshot (tests/test_catalog.py writes it): the reviewed facts tests derive from."""
+    snapshot: dict[str, Any] = json.loads(CATALOG_SNAPSHOT.read_text())
+    return snapshot
+
+
+def _guarded_tools() -> tuple[str, ...]:
+    tools = reviewed_catalog()["tools"]
+    guarded = [
+        name
+        for name, entry in tools.items()
+        if not entry["deprecated"]
+        and "confirmation_token" in entry["definitions"]["default"]["inputSchema"]["properties"]
+    ]
+    # Deletes last, so every other call still finds its target; otherwise catalog order.
+    order = {spec.name: index for index, spec in enumerate(CATALOG)}
+    return tuple(sorted(guarded, key=lambda name: (tools[name]["method"] == "DELETE", order.get(name, len(order)))))
+
+
+GUARDED_TOOLS = _guarded_tools()
+"""Every guarded tool but the deprecated ones (the legacy backfill is Gen-1 only), in an order where
+each call's target is still there and in the state the call needs (deletes last)."""
 
 SECRET_CANARY = "sandbox-canary"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ast
+import difflib
 import json
 import os
 from pathlib import Path
@@ -20,86 +20,17 @@ from tools.catalog import BY_NAME, CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = ROOT / "tests" / "snapshots"
+# The size budget is held by tests/test_context_budget.py.
 
-# The issue's table: method and path under /api/projects/{project_id}/, scope, RO, D, I.
-EXPECTED = {
-    "batch-export-list": ("GET", "batch_exports/", "read", True, False, True),
-    "batch-export-get": ("GET", "batch_exports/{batch_export_id}/", "read", True, False, True),
-    "batch-export-create": ("POST", "batch_exports/", "write", False, False, False),
-    "batch-export-update": ("PATCH", "batch_exports/{batch_export_id}/", "write", False, True, True),
-    "batch-export-delete": ("DELETE", "batch_exports/{batch_export_id}/", "write", False, True, True),
-    "batch-export-pause": ("POST", "batch_exports/{batch_export_id}/pause/", "write", False, False, True),
-    "batch-export-unpause": ("POST", "batch_exports/{batch_export_id}/unpause/", "write", False, False, True),
-    "batch-export-logs": ("GET", "batch_exports/{batch_export_id}/logs/", "read", True, False, True),
-    "batch-export-runs-list": ("GET", "batch_exports/{batch_export_id}/runs/", "read", True, False, True),
-    "batch-export-run-get": ("GET", "batch_exports/{batch_export_id}/runs/{run_id}/", "read", True, False, True),
-    "batch-export-run-retry": (
-        "POST",
-        "batch_exports/{batch_export_id}/runs/{run_id}/retry/",
-        "write",
-        False,
-        False,
-        False,
-    ),
-    "batch-export-run-cancel": (
-        "POST",
-        "batch_exports/{batch_export_id}/runs/{run_id}/cancel/",
-        "write",
-        False,
-        True,
-        True,
-    ),
-    "batch-export-backfills-list": ("GET", "batch_exports/{batch_export_id}/backfills/", "read", True, False, True),
-    "batch-export-backfill-get": (
-        "GET",
-        "batch_exports/{batch_export_id}/backfills/{backfill_id}/",
-        "read",
-        True,
-        False,
-        True,
-    ),
-    "batch-export-backfill-create": (
-        "POST",
-        "batch_exports/{batch_export_id}/backfills/",
-        "write",
-        False,
-        False,
-        False,
-    ),
-    "batch-export-backfill-cancel": (
-        "POST",
-        "batch_exports/{batch_export_id}/backfills/{backfill_id}/cancel/",
-        "write",
-        False,
-        True,
-        True,
-    ),
-    "batch-export-test-steps": ("GET", "batch_exports/test/", "read", True, False, True),
-    "batch-export-test-step": (
-        "POST",
-        "batch_exports/{batch_export_id}/run_test_step/",
-        "write",
-        False,
-        False,
-        True,
-    ),
-    "batch-export-test-step-new": ("POST", "batch_exports/run_test_step_new/", "write", False, False, True),
-    "batch-export-backfill-legacy": ("POST", "batch_exports/{batch_export_id}/backfill/", "write", False, False, False),
-    # The answers (issue 11): each names the first request it makes.
-    "batch-export-health": ("GET", "batch_exports/", "read", True, False, True),
-    "batch-export-errors": ("POST", "query/", "read", True, False, True),
-    "batch-export-destination-check": ("POST", "batch_exports/run_test_step_new/", "write", False, False, True),
-    "batch-export-gaps": ("GET", "batch_exports/{batch_export_id}/runs/", "read", True, False, True),
-    "batch-export-gaps-backfill": ("POST", "batch_exports/{batch_export_id}/backfills/", "write", False, False, False),
-    "batch-export-wait": ("GET", "batch_exports/{batch_export_id}/", "read", True, False, True),
-    "batch-export-projects": ("GET", "/api/personal_api_keys/@current/", "read", True, False, True),
+SNAPSHOT = SNAPSHOTS / "catalog.json"
+# Every configuration that changes what a tool advertises; deprecated tools are listed in each.
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "pinned_project": {"project_id": 7},
+    "confirm_destructive": {"confirm": "destructive"},
+    "confirm_never": {"confirm": "never"},
 }
-OPEN_WORLD = {
-    "batch-export-test-steps",
-    "batch-export-test-step",
-    "batch-export-test-step-new",
-    "batch-export-destination-check",
-}
+UPDATE_HINT = "review the diff, then rerun with UPDATE_SNAPSHOTS=1 uv run pytest tests/test_catalog.py"
 
 
 def advertised(**settings: Any) -> list[dict[str, Any]]:
@@ -131,18 +62,105 @@ def all_tools(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     return advertised(include_deprecated=True, audit_log=tmp_path_factory.mktemp("audit") / "a.jsonl")
 
 
-def test_catalog_matches_the_issue_table() -> None:
-    assert set(BY_NAME) == set(EXPECTED)
+def catalog_snapshot(tmp_path: Path) -> dict[str, Any]:
+    """The whole catalog as reviewed: per tool its route, whether it is deprecated, and its advertised
+    definition in each configuration that changes it (read through a real MCP client)."""
+    listings = {
+        name: {t["name"]: t for t in advertised(include_deprecated=True, audit_log=tmp_path / f"{name}.jsonl", **extra)}
+        for name, extra in CONFIGURATIONS.items()
+    }
+    tools: dict[str, Any] = {}
     for spec in CATALOG:
-        method, path, scope, ro, d, i = EXPECTED[spec.name]
-        assert (spec.method, spec.path, spec.scope) == (method, path, f"batch_export:{scope}"), spec.name
-        assert (spec.read_only, spec.destructive, spec.idempotent) == (ro, d, i), spec.name
-        assert spec.open_world == (spec.name in OPEN_WORLD), spec.name
+        default = listings["default"][spec.name]
+        definitions = {"default": default}
+        for name in CONFIGURATIONS:
+            if name != "default" and listings[name][spec.name] != default:
+                definitions[name] = listings[name][spec.name]
+        tools[spec.name] = {
+            "method": spec.method,
+            "path": spec.path,
+            "deprecated": spec.deprecated,
+            "definitions": definitions,
+        }
+    return {
+        "about": "Generated by tests/test_catalog.py from the catalog, as a real MCP client lists it. " + UPDATE_HINT,
+        "configurations": CONFIGURATIONS,
+        "tools": tools,
+    }
+
+
+def render_snapshot(snapshot: dict[str, Any]) -> str:
+    return json.dumps(snapshot, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _parts(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot cut where a reviewer looks: one part per tool and configuration, plus the rest."""
+    parts: dict[str, Any] = {"(catalog)": {k: v for k, v in snapshot.items() if k != "tools"}}
+    for name, entry in snapshot.get("tools", {}).items():
+        parts[f"{name} (route)"] = {k: v for k, v in entry.items() if k != "definitions"}
+        for configuration, definition in entry.get("definitions", {}).items():
+            parts[f"{name} ({configuration})"] = definition
+    return parts
+
+
+def snapshot_mismatch(stored: str, current: str, limit: int = 120) -> str | None:
+    """None when equal; otherwise a unified diff (stored -> current) per tool and configuration,
+    each headed by what it is, cut to `limit` lines."""
+    if stored == current:
+        return None
+    try:
+        old, new = _parts(json.loads(stored)), _parts(json.loads(current))
+    except json.JSONDecodeError:
+        old, new = {"(unreadable snapshot)": stored}, {"(unreadable snapshot)": current}
+    diff: list[str] = []
+    for label in [*old, *(k for k in new if k not in old)]:
+        before = render_snapshot(old[label]).splitlines() if label in old else []
+        after = render_snapshot(new[label]).splitlines() if label in new else []
+        if before != after:
+            diff += difflib.unified_diff(before, after, f"snapshot: {label}", f"catalog now: {label}", lineterm="")
+    if not diff:  # equal content, different bytes (formatting)
+        diff = list(difflib.unified_diff(stored.splitlines(), current.splitlines(), "snapshot", "now", lineterm=""))
+    if len(diff) > limit:
+        diff = [*diff[:limit], f"... {len(diff) - limit} more diff lines"]
+    return "\n".join(diff)
+
+
+def updating() -> bool:
+    return os.environ.get("UPDATE_SNAPSHOTS") == "1"
+
+
+@pytest.fixture(scope="module")
+def stored_snapshot(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The checked-in snapshot; with UPDATE_SNAPSHOTS=1 it is rewritten first, so one run accepts a change."""
+    if updating():
+        SNAPSHOTS.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(render_snapshot(catalog_snapshot(tmp_path_factory.mktemp("snapshot"))))
+    return json.loads(SNAPSHOT.read_text()) if SNAPSHOT.exists() else {"tools": {}}
+
+
+def test_catalog_matches_the_reviewed_snapshot_routes(stored_snapshot: dict[str, Any]) -> None:
+    """Method, path, scope and annotations of each tool are those the checked-in snapshot shows."""
+    reviewed = stored_snapshot["tools"]
+    assert set(BY_NAME) == set(reviewed)
+    for spec in CATALOG:
+        entry = reviewed[spec.name]
+        annotations = entry["definitions"]["default"]["annotations"]
+        assert (spec.method, spec.path, spec.deprecated) == (entry["method"], entry["path"], entry["deprecated"])
+        assert [spec.scope] == entry["definitions"]["default"]["_meta"][SCOPES_META], spec.name
+        # A read-only tool carries no destructive or idempotent hint (the MCP spec gives them meaning only
+        # for tools that write).
+        written = (None, None) if spec.read_only else (spec.destructive, spec.idempotent)
+        assert (spec.read_only, *written, spec.open_world) == (
+            annotations["readOnlyHint"],
+            annotations.get("destructiveHint"),
+            annotations.get("idempotentHint"),
+            annotations["openWorldHint"],
+        ), spec.name
     assert [s.name for s in CATALOG if s.deprecated] == ["batch-export-backfill-legacy"]
 
 
 def test_default_listing_hides_only_the_deprecated_tool(default_tools: list[dict[str, Any]]) -> None:
-    assert {t["name"] for t in default_tools} == set(EXPECTED) - {"batch-export-backfill-legacy"}
+    assert {t["name"] for t in default_tools} == set(BY_NAME) - {"batch-export-backfill-legacy"}
 
 
 def test_every_tool_sets_every_annotation(all_tools: list[dict[str, Any]]) -> None:
@@ -165,7 +183,10 @@ def test_required_scope_is_in_meta(all_tools: list[dict[str, Any]]) -> None:
 
 
 def test_gen1_internal_scope_is_explained() -> None:
-    for name in OPEN_WORLD - {"batch-export-destination-check"}:
+    open_world = {s.name for s in CATALOG if s.open_world}
+    steps = {"batch-export-test-steps", "batch-export-test-step", "batch-export-test-step-new"}
+    assert open_world == steps | {"batch-export-destination-check"}
+    for name in steps:
         assert "INTERNAL" in BY_NAME[name].description
     legacy = BY_NAME["batch-export-backfill-legacy"].description
     assert "batch-export-backfill-create" in legacy
@@ -218,26 +239,28 @@ def test_output_schemas_are_valid_objects(all_tools: list[dict[str, Any]]) -> No
         assert schema.get("type") == "object", tool["name"]
 
 
-def test_guarded_tools_take_a_confirmation_token(all_tools: list[dict[str, Any]]) -> None:
+def test_guarded_tools_take_a_confirmation_token(
+    all_tools: list[dict[str, Any]], stored_snapshot: dict[str, Any]
+) -> None:
     for tool in all_tools:
         spec = BY_NAME[tool["name"]]
         assert ("confirmation_token" in tool["inputSchema"]["properties"]) == spec.is_guarded, tool["name"]
         if spec.is_guarded:
             assert "confirmation_required" in compact(tool["outputSchema"])
     guarded = {s.name for s in CATALOG if s.is_guarded}
-    assert guarded == {
-        "batch-export-create",
-        "batch-export-update",
-        "batch-export-delete",
-        "batch-export-pause",
-        "batch-export-unpause",
-        "batch-export-backfill-create",
-        "batch-export-backfill-legacy",
-        "batch-export-run-retry",
-        "batch-export-run-cancel",
-        "batch-export-backfill-cancel",
-        "batch-export-gaps-backfill",
-    }
+    assert guarded == guarded_in(stored_snapshot), "the guarded set differs from the reviewed snapshot"
+    assert guarded == {s.name for s in CATALOG if not s.read_only} - {s.name for s in CATALOG if s.guarded is False}
+
+
+def guarded_in(snapshot: dict[str, Any], configuration: str = "default") -> set[str]:
+    """Tools whose definition in `configuration` takes a confirmation token."""
+    found = set()
+    for name, entry in snapshot["tools"].items():
+        definitions = entry["definitions"]
+        definition = definitions.get(configuration, definitions["default"])
+        if "confirmation_token" in definition["inputSchema"]["properties"]:
+            found.add(name)
+    return found
 
 
 def test_pinned_project_removes_project_id_everywhere(tmp_path: Path) -> None:
@@ -246,21 +269,35 @@ def test_pinned_project_removes_project_id_everywhere(tmp_path: Path) -> None:
         assert "project_id" not in tool["inputSchema"].get("required", []), tool["name"]
 
 
-def test_snapshots(all_tools: list[dict[str, Any]]) -> None:
-    """Every advertised definition is checked in; set UPDATE_SNAPSHOTS=1 to accept a change on purpose."""
-    update = os.environ.get("UPDATE_SNAPSHOTS") == "1"
-    SNAPSHOTS.mkdir(exist_ok=True)
-    changed = []
-    for tool in all_tools:
-        path = SNAPSHOTS / f"{tool['name']}.json"
-        current = json.dumps(tool, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        if update:
-            path.write_text(current)
-        elif not path.exists() or path.read_text() != current:
-            changed.append(tool["name"])
-    stale = {p.stem for p in SNAPSHOTS.glob("*.json")} - {t["name"] for t in all_tools}
-    assert not changed, f"definitions changed: {changed}; review and rerun with UPDATE_SNAPSHOTS=1"
-    assert not stale, f"snapshots of tools that no longer exist: {stale}"
+def test_snapshot(tmp_path: Path, stored_snapshot: dict[str, Any]) -> None:
+    """Every advertised definition, in every configuration that changes it, is checked in as one file;
+    set UPDATE_SNAPSHOTS=1 to accept a change on purpose."""
+    current = render_snapshot(catalog_snapshot(tmp_path))
+    stored = SNAPSHOT.read_text() if SNAPSHOT.exists() else ""
+    mismatch = snapshot_mismatch(stored, current)
+    assert mismatch is None, f"the catalog differs from its snapshot; {UPDATE_HINT}\n{mismatch}"
+    assert sorted(p.name for p in SNAPSHOTS.iterdir()) == ["catalog.json"], "one snapshot file, nothing stale"
+
+
+def test_a_snapshot_mismatch_reads_as_a_diff() -> None:
+    """The diff names the tool and configuration that changed, and only those."""
+    tool = {"tools": {"t": {"method": "GET", "definitions": {"default": {"description": "Old words."}}}}}
+    changed = {"tools": {"t": {"method": "GET", "definitions": {"default": {"description": "New words."}}}}}
+    diff = snapshot_mismatch(render_snapshot(tool), render_snapshot(changed))
+    assert diff is not None and "catalog now: t (default)" in diff and "t (route)" not in diff
+    assert '-  "description": "Old words."' in diff and '+  "description": "New words."' in diff
+    added = snapshot_mismatch(render_snapshot(tool), render_snapshot({"tools": {**tool["tools"], "u": {}}}))
+    assert added is not None and "+++ catalog now: u (route)" in added
+    assert snapshot_mismatch(render_snapshot(changed), render_snapshot(changed)) is None
+
+
+def test_every_parameter_of_a_plain_read_reaches_posthog() -> None:
+    """For GET and DELETE only the parameters named in `query` are sent: a plain read (no handler)
+    must name every one, or a parameter it advertises would silently do nothing."""
+    for spec in CATALOG:
+        if spec.method in ("GET", "DELETE") and spec.handler is None:
+            unsent = set(spec.params.model_fields) - {"project_id", *spec.path_params, *spec.query}
+            assert not unsent, f"{spec.name} advertises {sorted(unsent)} but its declaration sends them nowhere"
 
 
 def test_tool_definitions_are_deterministic() -> None:
@@ -268,26 +305,3 @@ def test_tool_definitions_are_deterministic() -> None:
         one = tool_definition(spec, pinned_project=False, guarded=spec.is_guarded)
         two = tool_definition(spec, pinned_project=False, guarded=spec.is_guarded)
         assert one == two
-
-
-def _imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
-
-
-def test_catalog_does_not_import_mcp_or_httpx() -> None:
-    for path in (ROOT / "tools").glob("*.py"):
-        bad = {n for n in _imports(path) if n.split(".")[0] in ("mcp", "mcp_types", "httpx", "server")}
-        assert not bad, f"{path.name} imports {bad}: tools/ describes the API, server/ talks MCP and HTTP"
-
-
-def test_only_the_cli_starts_the_sandbox() -> None:
-    for path in (ROOT / "server").glob("*.py"):
-        uses = {n for n in _imports(path) if n.startswith("posthog_sandbox")}
-        if path.name not in ("cli.py", "demo.py"):
-            assert not uses, f"{path.name} imports the sandbox: only the CLI (and its demo) may start it"

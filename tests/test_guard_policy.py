@@ -20,6 +20,7 @@ from tests.support import (
     assert_output_valid,
     connect,
     guarded_arguments,
+    reviewed_catalog,
     running_app,
     settings_for,
     text,
@@ -28,7 +29,12 @@ from tests.support import (
 from tools.catalog import CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
-DESTRUCTIVE = {"batch-export-update", "batch-export-delete", "batch-export-run-cancel", "batch-export-backfill-cancel"}
+# From the reviewed snapshot, so the catalog is checked against it rather than against itself.
+DESTRUCTIVE = {
+    name
+    for name, entry in reviewed_catalog()["tools"].items()
+    if entry["definitions"]["default"]["annotations"].get("destructiveHint")
+}
 TEST_STEPS = {"batch-export-test-step", "batch-export-test-step-new", "batch-export-destination-check"}
 
 

@@ -186,3 +186,13 @@ async def test_view_renders_and_acts_through_the_host() -> None:
 def _luminance(css: str) -> float:
     r, g, b = (int(v) / 255 for v in re.findall(r"\d+", css)[:3])
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_every_linked_view_exists() -> None:
+    from tools.catalog import CATALOG
+
+    linked = {spec.name: spec.ui_resource for spec in CATALOG if spec.ui_resource}
+    for name, uri in linked.items():
+        assert uri.startswith("ui://") and view_for(uri) is not None, (
+            f"{name} links {uri}, which server/ui does not serve"
+        )

@@ -27,7 +27,7 @@ LIMITS = HttpLimits(
     request_head_seconds=0.5,
     request_body_seconds=0.5,
     keep_alive_seconds=1,
-    max_requests_in_flight=8,
+    max_body_bytes=64 * 1024,
 )
 CLOSED_WITHIN = 5.0  # seconds: generous for a busy machine, far below "never"
 
@@ -131,3 +131,26 @@ async def test_many_held_connections_stay_bounded_and_real_clients_get_through(s
                 await anyio.sleep(0.05)
         async with Client(running.url) as client:
             assert len((await client.list_tools()).tools) == 19
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_an_oversized_body_gets_413_before_it_is_read(sandbox: Any, tmp_path: Path, chunked: bool) -> None:
+    async with serving(sandbox, tmp_path) as (running, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        if chunked:  # no length announced: the server counts while it reads
+            chunk = b"x" * 16384
+            writer.write(head + b"Transfer-Encoding: chunked\r\n\r\n")
+            for _ in range(8):
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        else:
+            writer.write(head + b"Content-Length: 100000000\r\n\r\n" + b"x" * 1024)
+        await writer.drain()
+        try:
+            answer = await closed_by_server(reader)
+        except ConnectionResetError:
+            # Closing with the rest of the body unread makes the kernel reset the connection, which can
+            # discard the 413 before it is read; closed at once is what matters.
+            answer = b"HTTP/1.1 413 (reset)"
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]

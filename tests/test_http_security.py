@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from mcp import Client
@@ -170,3 +171,31 @@ async def test_well_known_routes_are_pluggable(sandbox: Any, tmp_path: Path) -> 
             served = await http.get("/.well-known/oauth-protected-resource")
             assert served.status_code == 200 and served.json() == {"resource": "http://testserver/mcp"}
             assert (await http.get("/.well-known/oauth-authorization-server")).status_code == 404
+
+
+async def test_two_host_headers_are_refused(sandbox: Any, tmp_path: Path) -> None:
+    """One allowed Host and one attacker's: refused, whichever a later layer would read."""
+    settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)
+    async with running_http(settings) as running:
+        port = _port(running.url)
+        for first, second in (
+            (f"127.0.0.1:{port}", "rebind.attacker.example"),
+            ("rebind.attacker.example", "localhost"),
+        ):
+            stream = await anyio.connect_tcp("127.0.0.1", port)
+            body = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}'
+            request = (
+                f"POST /mcp HTTP/1.1\r\nHost: {first}\r\nHost: {second}\r\nContent-Type: application/json\r\n"
+                f"Accept: application/json, text/event-stream\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n"
+            ).encode() + body
+            async with stream:
+                await stream.send(request)
+                answer = b""
+                with anyio.fail_after(10):
+                    try:
+                        while chunk := await stream.receive():
+                            answer += chunk
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        pass
+            assert answer.split(b" ", 2)[1] in (b"400", b"421"), answer[:200]

@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from server.cli import build_parser, catalog_rows, markdown_table
+from server.cli import build_parser, catalog_rows, guard_table, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -29,6 +29,17 @@ def test_tools_table_is_the_generated_one() -> None:
         "README's tools table differs from the catalog: paste the output of "
         "'uv run posthog-batch-exports-mcp tools --markdown' between the markers"
     )
+
+
+def test_guard_docs_table_is_the_generated_one() -> None:
+    guard_doc = (ROOT / "docs" / "guard.md").read_text()
+    found = re.search(r"<!-- guard-table:start[^>]*-->\n(.*?)<!-- guard-table:end -->", guard_doc, re.S)
+    assert found, "docs/guard.md lost its guard-table markers"
+    assert found.group(1) == guard_table(catalog_rows()), (
+        "docs/guard.md's table differs from the catalog: paste the output of "
+        "'uv run posthog-batch-exports-mcp tools --guard-markdown' between the markers"
+    )
+    assert "batch-export-delete" in found.group(1) and "batch-export-test-step`" not in found.group(1)
 
 
 def test_quickstart_is_exactly_two_commands_and_ci_runs_the_second() -> None:

@@ -7,6 +7,7 @@ sandbox over real HTTP.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -16,9 +17,12 @@ import pytest
 import respx
 from mcp import Client
 
-from server.app import open_app
+from server.app import open_app, perform
 from server.config import Settings
 from tests.support import data, text
+from tools.catalog import BY_NAME
+from tools.declaration import HttpMethod
+from tools.request import Request, build_request
 
 HOST = "https://posthog.test"
 E = "0190f4b2-6c1e-7c3a-9a51-2b1f0e7a1d11"
@@ -218,28 +222,7 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_every_tool_builds_its_request_and_maps_the_response(tmp_path: Path, mode: str) -> None:
-    assert {c[0] for c in CASES} == {
-        "batch-export-list",
-        "batch-export-get",
-        "batch-export-create",
-        "batch-export-update",
-        "batch-export-delete",
-        "batch-export-pause",
-        "batch-export-unpause",
-        "batch-export-logs",
-        "batch-export-runs-list",
-        "batch-export-run-get",
-        "batch-export-run-retry",
-        "batch-export-run-cancel",
-        "batch-export-backfills-list",
-        "batch-export-backfill-get",
-        "batch-export-backfill-create",
-        "batch-export-backfill-cancel",
-        "batch-export-backfill-legacy",
-        "batch-export-test-steps",
-        "batch-export-test-step",
-        "batch-export-test-step-new",
-    }
+    assert {c[0] for c in CASES} == set(BY_NAME), "every catalog tool needs a case here"
     settings = _settings(tmp_path, confirm="never", include_deprecated=True)
     for name, arguments, (method, path, query, body), response, expected in CASES:
         with respx.mock(base_url=HOST, assert_all_called=True) as mock:
@@ -451,3 +434,55 @@ async def test_errors_carry_no_structured_content_that_could_break_a_schema_chec
             result = await client.call_tool("batch-export-get", {"project_id": 1, "batch_export_id": E})
     assert result.is_error and result.structured_content is None
     assert result.meta["posthog-batch-exports-mcp/error"]["upstream"]["status"] == 404
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_huge_unknown_tool_name_is_not_echoed_whole(tmp_path: Path, mode: str) -> None:
+    name = "batch-export-" + "x" * 100_000
+    with respx.mock(base_url=HOST) as mock:
+        mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
+        async with open_app(_settings(tmp_path)) as app, Client(app.server, mode=mode) as client:
+            result = await client.call_tool(name, {"project_id": 1})
+        assert mock.calls.call_count == 1  # only the start-up scope discovery
+    message = text(result)
+    assert result.is_error and message.startswith("Unknown tool 'batch-export-xxx")
+    assert "(100013 characters)" in message and "batch-export-list" in message
+    assert len(message) < 2_000, len(message)
+
+
+class RecordingUpstream:
+    """Answers reads with the fixtures above and writes with `answer`, recording every request."""
+
+    def __init__(self, answer: Any, export: dict[str, Any]) -> None:
+        self.answer = answer
+        self.export = export
+        self.sent: list[Request] = []
+
+    async def send(self, request: Request) -> Any:
+        self.sent.append(request)
+        if request.method != "GET":
+            return self.answer
+        if "/runs/" in request.path:
+            return RUN
+        if "/backfills/" in request.path:
+            return {"results": [BACKFILL]}
+        return self.export
+
+    async def request(
+        self, method: HttpMethod, path: str, *, query: Mapping[str, Any] | None = None, json: Any = None
+    ) -> Any:
+        return await self.send(Request(method, path, dict(query or {}), json))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if BY_NAME[c[0]].handler is not None], ids=lambda c: c[0])
+async def test_a_handler_sends_the_route_its_declaration_built(case: Any) -> None:
+    """A handler amends the built request (query, body); the method and path stay the declaration's."""
+    name, arguments, _, response, _ = case
+    spec = BY_NAME[name]
+    params = spec.params.model_validate({"project_id": 1, **arguments})
+    upstream = RecordingUpstream(response, SNOWFLAKE_EXPORT if name == "batch-export-test-step" else EXPORT)
+    await perform(spec, params, upstream)
+    declared = build_request(spec, params)
+    last = upstream.sent[-1]
+    assert (last.method, last.path) == (declared.method, declared.path), name
+    assert (declared.method, f"{P}/{declared.path.removeprefix('batch_exports/')}") == case[2][:2], name

@@ -99,6 +99,7 @@ async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: s
             end_at=_iso(end),
         )
         assert started["backfill_id"]
+        control.advance(10)  # PostHog's workflow writes the backfill row a moment after answering
         backfills = (await call("batch-export-backfills-list", batch_export_id=hourly))["results"]
         newest = max(backfills, key=lambda b: b["created_at"])
         assert (await call("batch-export-backfill-get", batch_export_id=hourly, backfill_id=newest["id"]))[

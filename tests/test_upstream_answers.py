@@ -324,7 +324,7 @@ async def test_the_unsupported_action_refusal_is_recognised_whatever_its_case(tm
         mock.get("/api/personal_api_keys/@current/").respond(200, json={"scopes": ["*"]})
         mock.get(f"{P}/{E}/").respond(403, json=body)
         result = await _one_call(tmp_path, "batch-export-get", ARGS)
-    assert "serves this action to no personal API key, whatever its scopes" in text(result)
+    assert "serves this action to no scoped personal API key, whatever its scopes" in text(result)
 
 
 async def test_a_500_on_a_test_step_is_not_called_a_write(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ async def preview_backfill_cancel(upstream: Upstream, params: BackfillParams) ->
     details = {k: backfill.get(k) for k in ("id", "status", "start_at", "end_at", "progress")}
     return Preview(
         summary=summary,
-        details={"backfill": details},
+        details={"batch_export_id": str(params.batch_export_id), "backfill": details},
         version=status_version(backfill),
         target_id=str(params.backfill_id),
     )

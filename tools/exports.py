@@ -127,6 +127,8 @@ def is_newer_posthog(export: dict[str, Any]) -> bool:
 
 
 INTERVAL_WORDS = {"hour": "hourly", "day": "daily", "week": "weekly"}
+# Older PostHog knows only S3 (inline keys); newer PostHog only AwsS3 and S3Compatible.
+_S3_BY_GENERATION = ("S3", "AwsS3", "S3Compatible")
 
 
 async def runs_newer_posthog(upstream: Upstream) -> bool:
@@ -188,6 +190,20 @@ def export_summary(export: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+PREVIEW_TEXT_LIMIT = 1000
+
+
+def shown(value: Any) -> Any:
+    """A value as a preview shows it: a long text is cut, visibly, so the person sees that it goes on."""
+    if isinstance(value, str) and len(value) > PREVIEW_TEXT_LIMIT:
+        return f"{value[:PREVIEW_TEXT_LIMIT]}… ({len(value)} characters in all)"
+    if isinstance(value, dict):
+        return {k: shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown(v) for v in value]
+    return value
+
+
 def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
     proposed = params.model_dump(mode="json", exclude_none=True, exclude={"project_id", "batch_export_id"})
     changes: dict[str, Any] = {}
@@ -195,7 +211,7 @@ def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
     for key, new in proposed.items():
         old = current.get(key)
         if old != new:
-            changes[key] = {"from": old, "to": new}
+            changes[key] = {"from": shown(old), "to": shown(new)}
     if destination:
         stored = (current.get("destination") or {}).get("config") or {}
         for key, new in destination.get("config", {}).items():
@@ -203,8 +219,8 @@ def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
                 changes[f"destination.config.{key}"] = "(secret, changed)"
             elif stored.get(key) != new:
                 changes[f"destination.config.{key}"] = {
-                    "from": stored.get(key),
-                    "to": secrets.mask(new, "(secret, changed)"),
+                    "from": shown(stored.get(key)),
+                    "to": shown(secrets.mask(new, "(secret, changed)")),
                 }
         old_type = (current.get("destination") or {}).get("type")
         if destination.get("type") != old_type:
@@ -217,10 +233,31 @@ def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
     return changes
 
 
+def _unchanged(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
+    """Fields the update sends with the value they already have: still sent, so still shown."""
+    proposed = params.model_dump(
+        mode="json", exclude_none=True, exclude={"project_id", "batch_export_id", "destination"}
+    )
+    same = {key: shown(value) for key, value in proposed.items() if current.get(key) == value}
+    return {"unchanged": same} if same else {}
+
+
 async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
     destination = params.destination
-    if destination.integration_id is None and destination.type in INTEGRATION_ON_NEWER:
-        if await runs_newer_posthog(upstream):
+    missing = destination.integration_id is None and destination.type in INTEGRATION_ON_NEWER
+    if missing or destination.type in _S3_BY_GENERATION:
+        newer = await runs_newer_posthog(upstream)
+        if newer and destination.type == "S3":
+            raise NotPossible(
+                "This PostHog no longer takes destination type S3: use AwsS3 (credentials in an integration, "
+                "destination.integration_id) or S3Compatible."
+            )
+        if not newer and destination.type in ("AwsS3", "S3Compatible"):
+            raise NotPossible(
+                f"This PostHog predates the {destination.type} type: use type S3 with the bucket's keys "
+                "(aws_access_key_id, aws_secret_access_key) in destination.config."
+            )
+        if newer and missing:
             raise NotPossible(missing_integration(destination.type))
     details = {
         "name": params.name,
@@ -234,6 +271,9 @@ async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
     }
     if params.destination.integration_id is not None:
         details["integration_id"] = params.destination.integration_id
+    # Everything else the create sends, so a person approves the query and schedule that will run.
+    sent = params.model_dump(mode="json", exclude_none=True, include=set(_ExportFields.model_fields))
+    details.update({key: shown(value) for key, value in sent.items() if key not in ("model", "paused")})
     state = "paused" if params.paused else "active"
     summary = (
         f"Create {state} {INTERVAL_WORDS.get(params.interval, params.interval)} export {params.name!r} "
@@ -271,7 +311,7 @@ async def preview_update(upstream: Upstream, params: UpdateParams) -> Preview:
             summary += f" (the destination is sent with its stored integration {sent['integration_id']})"
     return Preview(
         summary=summary + ".",
-        details={**details, "changes": changes},
+        details={**details, "changes": changes, **_unchanged(current, params)},
         version=export_version(current),
         target_id=str(params.batch_export_id),
     )
@@ -310,7 +350,7 @@ async def preview_pause(upstream: Upstream, params: ExportParams) -> Preview:
 
 async def preview_unpause(upstream: Upstream, params: UnpauseParams) -> Preview:
     current = await read_export(upstream, params)
-    details: dict[str, Any] = {"export": export_summary(current)}
+    details: dict[str, Any] = {"export": export_summary(current), "backfill": params.backfill}
     if not current.get("paused"):
         summary = f"Export {current.get('name')!r} is not paused; unpausing changes nothing."
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Tolerant(BaseModel):
@@ -66,6 +66,9 @@ class BackfillPage(_Tolerant):
 
 class LogPage(_Tolerant):
     results: list[LogEntry]
+    source: str | None = Field(
+        None, description="Where the rows came from: logs_route, or query_api where PostHog refused the route."
+    )
 
 
 class BackfillStarted(_Tolerant):

@@ -9,12 +9,13 @@ from uuid import UUID
 from pydantic import Field, field_validator, model_validator
 
 from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream
+from tools.exports import export_summary, read_export
 from tools.models import BackfillStarted, Cancelled, Run, RunPage
 from tools.paging import cursor_of, with_next_cursor
 from tools.params import Params, RunOrdering, RunParams, RunStatus
 from tools.request import Request, build_request, path_for
 from tools.times import TIME_FILTER, check_filter, utc_filter
-from tools.versions import newest_id, status_version
+from tools.versions import export_version, newest_id, status_version
 
 RUNS_PATH = "batch_exports/{batch_export_id}/runs/"
 RUN_PATH = RUNS_PATH + "{run_id}/"
@@ -104,10 +105,14 @@ async def preview_retry(upstream: Upstream, params: RunParams) -> Preview:
         f"Retry the {run.get('status')} run for {run.get('data_interval_start')} - {run.get('data_interval_end')}: "
         "PostHog starts a one-interval backfill that creates a new run; the original run is kept."
     )
+    # A retry re-exports with the export's current destination and schedule: bind to the export's
+    # version as well, so a destination changed after the preview refuses the retry (as backfills do).
+    export = await read_export(upstream, params)
     # Retrying leaves the run as it was and adds a backfill: bind to the newest backfill too.
     backfills = path_for(BACKFILLS_PATH, batch_export_id=params.batch_export_id)
-    version = f"{status_version(run)}|{await newest_id(upstream, backfills)}"
-    return Preview(summary=summary, details={"run": _run_summary(run)}, version=version, target_id=str(params.run_id))
+    version = f"{status_version(run)}|{export_version(export)}|{await newest_id(upstream, backfills)}"
+    details = {"export": export_summary(export), "run": _run_summary(run)}
+    return Preview(summary=summary, details=details, version=version, target_id=str(params.run_id))
 
 
 def _retry_started(answer: Any) -> Any:
@@ -126,9 +131,8 @@ async def preview_cancel(upstream: Upstream, params: RunParams) -> Preview:
     if status not in ("Running", "Starting"):
         raise NotPossible(f"The run is {status}; PostHog cancels only Starting or Running runs.")
     summary = f"Cancel the {status} run for {run.get('data_interval_start')} - {run.get('data_interval_end')}."
-    return Preview(
-        summary=summary, details={"run": _run_summary(run)}, version=status_version(run), target_id=str(params.run_id)
-    )
+    details = {"batch_export_id": str(params.batch_export_id), "run": _run_summary(run)}
+    return Preview(summary=summary, details=details, version=status_version(run), target_id=str(params.run_id))
 
 
 GET_RUN = ToolSpec(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import Api, assert_error, assert_validation
+from .conftest import Api, assert_error, assert_validation, logs_key
 
 HOUR = "Hourly events to S3"
 RUN_KEYS = {
@@ -88,7 +88,7 @@ def test_failing_export_streak(api: Api) -> None:
     assert [r["status"] for r in runs[:3]] == ["Failed"] * 3
     assert "250001 (08001): Failed to connect to DB" in runs[0]["latest_error"]
     assert "Incorrect username or password was specified." in runs[0]["latest_error"]
-    logs = api.get(f"{export}/logs/?level=ERROR", key="phx_legacy").json()["results"]
+    logs = api.get(f"{export}/logs/?level=ERROR", key=logs_key(api)).json()["results"]
     assert logs and "failed with a non-recoverable error: SnowflakeConnectionError: 250001" in logs[0]["message"]
 
 
@@ -111,6 +111,8 @@ def test_retry_creates_one_backfill_and_one_new_run(api: Api, gen: int) -> None:
     start = run["data_interval_start"].replace("Z", "+00:00")
     end = run["data_interval_end"].replace("Z", "+00:00")
     assert response.json() == {"backfill_id": f"{export}-Backfill-{start}-{end}"}
+    assert api.state()["backfills"] == before["backfills"]  # the workflow writes its row a moment later
+    api.advance(5)
     after = api.state()
     new_backfills = [b for b in after["backfills"] if b["id"] not in {x["id"] for x in before["backfills"]}]
     assert len(new_backfills) == 1 and new_backfills[0]["status"] == "Starting"
@@ -138,6 +140,8 @@ def test_backfill_lifecycle_and_progress(api: Api, gen: int) -> None:
         f"{export}/backfills/", json={"start_at": "2025-06-14T00:00:00+00:00", "end_at": "2025-06-14T03:30:00+00:00"}
     )
     assert response.status_code == (201 if gen == 3 else 200), response.text
+    assert api.get(f"{export}/backfills/").json()["results"] == []  # the workflow writes the row a moment later
+    api.advance(5)
     backfills = api.get(f"{export}/backfills/").json()["results"]
     backfill = backfills[0]
     if gen == 3:
@@ -247,6 +251,7 @@ def test_concurrent_backfill_cap(start) -> None:  # noqa: ANN001
     export = _export(api)
     body = {"start_at": "2025-06-14T00:00:00+00:00", "end_at": "2025-06-14T05:00:00+00:00"}
     assert api.post(f"{export}/backfills/", json=body).status_code == 201
+    api.advance(5)  # the cap counts backfill rows, which the workflow writes a moment after the answer
     assert_error(
         api.post(f"{export}/backfills/", json=body),
         429,
@@ -326,5 +331,5 @@ def test_outcome_control_fails_runs(api: Api) -> None:
     api.advance(3600)
     run = api.get(f"{export}/runs/").json()["results"][0]
     assert run["status"] == "FailedRetryable" and run["records_total_count"] == 7
-    warning = api.get(f"{export}/logs/?level=WARNING", key="phx_legacy").json()["results"][0]
+    warning = api.get(f"{export}/logs/?level=WARNING", key=logs_key(api)).json()["results"][0]
     assert "failed with an error that can be retried" in warning["message"]

@@ -1,0 +1,122 @@
+"""Time to first answer over stdio: from spawning the server to the first byte of its answer to the
+first message a client sends, for both openings clients use:
+
+- `server/discover` (2026-07-28; `@ai-sdk/mcp` sends it and gives up after 1 s, then tries `initialize`,
+  which a server already committed to 2026-07-28 refuses: see the README, "Client configuration");
+- `initialize` (the handshake era).
+
+Against the floor (benchmarks/floor_server.py, a one-tool mcp SDK server), spawned the same way, runs
+interleaved. The message is written the moment the process exists, as clients do, so the figure
+includes interpreter start, imports and everything the server does before it reads stdin (ours: the
+key's scopes from PostHog, answered here by the local sandbox over loopback).
+
+Also: `python -X importtime -c "import server.app"` against `import mcp.server, mcp.server.stdio`,
+the cumulative microseconds of the top-level import, median of the same number of runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import ROOT, Sandbox, server_env
+
+BUDGET_MS = 1000.0  # @ai-sdk/mcp's server/discover timeout
+DISCOVER = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "server/discover",
+    "params": {
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "first-answer-bench", "version": "0"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+    },
+}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "first-answer-bench", "version": "0"},
+    },
+}
+SERVERS = {"ours": ["-m", "server"], "floor": ["-m", "benchmarks.floor_server"]}
+
+
+def time_to_answer(arguments: list[str], env: dict[str, str], message: dict[str, Any]) -> float:
+    """Milliseconds from Popen to the answer line (the answer must carry a result, not an error)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, *arguments],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(json.dumps(message).encode() + b"\n")
+        process.stdin.flush()
+        line = process.stdout.readline()
+        elapsed = (time.perf_counter() - started) * 1000
+        answer = json.loads(line)
+        if "result" not in answer:
+            raise RuntimeError(f"{arguments} answered {message['method']} with {line[:300]!r}")
+        return elapsed
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def import_microseconds(statement: str, env: dict[str, str]) -> int:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", statement], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    top = statement.removeprefix("import ").split(",")
+    total = 0
+    for line in done.stderr.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S+)$", line)
+        if match and match.group(2) in {name.strip() for name in top}:
+            total += int(match.group(1))
+    return total
+
+
+async def run(sandbox: Sandbox, state: Path, runs: int) -> dict[str, Any]:
+    env = server_env(sandbox, state)
+    openings = {"server/discover": DISCOVER, "initialize": INITIALIZE}
+    for arguments in SERVERS.values():  # warm the file-system cache before timing
+        time_to_answer(arguments, env, INITIALIZE)
+    samples: dict[str, dict[str, list[float]]] = {opening: {"ours": [], "floor": []} for opening in openings}
+    imports: dict[str, list[int]] = {"ours": [], "floor": []}
+    for _ in range(runs):
+        for opening, message in openings.items():
+            for name, arguments in SERVERS.items():
+                samples[opening][name].append(time_to_answer(arguments, env, message))
+        imports["ours"].append(import_microseconds("import server.app", env))
+        imports["floor"].append(import_microseconds("import mcp.server, mcp.server.stdio", env))
+    result: dict[str, Any] = {"runs": runs, "budget_ms": BUDGET_MS}
+    for opening, by_server in samples.items():
+        ours, floor = statistics.median(by_server["ours"]), statistics.median(by_server["floor"])
+        result[opening] = {
+            "ours_median_ms": round(ours, 1),
+            "floor_median_ms": round(floor, 1),
+            "ratio": round(ours / floor, 2),
+            "ours_max_ms": round(max(by_server["ours"]), 1),
+            "within_budget": ours <= BUDGET_MS,
+            "samples_ms": {k: [round(v, 1) for v in vs] for k, vs in by_server.items()},
+        }
+    result["import_ms"] = {
+        "server.app": round(statistics.median(imports["ours"]) / 1000, 1),
+        "mcp.server + stdio": round(statistics.median(imports["floor"]) / 1000, 1),
+    }
+    return result

@@ -1,0 +1,108 @@
+"""The guard's shared state on a real redis-server: what its keys hold, the lock's rules, and
+failing closed when Redis cannot be reached (reads go on)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from posthog_sandbox import DEFAULT_API_KEY
+from server.config import ConfigError
+from server.shared_state import KEY_PREFIX, InProcessState, RedisState, SharedState
+from tests.redis_server import RedisServer, free_port, running_redis
+from tests.support import SandboxControl, connect, guarded_arguments, running_app, settings_for, text
+
+SECRET = b"a confirm secret shared by replicas"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with running_redis(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.mark.parametrize("kind", ["in_process", "redis"])
+async def test_spend_once_and_a_lock_only_its_holder_lifts(kind: str, tmp_path: Path) -> None:
+    with running_redis(tmp_path / "redis") as server:
+        state: SharedState = InProcessState() if kind == "in_process" else RedisState(server.url)
+        try:
+            assert await state.spend("spent:a", 10) is True
+            assert await state.spend("spent:a", 10) is False
+            assert await state.spend("spent:b", 10) is True
+            mine, theirs = {"caller": "alice", "id": "1"}, {"caller": "bob", "id": "2"}
+            assert await state.hold("in-flight:x", mine, 10) is None
+            assert await state.hold("in-flight:x", theirs, 10) == mine
+            await state.release("in-flight:x", theirs)  # not theirs to lift
+            assert await state.hold("in-flight:x", theirs, 10) == mine
+            await state.release("in-flight:x", mine)
+            assert await state.hold("in-flight:x", theirs, 10) is None
+        finally:
+            await state.aclose()
+
+
+async def test_redis_keys_are_keyed_hashes_that_hold_no_token(
+    make_sandbox: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(generation=3)
+    control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
+    backfill = guarded_arguments(control)["batch-export-backfill-create"]
+    settings = settings_for(
+        sandbox.base_url, DEFAULT_API_KEY, tmp_path, confirm_secret=SECRET, redis_url=redis_server.url
+    )
+    async with running_app(settings) as app, connect(app, "legacy") as client:
+        first = await client.call_tool("batch-export-backfill-create", backfill)
+        token = first.structured_content["confirmation_token"]
+        done = await client.call_tool("batch-export-backfill-create", {**backfill, "confirmation_token": token})
+        assert done.structured_content["status"] == "executed", text(done)
+        again = await client.call_tool("batch-export-backfill-create", {**backfill, "confirmation_token": token})
+        assert again.is_error and "already used" in text(again)
+    keys = [key.decode() for key in redis.Redis.from_url(redis_server.url).keys("*")]
+    assert len(keys) == 1 and keys[0].startswith(KEY_PREFIX + "spent:"), keys
+    payload = token.partition(".")[0]
+    for key in keys:
+        name = key.removeprefix(KEY_PREFIX).split(":", 1)[1]
+        assert len(name) == 64 and all(c in "0123456789abcdef" for c in name), key
+        assert payload[:16] not in key and token[-16:] not in key
+        assert backfill["batch_export_id"] not in key
+    control.close()
+
+
+async def test_unreachable_redis_refuses_writes_quickly_and_serves_reads(make_sandbox: Any, tmp_path: Path) -> None:
+    sandbox = make_sandbox(generation=3)
+    control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
+    pause = guarded_arguments(control)["batch-export-pause"]
+    nowhere = f"redis://:hunter22-redis-password@127.0.0.1:{free_port()}/0"
+    settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, confirm_secret=SECRET, redis_url=nowhere)
+    async with running_app(settings) as app, connect(app, "legacy") as client:
+        read = await client.call_tool("batch-export-get", pause)
+        assert not read.is_error, text(read)
+        first = await client.call_tool("batch-export-pause", pause)
+        control.clear_requests()
+        started = time.monotonic()
+        refused = await client.call_tool("batch-export-pause", {**pause, **_token(first)})
+        took = time.monotonic() - started
+        app.audit.flush()
+    message = text(refused)
+    assert refused.is_error and "Redis at 127.0.0.1" in message and "Nothing was sent to PostHog" in message
+    assert "hunter22-redis-password" not in message
+    assert "hunter22-redis-password" not in settings.audit_log.read_text()
+    assert took < 10, f"refusing took {took:.1f} s"
+    assert control.writes() == []
+    control.close()
+
+
+def _token(preview: Any) -> dict[str, str]:
+    return {"confirmation_token": preview.structured_content["confirmation_token"]}
+
+
+async def test_redis_without_a_shared_confirm_secret_is_refused_at_start(make_sandbox: Any, tmp_path: Path) -> None:
+    sandbox = make_sandbox(generation=3)
+    settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, redis_url="redis://127.0.0.1:6379/0")
+    with pytest.raises(ConfigError, match="POSTHOG_MCP_CONFIRM_SECRET"):
+        async with running_app(settings):
+            pass
