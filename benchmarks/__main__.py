@@ -28,8 +28,8 @@ from benchmarks import (
     http_throughput,
     memory,
     report,
-    scenarios,
     sandbox_scale,
+    scenarios,
     shared_state_load,
 )
 from benchmarks.common import machine, sandbox_process, state_dir
