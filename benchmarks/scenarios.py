@@ -33,7 +33,10 @@ LARGE = 500
 
 def _large_config() -> tuple[SandboxConfig, str]:
     if "exports" in SandboxConfig.__dataclass_fields__:
-        return SandboxConfig(exports=LARGE), f"{LARGE} exports (--exports {LARGE})"  # type: ignore[call-arg]
+        from posthog_sandbox import SandboxKey
+
+        key = SandboxKey(DEFAULT_API_KEY, ["batch_export:read", "batch_export:write", "query:read"])
+        return SandboxConfig(exports=LARGE, keys=[key]), f"{LARGE} exports (--exports {LARGE}), key with query:read"
     return SandboxConfig(), "seed + 60 stand-in exports (the sandbox has no --exports yet)"
 
 

@@ -28,7 +28,11 @@ def _large(make_sandbox: Any) -> tuple[Any, SandboxControl]:
     from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig
 
     if "exports" in SandboxConfig.__dataclass_fields__:
-        sandbox = make_sandbox(exports=500)
+        from posthog_sandbox import SandboxKey
+
+        # A key that may use the Query API: across 500 exports, one query instead of 500 logs reads.
+        scopes = ["batch_export:read", "batch_export:write", "query:read"]
+        sandbox = make_sandbox(exports=500, keys=[SandboxKey(DEFAULT_API_KEY, scopes)])
         return sandbox, SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
     sandbox = make_sandbox()  # until the sandbox seeds a large project: a stand-in
     control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
