@@ -29,6 +29,7 @@ from benchmarks import (
     memory,
     report,
     sandbox_scale,
+    scenarios,
     shared_state_load,
 )
 from benchmarks.common import machine, sandbox_process, state_dir
@@ -36,6 +37,7 @@ from benchmarks.common import machine, sandbox_process, state_dir
 HERE = Path(__file__).resolve().parent
 NAMES = (
     "context_cost",
+    "scenarios",
     "cold_start",
     "first_answer",
     "call_overhead",
@@ -96,6 +98,8 @@ async def run_all(only: tuple[str, ...], sizes: dict[str, int]) -> dict[str, Any
             started = time.perf_counter()
             if name == "context_cost":
                 results[name] = await context_cost.run(sandbox, state)
+            elif name == "scenarios":
+                results[name] = await scenarios.run(sandbox, state)
             elif name == "cold_start":
                 results[name] = await cold_start.run(sandbox, state, sizes["cold_runs"])
             elif name == "first_answer":

@@ -19,6 +19,8 @@ def headline(doc: dict[str, Any]) -> str:
     if "context_cost" in r:
         c = r["context_cost"]
         parts.append(f"tools/list {_kb(c['ours']['total_bytes'])} (FastMCP {c['ratio_fastmcp_to_ours']}x)")
+    if "scenarios" in r:
+        parts.append(f"intents on target: {_ok(r['scenarios']['all_met'])}")
     if "cold_start" in r:
         parts.append(f"cold start {r['cold_start']['ratio']}x floor")
     if "first_answer" in r:
@@ -58,6 +60,8 @@ def markdown(doc: dict[str, Any]) -> str:
     r = doc["results"]
     if "context_cost" in r:
         out += _context(r["context_cost"])
+    if "scenarios" in r:
+        out += _scenarios(r["scenarios"])
     if "cold_start" in r:
         c = r["cold_start"]
         out += [
@@ -142,6 +146,27 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _scenarios(s: dict[str, Any]) -> list[str]:
+    out = [
+        "## Operator intents (issue 11)",
+        "",
+        "Each intent played through `mcp.Client` as a model would ([tests/scenarios](../tests/scenarios/intents.py)); "
+        "*right* is checked against the sandbox's own state (`/_sandbox/state`), not against expected strings. "
+        "Bytes are the text of every result returned to the model.",
+        "",
+        "| intent | project | calls (target) | result bytes (largest; target) | right | meets target |",
+        "|---|---|---:|---:|:-:|:-:|",
+    ]
+    for row in s["intents"]:
+        target_bytes = f"; <= {row['target_bytes']}" if row["target_bytes"] else ""
+        out.append(
+            f"| {row['intent']} | {row['project']} | {row['calls']} (<= {row['target_calls']}) | "
+            f"{row['result_bytes']} ({row['largest_result_bytes']}{target_bytes}) | {_ok(row['right'])} | "
+            f"{_ok(row['meets_target'])} |"
+        )
+    return out + ["", f"Every target met: {_ok(s['all_met'])}.", ""]
+
+
 def _context(c: dict[str, Any]) -> list[str]:
     ours, theirs, lean, budget = (
         c["ours"],
@@ -157,8 +182,11 @@ def _context(c: dict[str, Any]) -> list[str]:
         "| server | tools | bytes | approx tokens | largest tool | annotated tools |",
         "|---|---:|---:|---:|---|---:|",
     ]
+    rows = [("**ours**", ours)]
+    if "ours_endpoint_tools" in c:
+        rows.append(("ours, endpoint tools only (no answer tools)", c["ours_endpoint_tools"]))
     for label, m in (
-        ("**ours**", ours),
+        *rows,
         ("FastMCP 4 `from_openapi` (default)", theirs),
         ("FastMCP 4 `from_openapi`, `validate_output=False`", lean),
     ):

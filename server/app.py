@@ -32,7 +32,8 @@ from server.sealing import TokenSigner
 from server.shared_state import open_shared_state
 from server.ui import EXTENSION_ID
 from server.visibility import KeyAccess, check_names, visible, why_hidden
-from tools.catalog import BY_NAME, CATALOG
+from tools import progress
+from tools.catalog import ALIASES, BY_NAME, CATALOG
 from tools.declaration import NotPossible, ToolSpec, Upstream
 from tools.params import Params
 from tools.request import build_request
@@ -41,11 +42,20 @@ log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "Operate PostHog batch exports: inspect exports, runs, backfills and logs; pause, unpause, backfill, "
-    "retry, cancel, create, change and delete. Start with batch-export-list: it shows each export's id and "
-    "latest run statuses and errors. Runs lists cover the last 7 days unless after= widens them. Every write "
+    "retry, cancel, create, change and delete. Start with batch-export-health: every export's state in one call "
+    "(failing ones first, with their latest error); batch-export-list pages the raw exports. Runs lists cover the last 7 days unless after= widens them. Every write "
     "returns a preview first: show it to the user and only confirm (confirmation_token) once they agree. "
     "Backfills of daily or weekly exports take whole days (YYYY-MM-DD); end_at is exclusive."
 )
+
+
+def instructions_for(settings: Settings) -> str:
+    """The server's instructions; a pinned server names its project, since no tool asks for it."""
+    if settings.project_id is not None:
+        return INSTRUCTIONS + (
+            f" This server is pinned to PostHog project {settings.project_id}: tools take no project_id."
+        )
+    return INSTRUCTIONS + " batch-export-projects tells which project ids this key may use."
 
 
 async def perform(spec: ToolSpec, params: Params, upstream: Upstream) -> Any:
@@ -131,7 +141,7 @@ class App:
             "posthog-batch-exports-mcp",
             version=__version__,
             title="PostHog batch exports",
-            instructions=INSTRUCTIONS,
+            instructions=instructions_for(settings),
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
             on_list_prompts=self.prompts.list_prompts,
@@ -165,7 +175,7 @@ class App:
     async def call(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams, secrets: set[str]
     ) -> types.CallToolResult | types.InputRequiredResult:
-        spec = BY_NAME.get(params.name)
+        spec = BY_NAME.get(params.name) or BY_NAME.get(ALIASES.get(params.name, ""))
         if spec is None:
             names = ", ".join(s.name for s in self.specs)
             return results.failure(f"Unknown tool {echoed(params.name)!r}. Available tools: {names}.")
@@ -187,7 +197,10 @@ class App:
                     "(POSTHOG_PROJECT_ID). Drop project_id and call again.",
                     secrets,
                 )
-            arguments["project_id"] = pinned
+            if "project_id" in spec.params.model_fields:
+                arguments["project_id"] = pinned
+            else:
+                arguments.pop("project_id", None)
         try:
             # Strict JSON validation: what the advertised inputSchema rejects ("1" or true for an
             # integer, 1 for a boolean) is refused here, not coerced and sent to PostHog.
@@ -195,10 +208,11 @@ class App:
         except ValidationError as error:
             return results.failure(describe_invalid(spec, error, self._schemas[spec.name]), secrets)
 
-        upstream = ProjectUpstream(self.client, model.project_id)
+        upstream = ProjectUpstream(self.client, getattr(model, "project_id", 0))
 
         async def execute() -> Any:
-            return await perform(spec, model, upstream)
+            with progress.reporting(ctx.session.report_progress):
+                return await perform(spec, model, upstream)
 
         if guarded:
             assert spec.preview is not None, f"{spec.name} is guarded but declares no preview"

@@ -18,7 +18,7 @@ from tools.declaration import ToolSpec
 TOKEN_SCHEMA = {
     "type": "string",
     "maxLength": 2000,
-    "description": "From this call's preview; send only after the user agreed to it.",
+    "description": "From the preview; only once the user agreed.",
 }
 SCOPES_META = "posthog/requiredScopes"
 
@@ -90,16 +90,30 @@ def input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict
     return result
 
 
+def _shallow(node: dict[str, Any], depth: int) -> dict[str, Any]:
+    """An output schema cut below `depth` levels of objects: what a field holds deeper is in the result
+    itself, and every level is paid for in each session's context."""
+    out = dict(node)
+    if "properties" in out:
+        if depth <= 0:
+            return {k: v for k, v in out.items() if k not in ("properties", "required")}
+        out["properties"] = {k: _shallow(v, depth - 1) for k, v in out["properties"].items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = _shallow(out["items"], depth)
+    return out
+
+
 def output_schema(spec: ToolSpec, *, guarded: bool) -> dict[str, Any]:
-    inner = compact_schema(spec.output, keep_null=True)
+    inner = _shallow(compact_schema(spec.output, keep_null=True), 1)
     return guarded_output_schema(inner) if guarded else inner
 
 
 def description(spec: ToolSpec, *, guarded: bool) -> str:
+    """The tool's own sentence; the scope it needs is in `_meta` (SCOPES_META), not repeated here."""
     text = spec.description
     if guarded:
         text += " Previews and asks to confirm first."
-    return f"{text} Requires scope: {spec.scope}."
+    return text
 
 
 def tool_meta(spec: ToolSpec) -> dict[str, Any]:
@@ -117,11 +131,12 @@ def tool_definition(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> t
         description=description(spec, guarded=guarded),
         input_schema=input_schema(spec, pinned_project=pinned_project, guarded=guarded),
         output_schema=output_schema(spec, guarded=guarded),
+        # No annotations.title (the tool's own title says it), and for a read-only tool no destructive or
+        # idempotent hint: the MCP spec gives them meaning only when readOnlyHint is false.
         annotations=types.ToolAnnotations(
-            title=spec.title,
             read_only_hint=spec.read_only,
-            destructive_hint=spec.destructive,
-            idempotent_hint=spec.idempotent,
+            destructive_hint=None if spec.read_only else spec.destructive,
+            idempotent_hint=None if spec.read_only else spec.idempotent,
             open_world_hint=spec.open_world,
         ),
         _meta=tool_meta(spec),

@@ -466,9 +466,9 @@ class ProjectUpstream:
         query: Mapping[str, Any] | None = None,
         json: Any = None,
     ) -> Any:
-        self.last_status, body = await self._client.exchange(
-            method, self._client.project_path(self.project_id, path), query=query, json_body=json
-        )
+        # An absolute /api/ path (the key's own record, the project list) is sent as it is.
+        target = path if path.startswith("/api/") else self._client.project_path(self.project_id, path)
+        self.last_status, body = await self._client.exchange(method, target, query=query, json_body=json)
         return body
 
     async def send(self, request: Request) -> Any:

@@ -43,8 +43,17 @@ def fit_budget(value: Any) -> Any:
     }
 
 
+def without_nulls(value: Any) -> Any:
+    """Fields whose value is null left out, at any depth: they say nothing and cost context."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 def success(value: Any, secrets: Iterable[str] = ()) -> types.CallToolResult:
-    shaped = redact(fit_budget(strip_secrets(value)), secrets)
+    shaped = redact(fit_budget(without_nulls(strip_secrets(value))), secrets)
     return types.CallToolResult(content=[types.TextContent(type="text", text=dumps(shaped))], structured_content=shaped)
 
 

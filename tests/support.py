@@ -143,6 +143,7 @@ def guarded_arguments(control: SandboxControl) -> dict[str, dict[str, Any]]:
         "batch-export-unpause": {"project_id": 1, "batch_export_id": postgres, "backfill": True},
         "batch-export-backfill-create": {"project_id": 1, "batch_export_id": s3, **backfill_range},
         "batch-export-backfill-legacy": {"project_id": 1, "batch_export_id": s3, **backfill_range},
+        "batch-export-gaps-backfill": {"project_id": 1, "batch_export_id": snowflake},
         "batch-export-run-retry": {"project_id": 1, "batch_export_id": snowflake, "run_id": failed["id"]},
         "batch-export-run-cancel": {"project_id": 1, "batch_export_id": bigquery, "run_id": running["id"]},
         "batch-export-backfill-cancel": {"project_id": 1, "batch_export_id": bigquery, "backfill_id": backfill["id"]},

@@ -36,6 +36,7 @@ EXPECTED_WRITE = {
     "batch-export-unpause": ("POST", "/unpause/"),
     "batch-export-backfill-create": ("POST", "/backfills/"),
     "batch-export-backfill-legacy": ("POST", "/backfill/"),
+    "batch-export-gaps-backfill": ("POST", "/backfills/"),  # the seed's failing export has one gap range
     "batch-export-run-retry": ("POST", "/retry/"),
     "batch-export-run-cancel": ("POST", "/cancel/"),
     "batch-export-backfill-cancel": ("POST", "/cancel/"),
@@ -77,7 +78,12 @@ def effect_seen(name: str, arguments: dict[str, Any], before: dict[str, Any], af
         return exports[target]["paused"] is True
     if name == "batch-export-unpause":
         return exports[target]["paused"] is False and len(backfills_for(after)) == len(backfills_for(before)) + 1
-    if name in ("batch-export-backfill-create", "batch-export-backfill-legacy", "batch-export-run-retry"):
+    if name in (
+        "batch-export-backfill-create",
+        "batch-export-backfill-legacy",
+        "batch-export-run-retry",
+        "batch-export-gaps-backfill",
+    ):
         return len(backfills_for(after)) == len(backfills_for(before)) + 1
     if name == "batch-export-run-cancel":
         return next(r for r in after["runs"] if r["id"] == arguments["run_id"])["status"] == "Cancelled"

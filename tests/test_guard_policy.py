@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DESTRUCTIVE = {
     name
     for name, entry in reviewed_catalog()["tools"].items()
-    if entry["definitions"]["default"]["annotations"]["destructiveHint"]
+    if entry["definitions"]["default"]["annotations"].get("destructiveHint")
 }
-TEST_STEPS = {"batch-export-test-step", "batch-export-test-step-new"}
+TEST_STEPS = {"batch-export-test-step", "batch-export-test-step-new", "batch-export-destination-check"}
 
 
 def guarded_in_schemas(listed: dict[str, Any]) -> set[str]:

@@ -36,6 +36,7 @@ def write_calls(control: SandboxControl) -> dict[str, dict[str, Any]]:
         **guarded_arguments(control),
         "batch-export-test-step": {"project_id": 1, "step": 0, "batch_export_id": s3, "destination": destination},
         "batch-export-test-step-new": {**step, "destination": destination},
+        "batch-export-destination-check": {"project_id": 1, "batch_export_id": s3},
     }
 
 

@@ -19,6 +19,11 @@ READ_ONLY_TOOLS = {
     "batch-export-backfills-list",
     "batch-export-backfill-get",
     "batch-export-test-steps",
+    "batch-export-health",
+    "batch-export-errors",
+    "batch-export-gaps",
+    "batch-export-wait",
+    "batch-export-projects",
 }
 
 

@@ -167,6 +167,26 @@ async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: s
         else:
             seen.add("batch-export-backfill-legacy")  # the route does not exist on newer PostHog (checked below)
 
+        # The answers (issue 11), on the same sandbox.
+        health = await call("batch-export-health", state="all")
+        assert {e["name"] for e in health["exports"]} == {e["name"] for e in exports.values()} | {"Renamed by MCP"}
+        assert any(e["state"] == "failing" for e in health["exports"])
+        errors = await call("batch-export-errors", after="-7d")
+        assert errors["total"] >= 1 and errors["exports"][0]["count"] >= 1
+        check = await call("batch-export-destination-check", batch_export_id=bigquery["id"])
+        assert check["steps"] and check["steps"][0]["status"] in ("passed", "failed")
+        gaps = await call("batch-export-gaps", batch_export_id=failing["id"])
+        assert gaps["ranges"], gaps
+        filled = await write("batch-export-gaps-backfill", batch_export_id=failing["id"])
+        assert len(filled["backfills"]) == min(len(gaps["ranges"]), 2)
+        waited = await call(
+            "batch-export-wait", batch_export_id=failing["id"], run_id=failed[0]["id"], timeout_seconds=1
+        )
+        assert waited["done"] is True and waited["status"] == "Failed"
+        projects = await client.call_tool("batch-export-projects", {})
+        seen.add("batch-export-projects")
+        assert not projects.is_error and "projects" in data(projects)
+
         deleted = await write("batch-export-delete", batch_export_id=new_id)
         assert deleted == {"deleted": True, "id": new_id}
         gone = await client.call_tool("batch-export-get", {"project_id": 1, "batch_export_id": new_id})

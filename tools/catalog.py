@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from tools import backfills, destination_tests, exports, logs, runs
+from tools import (
+    backfills,
+    destination_check,
+    destination_tests,
+    errors,
+    exports,
+    gaps,
+    health,
+    logs,
+    projects,
+    runs,
+    wait,
+)
 from tools.declaration import ToolSpec
 
 CATALOG: tuple[ToolSpec, ...] = (
@@ -11,5 +23,18 @@ CATALOG: tuple[ToolSpec, ...] = (
     *runs.TOOLS,
     *backfills.TOOLS,
     *destination_tests.TOOLS,
+    *health.TOOLS,
+    *errors.TOOLS,
+    *destination_check.TOOLS,
+    *gaps.TOOLS,
+    *wait.TOOLS,
+    *projects.TOOLS,
 )
 BY_NAME: dict[str, ToolSpec] = {spec.name: spec for spec in CATALOG}
+# Names a tool had before it was renamed: still accepted at call time, never listed.
+ALIASES: dict[str, str] = {
+    "batch-exports-list": "batch-export-list",
+    "batch-export-destination-test": "batch-export-test-steps",
+    "batch-export-run-test-step": "batch-export-test-step",
+    "batch-export-run-test-step-new": "batch-export-test-step-new",
+}

@@ -20,7 +20,7 @@ from tools.destinations import (
     check_destination,
     missing_integration,
 )
-from tools.models import BatchExport, Deleted, ExportPage, PausedState
+from tools.models import BatchExport, Deleted, ExportPage, PausedState, UpdateApplied
 from tools.params import ExportParams, Interval, Model, Params
 from tools.request import Request, build_request
 from tools.versions import export_version, newest_id
@@ -367,10 +367,31 @@ async def preview_unpause(upstream: Upstream, params: UnpauseParams) -> Preview:
 async def update_export(upstream: Upstream, params: UpdateParams, request: Request) -> Any:
     """A PATCH whose destination carries what PostHog needs with it (see destination_to_send)."""
     if params.destination is None or not isinstance(request.body, dict):
-        return await upstream.send(request)
+        return applied_update(params, await upstream.send(request))
     export = await read_export(upstream, params)
     body = {**request.body, "destination": destination_to_send(params, export)}
-    return await upstream.send(dataclasses.replace(request, body=body))
+    return applied_update(params, await upstream.send(dataclasses.replace(request, body=body)))
+
+
+def applied_update(params: UpdateParams, answer: Any) -> Any:
+    """The fields the update set, as PostHog now holds them, and the new version: the whole export
+    again would cost a model's context 2-3 KB to say one thing changed (batch-export-get reads it)."""
+    if not isinstance(answer, dict):
+        return answer
+    asked = params.model_dump(mode="json", exclude_none=True, exclude={"project_id", "batch_export_id", "destination"})
+    applied: dict[str, Any] = {"batch_export_id": answer.get("id", str(params.batch_export_id))}
+    applied |= {key: answer.get(key) for key in asked}
+    if params.destination is not None:
+        stored = answer.get("destination") or {}
+        config = stored.get("config") or {}
+        applied["destination"] = {
+            "type": stored.get("type"),
+            "config": {k: config[k] for k in params.destination.config if k in config},
+        }
+        if stored.get("integration") is not None:
+            applied["destination"]["integration"] = stored["integration"]
+    applied["version"] = export_version(answer)
+    return applied
 
 
 async def delete_export(upstream: Upstream, params: ExportParams, request: Request) -> dict[str, Any]:
@@ -434,8 +455,7 @@ TOOLS = [
         path=EXPORT_PATH,
         scope=WRITE,
         params=UpdateParams,
-        output=BatchExport,
-        shape=_shape_one,
+        output=UpdateApplied,
         preview=preview_update,
         handler=update_export,
         read_only=False,

@@ -29,7 +29,7 @@ LOG_TABLE = "batch_export_log_entries"
 _LOG_COLUMNS = ("timestamp", "level", "message", "instance_id")
 DEFAULT_LIMIT = 50
 # Workers log a moment before a run row is created and after it is marked finished.
-_RUN_WINDOW_SLACK = timedelta(minutes=2)
+RUN_WINDOW_SLACK = timedelta(minutes=2)
 
 
 class LogsParams(Params):
@@ -135,10 +135,10 @@ async def read_logs(upstream: Upstream, params: LogsParams, request: Request) ->
         )
         started, finished = _moment(run.get("created_at")), _moment(run.get("finished_at"))
         if started is not None:
-            start = started - _RUN_WINDOW_SLACK
+            start = started - RUN_WINDOW_SLACK
             after = max(after, start) if after else start
         if finished is not None:
-            end = finished + _RUN_WINDOW_SLACK
+            end = finished + RUN_WINDOW_SLACK
             before = min(before, end) if before else end
     query = {k: v for k, v in request.query.items() if k not in ("level", "after", "before")}
     if params.level:

@@ -83,6 +83,13 @@ class Cancelled(_Tolerant):
     cancelled: bool
 
 
+class UpdateApplied(_Tolerant):
+    """What an update changed, as PostHog now holds it, and the export's new version."""
+
+    batch_export_id: str
+    version: str
+
+
 class Deleted(BaseModel):
     deleted: bool
     id: str

@@ -172,6 +172,20 @@ async def exercise_every_tool(client: Any, seen: Transcript, control: SandboxCon
     )
     await through_token(client, seen, "batch-export-delete", {**p, "batch_export_id": own_id})
 
+    # the answers (issue 11): each reads exports whose configs hold the seeded secrets
+    await call(client, seen, "batch-export-health", {**p, "state": "all", "intervals": 3})
+    await call(client, seen, "batch-export-errors", {**p, "after": "-7d", "level": ["ERROR", "INFO"]})
+    await call(client, seen, "batch-export-destination-check", {**p, "batch_export_id": snowflake})
+    await call(client, seen, "batch-export-gaps", {**p, "batch_export_id": snowflake})
+    await through_token(client, seen, "batch-export-gaps-backfill", {**p, "batch_export_id": snowflake})
+    await call(
+        client,
+        seen,
+        "batch-export-wait",
+        {**p, "batch_export_id": snowflake, "run_id": failed_run["id"], "timeout_seconds": 1},
+    )
+    await call(client, seen, "batch-export-projects", {})
+
     # refusals and argument errors that carry secrets
     await call(
         client,

@@ -1,0 +1,131 @@
+"""batch-export-wait: follow a run or a backfill until it finishes or a bound passes.
+
+Common clients give up on a call after 60 s, so one call waits at most 50 s and, when the work is
+still going, says so and gives the call that waits on.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from uuid import UUID
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tools import progress
+from tools.declaration import READ, ToolSpec, Upstream, UpstreamError
+from tools.intervals import RUNNING
+from tools.params import Params, RunParams
+from tools.request import path_for
+from tools.runs import compact_run, read_run
+
+BACKFILL_PATH = "batch_exports/{batch_export_id}/backfills/{backfill_id}/"
+POLL_SECONDS = 1.0
+
+
+class WaitParams(Params):
+    batch_export_id: UUID = Field(description="Batch export id (UUID).")
+    run_id: UUID | None = Field(None, description="Run to follow.")
+    backfill_id: UUID | None = Field(None, description="Backfill to follow.")
+    timeout_seconds: int = Field(30, ge=1, le=50, description="Longest wait, seconds.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> WaitParams:
+        if (self.run_id is None) == (self.backfill_id is None):
+            raise ValueError("give exactly one of run_id or backfill_id")
+        return self
+
+
+class WaitAnswer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    done: bool
+
+
+def _is_missing(error: Exception) -> bool:
+    return isinstance(error, UpstreamError) and error.status == 404
+
+
+async def _look(upstream: Upstream, params: WaitParams) -> dict[str, Any] | None:
+    """The target now, or None while PostHog has not written a new backfill's row yet."""
+    if params.run_id is not None:
+        one = RunParams(project_id=params.project_id, batch_export_id=params.batch_export_id, run_id=params.run_id)
+        return await read_run(upstream, one)
+    path = path_for(BACKFILL_PATH, batch_export_id=params.batch_export_id, backfill_id=params.backfill_id)
+    try:
+        backfill: dict[str, Any] = await upstream.request("GET", path)
+        return backfill
+    except Exception as error:
+        if _is_missing(error):
+            return None
+        raise
+
+
+def _fraction(target: dict[str, Any] | None) -> float | None:
+    shown = (target or {}).get("progress")
+    value = shown.get("progress") if isinstance(shown, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+async def wait(upstream: Upstream, params: WaitParams, request: Any = None) -> dict[str, Any]:
+    kind = "run" if params.run_id is not None else "backfill"
+    started = time.monotonic()
+    deadline = started + params.timeout_seconds
+    target = await _look(upstream, params)
+    while True:
+        status = (target or {}).get("status")
+        if target is not None and status not in RUNNING:
+            break
+        elapsed = time.monotonic() - started
+        if elapsed + POLL_SECONDS > params.timeout_seconds:
+            break
+        fraction = _fraction(target)
+        label = f"{kind} {status or 'not written yet'}"
+        if fraction is not None:
+            await progress.report(fraction * 100, 100, f"{label}, {fraction:.0%} done")
+        else:
+            await progress.report(elapsed, params.timeout_seconds, f"{label}, {elapsed:.0f} s waited")
+        await anyio.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0.1)))
+        target = await _look(upstream, params)
+    waited = round(time.monotonic() - started, 1)
+    status = (target or {}).get("status") or "not written yet"
+    done = target is not None and status not in RUNNING
+    answer: dict[str, Any] = {"status": status, "done": done, "waited_seconds": waited}
+    if target is not None:
+        answer[kind] = compact_run(target)
+    arguments = params.model_dump(mode="json", exclude_none=True)
+    if not done:
+        answer["next"] = {"tool": "batch-export-wait", "arguments": arguments, "why": "still running"}
+    elif status != "Completed" and params.run_id is not None:
+        answer["next"] = {
+            "tool": "batch-export-logs",
+            "arguments": {k: arguments[k] for k in ("project_id", "batch_export_id", "run_id")} | {"level": ["ERROR"]},
+            "why": f"the run ended {status}",
+        }
+    elif status != "Completed":
+        answer["next"] = {
+            "tool": "batch-export-gaps",
+            "arguments": {k: arguments[k] for k in ("project_id", "batch_export_id")},
+            "why": f"the backfill ended {status}: see which intervals are still missing",
+        }
+    return answer
+
+
+TOOLS = [
+    ToolSpec(
+        name="batch-export-wait",
+        title="Wait for a run or backfill",
+        description="Wait (<= 50 s) for a run or backfill to finish; gives the state and, if unfinished, the next call.",
+        method="GET",
+        path="batch_exports/{batch_export_id}/",
+        scope=READ,
+        params=WaitParams,
+        output=WaitAnswer,
+        handler=wait,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    ),
+]
