@@ -134,8 +134,12 @@ def control_routes() -> list[Route]:
                     serializers.backfill(b, 3, simulation.progress(store, b, by_id.get(b["batch_export"]), now))
                     for b in store.list_backfills(written_by=now)
                 ],
-                # started, but the workflow has not written the row yet
-                "pending_backfills": len(store.list_backfills()) - len(store.list_backfills(written_by=now)),
+                # started (the API answered), but the workflow has not written the row yet
+                "pending_backfills": [
+                    {"id": b["id"], "batch_export": b["batch_export"], "written_at": drf(b["created_at"])}
+                    for b in store.list_backfills()
+                    if b["created_at"] > now
+                ],
                 "log_count": store.count_logs(),
                 "integrations": store.list_integrations(),
             }

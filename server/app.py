@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -58,6 +59,7 @@ async def perform(spec: ToolSpec, params: Params, upstream: Upstream) -> Any:
 
 
 ECHO_LIMIT = 60
+_LONG_RUN = re.compile(r"\S{" + str(ECHO_LIMIT + 20) + ",}")
 
 
 def echoed(value: str, limit: int = ECHO_LIMIT) -> str:
@@ -93,6 +95,9 @@ def describe_invalid(spec: ToolSpec, error: ValidationError, schema: dict[str, A
             problems.append(f"{where} is not in an accepted format ({hint})")
         else:
             problems.append(f"{where}: {str(item['msg']).rstrip('.')}")
+    # A validator's sentence may quote the caller's value (a destination type, a time): cap any long run
+    # so the message keeps its advice and costs a line.
+    problems = [_LONG_RUN.sub(lambda run: echoed(run.group(0)), problem) for problem in problems]
     return f"Invalid arguments for {spec.name}: " + "; ".join(problems) + ". Nothing was sent to PostHog."
 
 

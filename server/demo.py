@@ -16,7 +16,7 @@ import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import mcp.types as types
@@ -113,7 +113,7 @@ async def _find_failing(session: Session, out: Transcript) -> dict[str, Any]:
         raise DemoFailed("no export's latest run failed; the sandbox should seed a failing Snowflake export.")
     export = failing[0]
     out.line(f'The assistant: "{export["name"]}" is failing; its latest run is {_latest_status(export)}.', indent=4)
-    return export
+    return cast(dict[str, Any], export)
 
 
 async def _read_errors(session: Session, out: Transcript, export: dict[str, Any]) -> None:
@@ -143,7 +143,7 @@ async def _pick_failed_run(session: Session, out: Transcript, export: dict[str, 
         f"error: {run.get('latest_error')}",
         indent=4,
     )
-    return run
+    return cast(dict[str, Any], run)
 
 
 async def _retry_with_confirmation(
@@ -192,7 +192,7 @@ async def _watch_new_run(
                 f"{interval[0]} -> {interval[1]}. The export is healthy again.",
                 indent=4,
             )
-            return run
+            return cast(dict[str, Any], run)
         if run["status"] not in ("Starting", "Running"):
             raise DemoFailed(f"the retried run ended {run['status']}: {run.get('latest_error')}")
     raise DemoFailed(f"the retried run did not complete within {MAX_CLOCK_STEPS * CLOCK_STEP_SECONDS} sandbox seconds.")

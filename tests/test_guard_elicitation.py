@@ -65,7 +65,10 @@ def effect_seen(name: str, arguments: dict[str, Any], before: dict[str, Any], af
     """Whether the sandbox's state shows the write the tool was asked for."""
     exports = {e["id"]: e for e in after["exports"]}
     target = arguments.get("batch_export_id")
-    backfills_for = lambda state: [b for b in state["backfills"] if b["batch_export"] == target]  # noqa: E731
+    # a started backfill counts before the workflow writes its row (docs/posthog-api.md, "Backfills")
+    backfills_for = lambda state: [  # noqa: E731
+        b for b in [*state["backfills"], *state["pending_backfills"]] if b["batch_export"] == target
+    ]
     if name == "batch-export-create":
         return any(e["name"] == arguments["name"] for e in after["exports"])
     if name == "batch-export-update":

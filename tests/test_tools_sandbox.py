@@ -99,12 +99,13 @@ async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: s
             end_at=_iso(end),
         )
         assert started["backfill_id"]
+        control.advance(5)  # the workflow writes the backfill's row a moment after the answer
         backfills = (await call("batch-export-backfills-list", batch_export_id=hourly))["results"]
         newest = max(backfills, key=lambda b: b["created_at"])
         assert (await call("batch-export-backfill-get", batch_export_id=hourly, backfill_id=newest["id"]))[
             "status"
         ] in ("Starting", "Running")
-        control.advance(60)  # the backfill's first run is now Running
+        control.advance(55)  # the backfill's first run is now Running
         active = [
             r
             for r in (await call("batch-export-runs-list", batch_export_id=hourly, after="-1d"))["results"]

@@ -74,7 +74,7 @@ def backfill_case(control: SandboxControl) -> tuple[str, dict[str, Any], str, Ca
         "start_at": (end - timedelta(hours=3)).isoformat(),
         "end_at": end.isoformat(),
     }
-    count = lambda s: sum(b["batch_export"] == export_id for b in s["backfills"])  # noqa: E731
+    count = lambda s: sum(b["batch_export"] == export_id for b in [*s["backfills"], *s["pending_backfills"]])  # noqa: E731
     return "batch-export-backfill-create", arguments, f"/{export_id}/backfills/", count
 
 
@@ -83,7 +83,7 @@ def retry_case(control: SandboxControl) -> tuple[str, dict[str, Any], str, Calla
     runs = control.api("GET", f"1/batch_exports/{export_id}/runs/").json()["results"]
     run = next(r for r in runs if r["status"] == "Failed")
     arguments = {"project_id": 1, "batch_export_id": export_id, "run_id": run["id"]}
-    count = lambda s: sum(b["batch_export"] == export_id for b in s["backfills"])  # noqa: E731
+    count = lambda s: sum(b["batch_export"] == export_id for b in [*s["backfills"], *s["pending_backfills"]])  # noqa: E731
     return "batch-export-run-retry", arguments, f"/runs/{run['id']}/retry/", count
 
 
