@@ -196,3 +196,12 @@ def test_every_linked_view_exists() -> None:
         assert uri.startswith("ui://") and view_for(uri) is not None, (
             f"{name} links {uri}, which server/ui does not serve"
         )
+
+
+def test_readme_shows_the_screenshot() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    shot = root / "docs" / "health-app.png"
+    assert shot.is_file() and shot.stat().st_size <= 200_000
+    assert "docs/health-app.png" in (root / "README.md").read_text()
