@@ -1,7 +1,4 @@
-"""PENDING ACTIVATION: rename to tests/test_health_app.py once batch-export-health (issue 11) is on main;
-it needs that tool, and pytest does not collect this file under its present name.
-
-The health app on real results: the sandbox, the server through a real MCP client, and the
+"""The health app on real results: the sandbox, the server through a real MCP client, and the
 view in headless Chromium inside the test host (tests/apps_host.py).
 
 The host reads the view as a host would (resources/read of the tool's `_meta.ui.resourceUri`),
