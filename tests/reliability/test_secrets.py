@@ -17,7 +17,7 @@ import mcp.types as types
 import pytest
 
 from posthog_sandbox import DEFAULT_API_KEY, SandboxKey
-from tests.support import SandboxControl, connect, running_app, settings_for, text
+from tests.support import SandboxControl, connect, guarded_arguments, running_app, settings_for, text
 from tools.catalog import CATALOG
 
 SEEDED_CANARY = "sandbox-canary"
@@ -85,6 +85,8 @@ async def exercise_every_tool(client: Any, seen: Transcript, control: SandboxCon
     failed_run = first(control, f"1/batch_exports/{snowflake}/runs/", lambda r: r["status"] == "Failed")
     backfill = first(control, f"1/batch_exports/{bigquery}/backfills/")
     p = {"project_id": 1}
+    # Taken before any write here, while each target is in the state its tool needs.
+    guarded = guarded_arguments(control)
 
     # reads, including errors upstream (another organization's project, an unknown id)
     await call(client, seen, "batch-export-list", p)
@@ -220,6 +222,29 @@ async def exercise_every_tool(client: Any, seen: Transcript, control: SandboxCon
         "batch-export-create",
         {**p, "name": "x", "interval": "hour", "destination": own_http, "confirmation_token": OWN_CANARY + ".x"},
     )
+
+    # Any read tool not called above (a new endpoint, say) is called with ids from the seed, so adding a
+    # plain read needs no edit here; a required argument without a value here fails the sweep.
+    seeded = {"project_id": 1, "batch_export_id": snowflake, "run_id": failed_run["id"], "destination": "Snowflake"}
+    for tool in (await client.list_tools()).tools:
+        if tool.name in seen.tools_called:
+            continue
+        if tool.name in guarded:
+            # A guarded write not called above: preview and confirm it with the arguments the guard's
+            # tests use (either reply may be an error; both are checked for secrets).
+            await through_token(client, seen, tool.name, guarded[tool.name])
+            continue
+        if not (tool.annotations and tool.annotations.read_only_hint):
+            continue
+        values = (
+            {**seeded, "batch_export_id": bigquery, "backfill_id": backfill["id"]}
+            if "backfill_id" in (tool.input_schema.get("properties", {}))
+            else seeded
+        )
+        missing = [n for n in tool.input_schema.get("required", []) if n not in values]
+        assert not missing, f"{tool.name}: the secrets sweep has no seed value for {missing}"
+        properties = tool.input_schema.get("properties", {})
+        await call(client, seen, tool.name, {n: v for n, v in values.items() if n in properties})
 
 
 def assert_nothing_leaked(
