@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import MODES, confirm_with_token, connect, data, running_app, settings_for, text
+from tests.support import MODES, confirm_with_token, connect, data, guarded_arguments, running_app, settings_for, text
 
 CANARY = "sandbox-canary"
 LEGACY_KEY = "phx_legacy_unscoped_key"
@@ -53,6 +53,7 @@ async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: s
             return await confirm_with_token(client, tool, {"project_id": 1, **arguments})
 
         listed = {t.name for t in (await client.list_tools()).tools}
+        guarded = guarded_arguments(control)  # taken first, while each target is in the state its tool needs
         assert "batch-export-backfill-legacy" in listed
 
         exports = {e["name"]: e for e in (await call("batch-export-list", limit=50))["results"]}
@@ -186,6 +187,30 @@ async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: s
         projects = await client.call_tool("batch-export-projects", {})
         seen.add("batch-export-projects")
         assert not projects.is_error and "projects" in data(projects)
+
+        # A tool no step above exercises (a new endpoint, say) is still called: a read with ids from the seed.
+        snowflake = exports["Daily events to Snowflake"]["id"]
+        a_run = (await call("batch-export-runs-list", batch_export_id=snowflake, after="-30d"))["results"][0]
+        seeded = {"batch_export_id": snowflake, "run_id": a_run["id"], "destination": "Snowflake"}
+        for tool in (await client.list_tools()).tools:
+            if tool.name in seen:
+                continue
+            if tool.name in guarded:
+                # A guarded write no step above exercises: its preview must work from live state, and
+                # the confirmed call must answer plainly (its target may have moved since).
+                seen.add(tool.name)
+                preview = data(await client.call_tool(tool.name, guarded[tool.name]))
+                assert preview["status"] == "confirmation_required", preview
+                token = {"confirmation_token": preview["confirmation_token"]}
+                done = await client.call_tool(tool.name, {**guarded[tool.name], **token})
+                assert "inside the MCP server" not in text(done), text(done)
+                continue
+            if not (tool.annotations and tool.annotations.read_only_hint):
+                continue
+            properties = tool.input_schema.get("properties", {})
+            missing = [n for n in tool.input_schema.get("required", []) if n not in seeded and n != "project_id"]
+            assert not missing, f"{tool.name}: no seed value for {missing}; give it a step above"
+            await call(tool.name, **{n: v for n, v in seeded.items() if n in properties})
 
         deleted = await write("batch-export-delete", batch_export_id=new_id)
         assert deleted == {"deleted": True, "id": new_id}
