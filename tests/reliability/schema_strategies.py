@@ -66,6 +66,8 @@ def from_schema(
     kind = schema.get("type")
     if kind == "object":
         properties = schema.get("properties", {})
+        if not properties and schema.get("additionalProperties") is False:
+            return st.just({})
         if not properties:
             return st.dictionaries(st.text(min_size=1, max_size=12), JSON_VALUES, max_size=3)
         required = schema.get("required", [])
