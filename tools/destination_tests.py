@@ -11,7 +11,14 @@ from typing import Any, Literal, get_args
 from pydantic import Field, field_validator, model_validator
 
 from tools.declaration import READ, WRITE, NotPossible, ToolSpec, Upstream
-from tools.destinations import TESTABLE_TYPES, DestinationInput, check_destination, untestable
+from tools.destinations import (
+    SECRET_CONFIG_KEYS,
+    TESTABLE_TYPES,
+    DestinationInput,
+    check_destination,
+    moved_targets,
+    untestable,
+)
 from tools.exports import EXPORT_PATH, read_export
 from tools.models import TestStepResult, TestSteps
 from tools.params import ExportParams, Interval, Params
@@ -67,6 +74,29 @@ class TestStepParams(ExportParams):
         return self
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text)} characters)"
+
+
+def _refuse_credentials_elsewhere(stored: dict[str, Any], proposed: DestinationInput) -> None:
+    """A test step that points the stored destination somewhere else, without credentials of its own,
+    would carry the export's stored credentials (or its integration's) there: refuse it before sending."""
+    moved = moved_targets(stored.get("config") or {}, proposed.config)
+    if not moved:
+        return
+    own_secret = any(key in SECRET_CONFIG_KEYS for key in proposed.config)
+    own_integration = proposed.integration_id is not None and proposed.integration_id != stored.get("integration")
+    if own_secret or own_integration:
+        return
+    changes = ", ".join(f"{key} {_shown(old)} -> {_shown(new)}" for key, (old, new) in sorted(moved.items()))
+    raise NotPossible(
+        f"This test step moves the destination ({changes}) but gives no credentials for the new target, so PostHog "
+        "would send the export's stored credentials there. Give the new target's credentials (or integration_id) "
+        "too, or test it as a new destination with batch-export-test-step-new."
+    )
+
+
 async def run_step_on_export(upstream: Upstream, params: TestStepParams, request: Request) -> Any:
     """PostHog wants the export's name, interval and destination again; take them from the export,
     so a model only says which step (and, optionally, which config keys to try)."""
@@ -81,6 +111,8 @@ async def run_step_on_export(upstream: Upstream, params: TestStepParams, request
             f"destination.type must be the export's own ({stored.get('type')}); a test step tries config keys "
             "on the stored destination."
         )
+    if params.destination is not None:
+        _refuse_credentials_elsewhere(stored, params.destination)
     destination: dict[str, Any] = {"type": stored.get("type"), "config": {}}
     if stored.get("integration") is not None:
         destination["integration_id"] = stored["integration"]

@@ -106,6 +106,20 @@ INTEGRATION_ON_EVERY_UPDATE = ("BigQuery", "Databricks", "AzureBlob")
 # Only these types have connection test steps (docs/posthog-api.md, section "Destination tests").
 TESTABLE_TYPES = ("AwsS3", "S3Compatible", "BigQuery", "Snowflake", "Databricks", "AzureBlob")
 
+# Config keys that say where a destination is. PostHog merges an export's stored credentials into the
+# config a test step sends, so a test step that moves one of these carries those credentials to the new
+# place (docs/posthog-api.md, "Destination tests").
+TARGET_CONFIG_KEYS: frozenset[str] = frozenset(
+    {"bucket_name", "region", "endpoint_url", "account", "host", "port", "url", "project_id", "http_path"}
+    | {"container_name", "catalog"}
+)
+
+
+def moved_targets(stored: dict[str, Any], config: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The target keys `config` sets to another value than the stored destination has: {key: (old, new)}."""
+    return {k: (stored.get(k), v) for k, v in config.items() if k in TARGET_CONFIG_KEYS and stored.get(k) != v}
+
+
 _INTEGRATION_HOW = (
     "copy destination.integration from an existing {kind} export (batch-export-get), or create the integration "
     "in PostHog (Data pipelines, the destination's setup) and pass its id"
