@@ -7,12 +7,21 @@ added to a guarded tool without a place in its preview fails here.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from posthog_sandbox import DEFAULT_API_KEY
 from server.guard_result import TOKEN_PARAM
-from tests.support import SandboxControl, connect, guarded_arguments, running_app, settings_for, text, tools_by_name
+from tests.support import (
+    SandboxControl,
+    connect,
+    guarded_arguments,
+    running_app,
+    sandbox_now,
+    settings_for,
+    text,
+    tools_by_name,
+)
 from tools.destinations import SECRET_CONFIG_KEYS
 
 LONG_QUERY = "SELECT event, properties.$email AS email FROM events WHERE " + " OR ".join(
@@ -51,6 +60,12 @@ def every_argument(control: SandboxControl) -> dict[str, dict[str, Any]]:
             "integration_id": 8,
         },
     }
+    now = datetime.fromisoformat(sandbox_now(control).replace("Z", "+00:00")).replace(minute=0, second=0, microsecond=0)
+    window = {
+        "start": (now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    full["batch-export-gaps-backfill"] = {**full["batch-export-gaps-backfill"], **window}
     return full
 
 

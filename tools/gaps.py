@@ -201,6 +201,8 @@ async def preview_gaps_backfill(upstream: Upstream, params: GapsParams) -> Previ
     backfills = path_for(BACKFILLS_PATH, batch_export_id=params.batch_export_id)
     version = f"{export_version(export)}|{await newest_id(upstream, backfills)}|{hashlib.sha256(plan.encode()).hexdigest()[:12]}"
     details: dict[str, Any] = {"export": export_summary(export), "ranges": now_ranges, "runs": runs}
+    # The window the gaps were looked for in, as the caller gave it: the person sees what was asked too.
+    details["searched"] = {"start": params.start, "end": params.end or "now"}
     if later:
         details["left_for_later"] = later
     return Preview(summary=summary, details=details, version=version, target_id=str(params.batch_export_id))
