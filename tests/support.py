@@ -165,3 +165,10 @@ def assert_output_valid(tool: types.Tool, result: types.CallToolResult) -> None:
     assert not result.is_error, text(result)
     assert tool.output_schema is not None, f"{tool.name} advertises no outputSchema"
     jsonschema.Draft202012Validator(tool.output_schema).validate(result.structured_content)
+
+
+def listed_by_default() -> int:
+    """How many tools a key with every scope sees without allow-lists: the catalog less deprecated tools."""
+    from tools.catalog import CATALOG
+
+    return sum(1 for spec in CATALOG if not spec.deprecated)
