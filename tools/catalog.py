@@ -17,12 +17,16 @@ from tools import (
 )
 from tools.declaration import ToolSpec
 
-CATALOG: tuple[ToolSpec, ...] = (
+# One tool per PostHog batch-exports endpoint.
+ENDPOINTS: tuple[ToolSpec, ...] = (
     *exports.TOOLS,
     *logs.TOOLS,
     *runs.TOOLS,
     *backfills.TOOLS,
     *destination_tests.TOOLS,
+)
+# Tools that answer an operator's question with as many requests as it takes.
+ANSWERS: tuple[ToolSpec, ...] = (
     *health.TOOLS,
     *errors.TOOLS,
     *destination_check.TOOLS,
@@ -30,6 +34,7 @@ CATALOG: tuple[ToolSpec, ...] = (
     *wait.TOOLS,
     *projects.TOOLS,
 )
+CATALOG: tuple[ToolSpec, ...] = (*ENDPOINTS, *ANSWERS)
 BY_NAME: dict[str, ToolSpec] = {spec.name: spec for spec in CATALOG}
 # Names a tool had before it was renamed: still accepted at call time, never listed.
 ALIASES: dict[str, str] = {
