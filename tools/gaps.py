@@ -32,13 +32,14 @@ BACKFILLS_PATH = "batch_exports/{batch_export_id}/backfills/"
 # at that lets every range of one call start, rather than half of them.
 BACKFILLS_PER_CALL = 2
 MAX_RANGE = timedelta(days=93)
-# A run is created a moment after its interval ends: an interval younger than this is not a gap yet.
+# A run is created a moment after its interval ends: an interval younger than this without a run is
+# not a gap yet (one whose run already failed is).
 _SETTLE = timedelta(minutes=15)
 _MAX_PAGES = 100
 
 
 class GapsParams(Params):
-    batch_export_id: UUID = Field(description="Batch export id (UUID).")
+    batch_export_id: UUID
     start: str = Field("-7d", pattern=TIME_FILTER, description="From: ISO date/time or -7d.")
     end: str | None = Field(None, pattern=TIME_FILTER, description="Until (default now).")
 
@@ -93,22 +94,24 @@ async def _running_backfills(upstream: Upstream, export_id: UUID) -> list[dict[s
     return [b for b in (page or {}).get("results") or [] if isinstance(b, dict) and b.get("status") in RUNNING]
 
 
-async def find_gaps(upstream: Upstream, params: GapsParams) -> dict[str, Any]:
+async def find_gaps(upstream: Upstream, params: GapsParams, *, now: datetime | None = None) -> dict[str, Any]:
     """The gaps of one export in the window, merged into ranges, with what was left out and why."""
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     start, end = params.window(now)
     export = await read_export(upstream, params)
     runs = await _runs_in(upstream, params.batch_export_id, start, end)
     backfills = await _running_backfills(upstream, params.batch_export_id)
-    shape = grid(export, runs, start, min(end, now - _SETTLE))
+    shape = grid(export, runs, start, min(end, now))
     if shape is None:
         raise NotPossible(f"Interval {export.get('interval')!r} is not one this server can step through.")
     decided = deciding_runs(runs)
+    settled = now - _SETTLE
+    points = [p for p in shape.starts if p in decided or p + shape.step <= settled]
     covering = [(moment(b.get("start_at")), moment(b.get("end_at")) or now) for b in backfills]
     paused_since = moment(export.get("last_paused_at")) if export.get("paused") else None
-    tally = {"checked": len(shape.starts), "completed": 0, "running": 0, "in_running_backfill": 0, "while_paused": 0}
+    tally = {"checked": len(points), "completed": 0, "running": 0, "in_running_backfill": 0, "while_paused": 0}
     gaps: list[tuple[datetime, str]] = []
-    for point in shape.starts:
+    for point in points:
         run = decided.get(point)
         status = cell_status(run)
         if status in ("completed", "running"):
@@ -240,7 +243,7 @@ async def backfill_gaps(upstream: Upstream, params: GapsParams, request: Any = N
 TOOLS = [
     ToolSpec(
         name="batch-export-gaps",
-        title="Find missing data intervals",
+        title="Find missing intervals",
         description="An export's failed or never-run data intervals (default last 7 days) not since re-run, as ranges.",
         method="GET",
         path=RUNS_PATH,
@@ -254,7 +257,7 @@ TOOLS = [
     ),
     ToolSpec(
         name="batch-export-gaps-backfill",
-        title="Backfill missing data intervals",
+        title="Backfill missing intervals",
         description=f"Backfill exactly what batch-export-gaps finds (same arguments), {BACKFILLS_PER_CALL} ranges a call.",
         method="POST",
         path=BACKFILLS_PATH,
