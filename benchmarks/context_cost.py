@@ -18,23 +18,14 @@ from benchmarks.common import Sandbox
 from benchmarks.openapi import SPEC, operation_count
 from server.app import open_app
 from server.config import Settings
+from tools.catalog import ANSWERS
 
 # Issue 11: the default tools/list, answers included, at most 24 KB, no tool over 3 KB.
 BUDGET_TOTAL = 24 * 1024
 BUDGET_PER_TOOL = 3 * 1024
-# The tools that answer questions (issue 11) rather than map one endpoint: FastMCP's listing has
-# no counterpart to them, so the like-for-like figure leaves them out.
-ANSWER_TOOLS = frozenset(
-    {
-        "batch-export-health",
-        "batch-export-errors",
-        "batch-export-destination-check",
-        "batch-export-gaps",
-        "batch-export-gaps-backfill",
-        "batch-export-wait",
-        "batch-export-projects",
-    }
-)
+# The tools that answer questions rather than map one endpoint: FastMCP's listing has no
+# counterpart to them, so the like-for-like figure leaves them out.
+ANSWER_TOOLS = frozenset(spec.name for spec in ANSWERS)
 
 
 def compact(value: Any) -> int:
@@ -70,16 +61,28 @@ def measure(tools: list[types.Tool]) -> dict[str, Any]:
 
 
 async def ours(sandbox: Sandbox, settings_dir: Any) -> dict[str, Any]:
-    settings = Settings(api_key=sandbox.api_key, host=sandbox.base_url, audit_log=settings_dir / "audit.jsonl")
-    async with open_app(settings) as app, Client(app.server) as client:
-        return measure((await client.list_tools()).tools)
+    """The default listing: what every session pays for."""
+    return measure(await _listing(sandbox, settings_dir))
 
 
 async def ours_endpoints_only(sandbox: Sandbox, settings_dir: Any) -> dict[str, Any]:
-    """Our listing without the answer tools: the same operations FastMCP is given."""
-    settings = Settings(api_key=sandbox.api_key, host=sandbox.base_url, audit_log=settings_dir / "audit.jsonl")
-    async with open_app(settings) as app, Client(app.server) as client:
-        return measure([t for t in (await client.list_tools()).tools if t.name not in ANSWER_TOOLS])
+    """Our listing of every endpoint tool (every toolset) without the answer tools: the same
+    operations FastMCP is given."""
+    listing = await _listing(sandbox, settings_dir, toolsets=("all",))
+    return measure([t for t in listing if t.name not in ANSWER_TOOLS])
+
+
+async def ours_every_toolset(sandbox: Sandbox, settings_dir: Any) -> dict[str, Any]:
+    """What a server started with POSTHOG_MCP_TOOLSETS=all lists."""
+    return measure(await _listing(sandbox, settings_dir, toolsets=("all",)))
+
+
+async def _listing(sandbox: Sandbox, settings_dir: Any, **settings: Any) -> list[types.Tool]:
+    config = Settings(
+        api_key=sandbox.api_key, host=sandbox.base_url, audit_log=settings_dir / "audit.jsonl", **settings
+    )
+    async with open_app(config) as app, Client(app.server) as client:
+        return (await client.list_tools()).tools
 
 
 async def fastmcp_from_openapi(validate_output: bool) -> dict[str, Any]:
@@ -96,13 +99,16 @@ async def fastmcp_from_openapi(validate_output: bool) -> dict[str, Any]:
 async def run(sandbox: Sandbox, settings_dir: Any) -> dict[str, Any]:
     mine = await ours(sandbox, settings_dir)
     endpoints = await ours_endpoints_only(sandbox, settings_dir)
+    everything = await ours_every_toolset(sandbox, settings_dir)
     theirs = await fastmcp_from_openapi(validate_output=True)
     lean = await fastmcp_from_openapi(validate_output=False)
     over_tool_budget = [t["name"] for t in mine["per_tool"] if t["bytes"] > BUDGET_PER_TOOL]
     return {
         "ours": mine,
         "ours_endpoint_tools": endpoints,
+        "ours_every_toolset": everything,
         "ratio_fastmcp_lean_to_our_endpoint_tools": round(lean["total_bytes"] / endpoints["total_bytes"], 2),
+        "ratio_fastmcp_to_our_endpoint_tools": round(theirs["total_bytes"] / endpoints["total_bytes"], 2),
         "fastmcp_from_openapi": theirs,
         "fastmcp_from_openapi_without_output_schemas": lean,
         "openapi_operations": operation_count(),

@@ -182,7 +182,9 @@ def _context(c: dict[str, Any]) -> list[str]:
         "| server | tools | bytes | approx tokens | largest tool | annotated tools |",
         "|---|---:|---:|---:|---|---:|",
     ]
-    rows = [("**ours**", ours)]
+    rows = [("**ours** (default toolsets)", ours)]
+    if "ours_every_toolset" in c:
+        rows.append(("ours, every toolset (`POSTHOG_MCP_TOOLSETS=all`)", c["ours_every_toolset"]))
     if "ours_endpoint_tools" in c:
         rows.append(("ours, endpoint tools only (no answer tools)", c["ours_endpoint_tools"]))
     for label, m in (
@@ -197,10 +199,20 @@ def _context(c: dict[str, Any]) -> list[str]:
         )
     out += [
         "",
-        f"FastMCP uses **{c['ratio_fastmcp_to_ours']}x** our bytes by default and {c['ratio_fastmcp_lean_to_ours']}x "
-        f"without output schemas (then it also has no structured output to validate), fed an OpenAPI 3.1 description "
-        f"of the same {c['openapi_operations']} operations ([openapi.py](openapi.py)).",
+        f"FastMCP, fed an OpenAPI 3.1 description of the {c['openapi_operations']} endpoint operations "
+        f"([openapi.py](openapi.py)), lists **{c['ratio_fastmcp_to_ours']}x** the bytes of our default listing "
+        f"(answer tools included, the `logs` and `tests` toolsets left out), and {c['ratio_fastmcp_lean_to_ours']}x "
+        "without output schemas (then it also has no structured output to validate).",
         "",
+    ]
+    if "ratio_fastmcp_to_our_endpoint_tools" in c:
+        out += [
+            f"Like for like (our {c['ours_endpoint_tools']['tools']} endpoint tools, every toolset, no answer tools): "
+            f"FastMCP uses {c['ratio_fastmcp_to_our_endpoint_tools']}x our bytes by default and "
+            f"{c['ratio_fastmcp_lean_to_our_endpoint_tools']}x without output schemas.",
+            "",
+        ]
+    out += [
         f"Budget: total {_kb(ours['total_bytes'])} of {_kb(budget['total_bytes'])} ({_ok(budget['total_ok'])}); "
         f"tools over {_kb(budget['per_tool_bytes'])}: {', '.join(budget['tools_over_budget']) or 'none'}.",
         "",

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from server import __version__, metrics, results
 from server.audit import AuditLog
 from server.config import ConfigError, Settings, default_audit_path
-from server.definitions import tool_definition
+from server.definitions import TOKEN_MAX_CHARS, tool_definition
 from server.guard import Guard, GuardedCall
 from server.guard_result import TOKEN_PARAM
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
@@ -43,8 +43,10 @@ log = logging.getLogger(__name__)
 INSTRUCTIONS = (
     "Operate PostHog batch exports: inspect exports, runs, backfills and logs; pause, unpause, backfill, "
     "retry, cancel, create, change and delete. Start with batch-export-health: every export's state in one call "
-    "(failing ones first, with their latest error); batch-export-list pages the raw exports. Runs lists cover the last 7 days unless after= widens them. Every write "
-    "returns a preview first: show it to the user and only confirm (confirmation_token) once they agree. "
+    "(failing ones first, with their latest error); batch-export-list pages the raw exports. batch-export-errors "
+    "reads log lines and batch-export-destination-check tests a destination, each in one call. Runs lists cover "
+    "the last 7 days unless after= widens them. A write that takes confirmation_token returns a preview first: show "
+    "it to the user and only confirm (confirmation_token) once they agree. "
     "Backfills of daily or weekly exports take whole days (YYYY-MM-DD); end_at is exclusive."
 )
 
@@ -186,7 +188,7 @@ class App:
         guarded = self.guard.applies(spec)
         sent_token = guarded and TOKEN_PARAM in arguments
         token = arguments.pop(TOKEN_PARAM) if sent_token else None
-        if sent_token and not isinstance(token, str):  # null too: the schema says string
+        if sent_token and not (isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS):  # null too
             return results.failure(f"{TOKEN_PARAM} must be the string a preview returned.", secrets)
         pinned = self.settings.project_id
         if pinned is not None:

@@ -63,6 +63,16 @@ USER_CONFIG: dict[str, dict[str, Any]] = {
         "default": False,
         "required": False,
     },
+    "toolsets": {
+        "type": "string",
+        "title": "Toolsets",
+        "description": (
+            "Which tools to offer, comma-separated: default (exports, runs, backfills, answers), or add logs and "
+            "tests (their jobs are done by batch-export-errors and batch-export-destination-check), or all."
+        ),
+        "default": "default",
+        "required": False,
+    },
     "confirm": {
         "type": "string",
         "title": "Confirmation policy",
@@ -79,6 +89,7 @@ ENV = {
     "POSTHOG_API_ROUTE": "${user_config.api_route}",
     "POSTHOG_MCP_READ_ONLY": "${user_config.read_only}",
     "POSTHOG_MCP_CONFIRM": "${user_config.confirm}",
+    "POSTHOG_MCP_TOOLSETS": "${user_config.toolsets}",
 }
 
 # `--frozen` installs exactly uv.lock; `--no-dev` leaves the test tools out; uv's own messages go to stderr.
@@ -86,7 +97,7 @@ COMMAND_ARGS = ["run", "--directory", "${__dirname}", "--frozen", "--no-dev", "-
 
 
 def manifest_tools() -> list[dict[str, str]]:
-    """The tools a default configuration lists (deprecated ones are hidden unless asked for)."""
+    """Every tool the server offers when its toolsets are listed (deprecated ones only on request)."""
     from tools.catalog import CATALOG
 
     return [{"name": spec.name, "description": spec.description} for spec in CATALOG if not spec.deprecated]

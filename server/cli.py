@@ -86,7 +86,17 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("allowed", "refused"),
         help="With --sandbox: 'refused' makes the logs route answer 403 to personal API keys, as newer PostHog may.",
     )
-    parser.add_argument("--tools", type=_csv, help="Allow-list of tool names, comma-separated (POSTHOG_MCP_TOOLS).")
+    parser.add_argument(
+        "--toolsets",
+        type=_csv,
+        help="Toolsets to list, comma-separated: exports, runs, backfills, answers, logs, tests, or default (the first "
+        "four) or all (POSTHOG_MCP_TOOLSETS).",
+    )
+    parser.add_argument(
+        "--tools",
+        type=_csv,
+        help="Allow-list of tool names, comma-separated; overrides --toolsets (POSTHOG_MCP_TOOLS).",
+    )
     parser.add_argument(
         "--exclude-tools", type=_csv, help="Tools to hide, comma-separated (POSTHOG_MCP_EXCLUDE_TOOLS)."
     )
@@ -142,6 +152,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -
         "project_id": args.project_id,
         "api_route": args.api_route,
         "tools": args.tools,
+        "toolsets": args.toolsets,
         "exclude_tools": args.exclude_tools,
         "include_deprecated": args.include_deprecated,
         "read_only": args.read_only,
@@ -282,7 +293,7 @@ async def serve_stdio(settings: Settings) -> None:
 
 
 def catalog_rows() -> list[dict[str, Any]]:
-    from tools.catalog import CATALOG
+    from tools.catalog import CATALOG, DEFAULT_TOOLSETS, TOOLSET_OF
 
     return [
         {
@@ -297,6 +308,8 @@ def catalog_rows() -> list[dict[str, Any]]:
             "openWorldHint": spec.open_world,
             "guarded": spec.is_guarded,
             "deprecated": spec.deprecated,
+            "toolset": TOOLSET_OF[spec.name],
+            "listed_by_default": TOOLSET_OF[spec.name] in DEFAULT_TOOLSETS and not spec.deprecated,
         }
         for spec in CATALOG
     ]
@@ -309,13 +322,15 @@ def markdown_table(rows: Iterable[dict[str, Any]]) -> str:
         return "✓" if value else "·"
 
     lines = [
-        "| Tool | What it does | Scope | RO | D | I | OW | Guarded |",
-        "|---|---|---|:-:|:-:|:-:|:-:|:-:|",
+        "| Tool | What it does | Toolset | Scope | RO | D | I | OW | Guarded |",
+        "|---|---|---|---|:-:|:-:|:-:|:-:|:-:|",
     ]
     for r in rows:
-        title = r["title"] + (" (hidden by default)" if r["deprecated"] else "")
+        title = r["title"] + (" (deprecated, not listed by default)" if r["deprecated"] else "")
+        toolset = r["toolset"] if r["listed_by_default"] or r["deprecated"] else f"{r['toolset']} (not by default)"
         flags = " | ".join(mark(r[k]) for k in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"))
-        lines.append(f"| `{r['name']}` | {title} | `{r['scope']}` | {flags} | {'yes' if r['guarded'] else 'no'} |")
+        guarded = "yes" if r["guarded"] else "no"
+        lines.append(f"| `{r['name']}` | {title} | {toolset} | `{r['scope']}` | {flags} | {guarded} |")
     return "\n".join(lines) + "\n"
 
 
@@ -347,13 +362,13 @@ def print_tools(*, as_json: bool = False, as_markdown: bool = False, as_guard_ma
     if as_guard_markdown:
         sys.stdout.write(guard_table(rows))
         return 0
-    print(f"{'tool':32} {'scope':20} RO    D     I     OW    guarded")
+    print(f"{'tool':32} {'toolset':10} {'scope':20} RO    D     I     OW    guarded")
     for r in rows:
         flags = " ".join(
             f"{str(r[k]).lower():5}" for k in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
         )
-        note = " (deprecated)" if r["deprecated"] else ""
-        print(f"{r['name']:32} {r['scope']:20} {flags} {'yes' if r['guarded'] else 'no'}{note}")
+        note = " (deprecated)" if r["deprecated"] else "" if r["listed_by_default"] else " (not listed by default)"
+        print(f"{r['name']:32} {r['toolset']:10} {r['scope']:20} {flags} {'yes' if r['guarded'] else 'no'}{note}")
     return 0
 
 

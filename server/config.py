@@ -45,6 +45,8 @@ class Settings:
     project_id: int | None = None
     api_route: ApiRoute = "projects"
     tools: tuple[str, ...] = ()
+    toolsets: tuple[str, ...] = ()
+    """Toolset names, "default" or "all"; empty: the default ones (tools/catalog.py DEFAULT_TOOLSETS)."""
     exclude_tools: tuple[str, ...] = ()
     include_deprecated: bool = False
     read_only: bool = False
@@ -82,6 +84,7 @@ class Settings:
             "project_id": _project(project) if project else None,
             "api_route": env.get("POSTHOG_API_ROUTE") or "projects",
             "tools": _names(env.get("POSTHOG_MCP_TOOLS")),
+            "toolsets": _names(env.get("POSTHOG_MCP_TOOLSETS")),
             "exclude_tools": _names(env.get("POSTHOG_MCP_EXCLUDE_TOOLS")),
             "include_deprecated": _flag(env.get("POSTHOG_MCP_INCLUDE_DEPRECATED")),
             "read_only": _flag(env.get("POSTHOG_MCP_READ_ONLY")),

@@ -2,6 +2,13 @@
 
 Pydantic's JSON Schema is trimmed here (titles, `$defs`, null branches of optional
 inputs) because every byte of `tools/list` is paid for in the model's context.
+
+The listed input schema says what a model needs to choose its arguments: names, types,
+formats, enums, bounds, what is required. Limits that only protect the server (string and
+list lengths, the exact grammar of a time filter whose description names its formats,
+unknown keys) are enforced on every call by the tool's parameter model, with an error that
+names the argument (`server/app.py` `describe_invalid`); `enforced_input_schema` is the
+schema with them, which the generated bad-input tests draw from.
 """
 
 from __future__ import annotations
@@ -15,11 +22,10 @@ from pydantic import BaseModel
 from server.guard_result import TOKEN_PARAM, guarded_output_schema
 from tools.declaration import ToolSpec
 
-TOKEN_SCHEMA = {
-    "type": "string",
-    "maxLength": 2000,
-    "description": "From the preview; only once the user agreed.",
-}
+TOKEN_MAX_CHARS = 2000
+TOKEN_SCHEMA = {"type": "string", "description": "From the preview, once the user agreed."}
+# Enforced on call, not listed (see the module's docstring).
+ENFORCED_ONLY = ("pattern", "maxLength", "minLength", "maxItems", "minItems", "additionalProperties")
 SCOPES_META = "posthog/requiredScopes"
 
 
@@ -74,7 +80,28 @@ def compact_schema(model: type[BaseModel], *, keep_null: bool) -> dict[str, Any]
     return schema
 
 
+def _without_enforced(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_enforced(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        key: ({n: _without_enforced(p) for n, p in value.items()} if key == "properties" else _without_enforced(value))
+        for key, value in node.items()
+        if key not in ENFORCED_ONLY
+    }
+
+
 def input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict[str, Any]:
+    """The inputSchema `tools/list` gives."""
+    listed: dict[str, Any] = _without_enforced(
+        enforced_input_schema(spec, pinned_project=pinned_project, guarded=guarded)
+    )
+    return listed
+
+
+def enforced_input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict[str, Any]:
+    """The listed schema plus the limits a call is held to."""
     schema = compact_schema(spec.params, keep_null=False)
     properties = dict(schema.get("properties", {}))
     required = [r for r in schema.get("required", [])]
@@ -82,7 +109,7 @@ def input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict
         properties.pop("project_id", None)
         required = [r for r in required if r != "project_id"]
     if guarded:
-        properties[TOKEN_PARAM] = TOKEN_SCHEMA
+        properties[TOKEN_PARAM] = {**TOKEN_SCHEMA, "maxLength": TOKEN_MAX_CHARS}
     result: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         result["required"] = required
@@ -103,17 +130,38 @@ def _shallow(node: dict[str, Any], depth: int) -> dict[str, Any]:
     return out
 
 
+def _absent_not_null(node: Any) -> Any:
+    """Results leave null fields out (server/results.py), so a nullable field is an optional one:
+    its type loses "null" and it leaves `required`."""
+    if isinstance(node, list):
+        return [_absent_not_null(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: (v if k == "properties" else _absent_not_null(v)) for k, v in node.items()}
+    if isinstance(out.get("type"), list) and "null" in out["type"]:
+        rest = [t for t in out["type"] if t != "null"]
+        out["type"] = rest[0] if len(rest) == 1 else rest
+    properties = node.get("properties")
+    if isinstance(properties, dict):
+        nullable = {name for name, prop in properties.items() if _nullable(prop)}
+        out["properties"] = {name: _absent_not_null(prop) for name, prop in properties.items()}
+        if "required" in out:
+            out["required"] = [name for name in out["required"] if name not in nullable]
+            if not out["required"]:
+                del out["required"]
+    return out
+
+
+def _nullable(prop: Any) -> bool:
+    if not isinstance(prop, dict):
+        return False
+    kind = prop.get("type")
+    return kind == "null" or (isinstance(kind, list) and "null" in kind) or {"type": "null"} in prop.get("anyOf", [])
+
+
 def output_schema(spec: ToolSpec, *, guarded: bool) -> dict[str, Any]:
-    inner = _shallow(compact_schema(spec.output, keep_null=True), 1)
+    inner = _absent_not_null(_shallow(compact_schema(spec.output, keep_null=True), 1))
     return guarded_output_schema(inner) if guarded else inner
-
-
-def description(spec: ToolSpec, *, guarded: bool) -> str:
-    """The tool's own sentence; the scope it needs is in `_meta` (SCOPES_META), not repeated here."""
-    text = spec.description
-    if guarded:
-        text += " Previews and asks to confirm first."
-    return text
 
 
 def tool_meta(spec: ToolSpec) -> dict[str, Any]:
@@ -128,7 +176,9 @@ def tool_definition(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> t
     return types.Tool(
         name=spec.name,
         title=spec.title,
-        description=description(spec, guarded=guarded),
+        # The tool's own sentence. The scope is in `_meta`; that a write previews first is said by its
+        # confirmation_token parameter and by the server's instructions, not again in each description.
+        description=spec.description,
         input_schema=input_schema(spec, pinned_project=pinned_project, guarded=guarded),
         output_schema=output_schema(spec, guarded=guarded),
         # No annotations.title (the tool's own title says it), and for a read-only tool no destructive or

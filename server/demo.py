@@ -118,12 +118,13 @@ async def _find_failing(session: Session, out: Transcript) -> dict[str, Any]:
 
 async def _read_errors(session: Session, out: Transcript, export: dict[str, Any]) -> None:
     out.heading("The assistant reads the failing export's ERROR logs.")
-    logs = await session.call(
-        "batch-export-logs", {"project_id": PROJECT, "batch_export_id": export["id"], "level": ["ERROR"], "limit": 3}
+    found = await session.call(
+        "batch-export-errors", {"project_id": PROJECT, "batch_export_id": export["id"], "after": "-7d"}
     )
-    rows = logs.get("results") or []
+    groups = found.get("exports") or []
+    rows = groups[0].get("lines") or [] if groups else []
     if not rows or any(row.get("level") != "ERROR" for row in rows):
-        raise DemoFailed(f"expected ERROR log rows for {export['name']}, got {len(rows)} rows.")
+        raise DemoFailed(f"expected ERROR log lines for {export['name']}, got {len(rows)} lines.")
     for row in rows:
         out.line(f"{row['timestamp']}  {row['message']}", indent=4)
     out.line("The assistant: the destination refuses the credentials, so every daily run fails.", indent=4)

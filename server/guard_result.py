@@ -52,16 +52,14 @@ class GuardedResult:
 
 
 def guarded_output_schema(result_schema: dict[str, Any]) -> dict[str, Any]:
-    """The outputSchema of a guarded tool whose executed `result` follows `result_schema`."""
+    """The outputSchema of a guarded tool whose executed `result` follows `result_schema`.
+
+    It names what a caller branches on: the status and, once executed, the result. The message,
+    preview, token and expiry a result also carries are read in its text (the token's parameter is
+    in the tool's inputSchema), so they are not listed again in every session's context.
+    """
     return {
         "type": "object",
-        "properties": {
-            "status": {"type": "string", "enum": STATUSES},
-            "message": {"type": "string"},
-            "result": result_schema,
-            "preview": {"type": "object"},
-            TOKEN_PARAM: {"type": "string"},
-            "expires_at": {"type": "string"},
-        },
-        "required": ["status", "message"],
+        "properties": {"status": {"enum": STATUSES}, "result": result_schema},
+        "required": ["status"],
     }

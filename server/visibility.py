@@ -1,8 +1,8 @@
 """The one place that decides which tools are listed and callable.
 
 Order matters: read-only mode wins over every allow-list, the exclude list wins over
-the allow-list, and tools the key cannot use are hidden (write implies read; `*` and
-legacy unscoped keys may do everything).
+the allow-list, a tool allow-list replaces the toolsets, and tools the key cannot use are
+hidden (write implies read; `*` and legacy unscoped keys may do everything).
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.config import ConfigError, Settings
+from tools.catalog import DEFAULT_TOOLSETS, DONE_BY, TOOLSET_OF, TOOLSETS
 from tools.declaration import ToolSpec
+
+ALL_TOOLSETS = "all"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,20 @@ def check_names(settings: Settings, catalog: Sequence[ToolSpec]) -> None:
             f"Unknown tool name(s) in POSTHOG_MCP_TOOLS/POSTHOG_MCP_EXCLUDE_TOOLS: {', '.join(unknown)}. "
             "Run 'posthog-batch-exports-mcp tools' for the list."
         )
+    words = {"default", ALL_TOOLSETS}
+    unknown_sets = sorted(set(settings.toolsets) - set(TOOLSETS) - words)
+    if unknown_sets:
+        raise ConfigError(
+            f"Unknown toolset(s) in POSTHOG_MCP_TOOLSETS: {', '.join(unknown_sets)}. "
+            f"Use {', '.join(TOOLSETS)}, default or all."
+        )
+
+
+def enabled_toolsets(settings: Settings) -> set[str]:
+    chosen = settings.toolsets or ("default",)
+    if ALL_TOOLSETS in chosen:
+        return set(TOOLSETS)
+    return {name for name in chosen if name != "default"} | (set(DEFAULT_TOOLSETS) if "default" in chosen else set())
 
 
 def why_hidden(spec: ToolSpec, settings: Settings, access: KeyAccess) -> str | None:
@@ -50,6 +67,13 @@ def why_hidden(spec: ToolSpec, settings: Settings, access: KeyAccess) -> str | N
         return "it is not in the POSTHOG_MCP_TOOLS allow-list"
     if spec.deprecated and not settings.include_deprecated and spec.name not in settings.tools:
         return "it is deprecated; set POSTHOG_MCP_INCLUDE_DEPRECATED=1 to enable it"
+    toolset = TOOLSET_OF.get(spec.name)
+    if not settings.tools and toolset is not None and toolset not in enabled_toolsets(settings):
+        instead = f"{DONE_BY[toolset]} does its job in one call, or list it" if toolset in DONE_BY else "list it"
+        return (
+            f"it is in the {toolset} toolset, which this server does not list; {instead} with "
+            f"POSTHOG_MCP_TOOLSETS=default,{toolset} (or all)"
+        )
     if not access.allows(spec.scope):
         return f"the personal API key lacks the scope {spec.scope}"
     return None

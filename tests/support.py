@@ -21,10 +21,12 @@ MODES = ("auto", "legacy")
 
 
 def settings_for(base_url: str, api_key: str, tmp_path: Path | None = None, **overrides: Any) -> Settings:
+    """A test server's settings. It lists every toolset, since the tests exercise the whole catalog;
+    a test of what a default server lists (the scenarios, the context budget) passes toolsets=()."""
     # Never the user's real audit trail: a fresh folder when the test gives none.
     folder = tmp_path if tmp_path is not None else Path(tempfile.mkdtemp(prefix="pbe-mcp-audit-"))
     audit = folder / "audit.jsonl"
-    base = Settings(api_key=api_key, host=base_url, audit_log=audit, timeout=5.0)
+    base = Settings(api_key=api_key, host=base_url, audit_log=audit, timeout=5.0, toolsets=("all",))
     return base.with_(**overrides)
 
 
@@ -167,8 +169,16 @@ def assert_output_valid(tool: types.Tool, result: types.CallToolResult) -> None:
     jsonschema.Draft202012Validator(tool.output_schema).validate(result.structured_content)
 
 
-def listed_by_default() -> int:
-    """How many tools a key with every scope sees without allow-lists: the catalog less deprecated tools."""
+def listed_by_a_default_server() -> int:
+    """How many tools a server started with no toolset or tool settings lists to a key with every scope."""
+    from tools.catalog import CATALOG, DEFAULT_TOOLSETS, TOOLSET_OF
+
+    return sum(1 for spec in CATALOG if not spec.deprecated and TOOLSET_OF[spec.name] in DEFAULT_TOOLSETS)
+
+
+def listed_by_test_servers() -> int:
+    """How many tools a key with every scope sees on a `settings_for` server (every toolset, no
+    allow-list): the catalog less deprecated tools."""
     from tools.catalog import CATALOG
 
     return sum(1 for spec in CATALOG if not spec.deprecated)

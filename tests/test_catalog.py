@@ -15,8 +15,8 @@ from mcp import Client
 
 from server.app import open_app
 from server.config import Settings
-from server.definitions import SCOPES_META, tool_definition
-from tools.catalog import BY_NAME, CATALOG
+from server.definitions import ENFORCED_ONLY, SCOPES_META, enforced_input_schema, tool_definition
+from tools.catalog import BY_NAME, CATALOG, DEFAULT_TOOLSETS, DONE_BY, TOOLSET_OF, TOOLSETS
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = ROOT / "tests" / "snapshots"
@@ -59,16 +59,24 @@ def default_tools(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, An
 
 @pytest.fixture(scope="module")
 def all_tools(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    return advertised(include_deprecated=True, audit_log=tmp_path_factory.mktemp("audit") / "a.jsonl")
+    return advertised(
+        include_deprecated=True, toolsets=("all",), audit_log=tmp_path_factory.mktemp("audit") / "a.jsonl"
+    )
 
 
 def catalog_snapshot(tmp_path: Path) -> dict[str, Any]:
     """The whole catalog as reviewed: per tool its route, whether it is deprecated, and its advertised
     definition in each configuration that changes it (read through a real MCP client)."""
     listings = {
-        name: {t["name"]: t for t in advertised(include_deprecated=True, audit_log=tmp_path / f"{name}.jsonl", **extra)}
+        name: {
+            t["name"]: t
+            for t in advertised(
+                include_deprecated=True, toolsets=("all",), audit_log=tmp_path / f"{name}.jsonl", **extra
+            )
+        }
         for name, extra in CONFIGURATIONS.items()
     }
+    default_names = {t["name"] for t in advertised(audit_log=tmp_path / "plain.jsonl")}
     tools: dict[str, Any] = {}
     for spec in CATALOG:
         default = listings["default"][spec.name]
@@ -80,6 +88,8 @@ def catalog_snapshot(tmp_path: Path) -> dict[str, Any]:
             "method": spec.method,
             "path": spec.path,
             "deprecated": spec.deprecated,
+            "toolset": TOOLSET_OF[spec.name],
+            "listed_by_default": spec.name in default_names,
             "definitions": definitions,
         }
     return {
@@ -159,8 +169,15 @@ def test_catalog_matches_the_reviewed_snapshot_routes(stored_snapshot: dict[str,
     assert [s.name for s in CATALOG if s.deprecated] == ["batch-export-backfill-legacy"]
 
 
-def test_default_listing_hides_only_the_deprecated_tool(default_tools: list[dict[str, Any]]) -> None:
-    assert {t["name"] for t in default_tools} == set(BY_NAME) - {"batch-export-backfill-legacy"}
+def test_default_listing_leaves_out_the_deprecated_tool_and_the_toolsets_answers_replace(
+    default_tools: list[dict[str, Any]],
+) -> None:
+    listed = {t["name"] for t in default_tools}
+    replaced = {spec.name for name in DONE_BY for spec in TOOLSETS[name]}
+    assert listed == set(BY_NAME) - {"batch-export-backfill-legacy"} - replaced
+    assert set(DEFAULT_TOOLSETS) | set(DONE_BY) == set(TOOLSETS), "a toolset out of the default names its answer"
+    for answer in DONE_BY.values():
+        assert answer in listed and TOOLSET_OF[answer] in DEFAULT_TOOLSETS
 
 
 def test_every_tool_sets_every_annotation(all_tools: list[dict[str, Any]]) -> None:
@@ -202,17 +219,35 @@ def _walk(schema: Any) -> Any:
             yield from _walk(value)
 
 
-def test_input_schemas_are_strict_portable_and_described(all_tools: list[dict[str, Any]]) -> None:
+# Ids whose name and format say what they are; every other argument is described.
+SELF_DESCRIBED = {"project_id", "batch_export_id", "run_id", "backfill_id"}
+
+
+def test_input_schemas_are_portable_and_described(all_tools: list[dict[str, Any]]) -> None:
     for tool in all_tools:
         schema = tool["inputSchema"]
         jsonschema.Draft202012Validator.check_schema(schema)
-        assert schema["type"] == "object" and schema["additionalProperties"] is False, tool["name"]
+        assert schema["type"] == "object", tool["name"]
         assert not {"anyOf", "oneOf", "allOf", "$ref", "$defs"} & set(schema), tool["name"]
         for name, prop in schema["properties"].items():
             assert "type" in prop or "enum" in prop, f"{tool['name']}.{name} has no type"
             description = prop.get("description", "")
+            if name in SELF_DESCRIBED and name in schema.get("required", []):
+                assert not description, f"{tool['name']}.{name}: the id's name says it (every byte is listed)"
+                continue
             assert description and "\n" not in description, f"{tool['name']}.{name} needs a one-line description"
         assert "$ref" not in compact(schema)
+
+
+def test_limits_only_the_server_needs_are_enforced_not_listed(all_tools: list[dict[str, Any]]) -> None:
+    for tool in all_tools:
+        spec = BY_NAME[tool["name"]]
+        listed = tool["inputSchema"]
+        assert not set(ENFORCED_ONLY) & {key for node in _walk(listed) for key in node}, tool["name"]
+        enforced = enforced_input_schema(spec, pinned_project=False, guarded=spec.is_guarded)
+        assert enforced["additionalProperties"] is False, tool["name"]
+        assert set(enforced["properties"]) == set(listed["properties"]), tool["name"]
+        assert enforced.get("required") == listed.get("required"), tool["name"]
 
 
 def test_enums_and_formats_are_advertised(all_tools: list[dict[str, Any]]) -> None:
@@ -225,10 +260,9 @@ def test_enums_and_formats_are_advertised(all_tools: list[dict[str, Any]]) -> No
     assert "-data_interval_start" in by_name["batch-export-runs-list"]["ordering"]["enum"]
     assert "ERROR" in by_name["batch-export-logs"]["level"]["items"]["enum"]
     assert by_name["batch-export-get"]["batch_export_id"]["format"] == "uuid"
-    assert (
-        "-24h" in by_name["batch-export-logs"]["after"]["description"]
-        and by_name["batch-export-logs"]["after"]["pattern"]
-    )
+    logs = BY_NAME["batch-export-logs"]
+    assert "-24h" in by_name["batch-export-logs"]["after"]["description"]
+    assert enforced_input_schema(logs, pinned_project=False, guarded=False)["properties"]["after"]["pattern"]
     assert by_name["batch-export-create"]["start_at"]["format"] == "date-time"
 
 

@@ -18,7 +18,7 @@ from mcp import Client, StdioServerParameters
 
 from posthog_sandbox import SandboxKey
 from server import __version__
-from tests.support import MODES, data
+from tests.support import MODES, data, listed_by_a_default_server
 from tools.catalog import CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,10 @@ def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None)
     ("args", "expected"),
     [
         ((), ("serve", "sandbox", "demo", "tools", "POSTHOG_MCP_LOG_LEVEL")),
-        (("serve",), ("--transport", "--host", "--port", "--read-only", "--sandbox", "--tools", "--exclude-tools")),
+        (
+            ("serve",),
+            ("--transport", "--host", "--port", "--read-only", "--sandbox", "--toolsets", "--tools", "--exclude-tools"),
+        ),
         (("demo",), ("--generation",)),
         (("tools",), ("--json", "--markdown")),
     ],
@@ -226,7 +229,8 @@ def test_stdio_stdout_carries_only_protocol_and_logs_never_show_the_key(
     by_id = {m["id"]: m for m in messages if "id" in m}
     assert set(by_id) == {1, 2, 3, 4}
     assert by_id[1]["result"]["serverInfo"]["name"] == "posthog-batch-exports-mcp"
-    assert len(by_id[2]["result"]["tools"]) == len(CATALOG) - 1  # the deprecated tool is hidden by default
+    # the default toolsets, less the deprecated tool
+    assert len(by_id[2]["result"]["tools"]) == listed_by_a_default_server()
     assert by_id[3]["result"]["structuredContent"]["count"] == 4
     assert by_id[4]["result"]["isError"] is True
     assert "DEBUG" in stderr  # the level came from the environment

@@ -61,3 +61,12 @@ def test_http_settings_from_the_environment() -> None:
     assert settings.allowed_origins == ("https://app.example.com",)
     assert settings.http_stateful is True
     assert Settings.from_env(KEY).http_stateful is False
+
+
+def test_toolsets_from_the_environment_and_the_command_line() -> None:
+    from server.cli import build_parser, settings_from
+
+    assert Settings.from_env({**KEY, "POSTHOG_MCP_TOOLSETS": "default, logs"}).toolsets == ("default", "logs")
+    assert Settings.from_env({**KEY, "POSTHOG_MCP_TOOLSETS": ""}).toolsets == ()
+    args = build_parser().parse_args(["serve", "--toolsets", "all"])
+    assert settings_from(args, {**KEY, "POSTHOG_MCP_TOOLSETS": "logs"}).toolsets == ("all",)

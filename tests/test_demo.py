@@ -19,7 +19,7 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "posthog-batch-exports-mcp"
 STEPS_IN_ORDER = (
     "batch-export-list",
     '"Daily events to Snowflake" is failing',
-    "batch-export-logs",
+    "batch-export-errors",
     "Incorrect username or password",
     "batch-export-runs-list",
     "confirmation_required: Nothing changed yet.",

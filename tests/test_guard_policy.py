@@ -107,7 +107,6 @@ async def test_never_turns_the_guard_off_and_warns_at_start(
             assert any("POSTHOG_MCP_CONFIRM=never" in r.getMessage() for r in warnings)
             listed = await tools_by_name(client)
             assert guarded_in_schemas(listed) == set()
-            assert all("Previews and asks to confirm" not in tool.description for tool in listed.values())
 
             control.clear_requests()
             refused = await client.call_tool(

@@ -20,7 +20,7 @@ from mcp import Client
 
 from posthog_sandbox import DEFAULT_API_KEY
 from server.http import HttpLimits, RunningHttp, running_http
-from tests.support import listed_by_default, settings_for
+from tests.support import listed_by_test_servers, settings_for
 
 LIMITS = HttpLimits(
     max_connections=8,
@@ -130,7 +130,7 @@ async def test_many_held_connections_stay_bounded_and_real_clients_get_through(s
             while connections(running) > 0:
                 await anyio.sleep(0.05)
         async with Client(running.url) as client:
-            assert len((await client.list_tools()).tools) == listed_by_default()
+            assert len((await client.list_tools()).tools) == listed_by_test_servers()
 
 
 @pytest.mark.parametrize("chunked", [False, True])

@@ -23,7 +23,7 @@ from server.app import open_app
 from server.config import ConfigError
 from server.http import build_http_app, running_http
 from server.rebinding import allowed_peers
-from tests.support import SandboxControl, listed_by_default, settings_for
+from tests.support import SandboxControl, listed_by_test_servers, settings_for
 
 MCP_TOKEN = "security-test-bearer-token-0123456789abcdef"
 LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
@@ -72,7 +72,7 @@ async def test_a_rebinding_page_is_refused_on_every_loopback_spelling(
             assert answered.status_code == 200, (origin, answered.text)
             assert "batch-export-get" in answered.text
         async with Client(running.url) as client:
-            assert len((await client.list_tools()).tools) == listed_by_default()
+            assert len((await client.list_tools()).tools) == listed_by_test_servers()
 
 
 async def test_hosts_given_for_a_proxy_replace_the_defaults(sandbox: Any, tmp_path: Path) -> None:

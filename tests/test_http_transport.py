@@ -20,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from posthog_sandbox import DEFAULT_API_KEY
 from server.config import ConfigError, Settings
 from server.http import RunningHttp, check_bind, is_loopback, running_http
-from tests.support import MODES, SandboxControl, confirm_with_token, data, listed_by_default, settings_for, text
+from tests.support import MODES, SandboxControl, confirm_with_token, data, listed_by_test_servers, settings_for, text
 
 MCP_TOKEN = "mcp-client-bearer-token-0123456789"
 SHARED_SECRET = b"replicas-share-this-confirm-secret"
@@ -77,7 +77,7 @@ async def test_health_answers_without_token_and_without_touching_posthog(
             response = await http.get(running.health_url)
         assert response.status_code == 200
         assert response.json()["status"] == "ok"
-        assert response.json()["tools"] == listed_by_default()
+        assert response.json()["tools"] == listed_by_test_servers()
         assert control.requests() == []
 
 
@@ -123,7 +123,7 @@ async def test_client_with_token_lists_and_reads_and_the_token_stays_here(server
         async with mcp_client(running.url, MCP_TOKEN, mode) as client:
             assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
             tools = (await client.list_tools()).tools
-            assert len(tools) == listed_by_default()
+            assert len(tools) == listed_by_test_servers()
             exports = data(await client.call_tool("batch-export-list", {"project_id": 1}))
             assert exports["count"] == 4
         assert upstream.sent, "nothing went upstream"
@@ -260,7 +260,7 @@ async def test_no_token_configured_means_open_on_loopback(sandbox: Any, tmp_path
     settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)
     async with running_http(settings) as running, mcp_client(running.url, None) as client:
         assert running.url.startswith("http://127.0.0.1:")
-        assert len((await client.list_tools()).tools) == listed_by_default()
+        assert len((await client.list_tools()).tools) == listed_by_test_servers()
 
 
 async def test_port_in_use_is_a_clear_error(sandbox: Any, tmp_path: Path) -> None:

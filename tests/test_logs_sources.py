@@ -34,7 +34,7 @@ NO_QUERY = {
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(api_key="phx_unit_key_1234", host=HOST, audit_log=tmp_path / "audit.jsonl")
+    return Settings(api_key="phx_unit_key_1234", host=HOST, audit_log=tmp_path / "audit.jsonl", toolsets=("all",))
 
 
 async def _logs(tmp_path: Path, arguments: dict[str, Any]) -> Any:

@@ -217,7 +217,12 @@ def _query(request: httpx.Request) -> dict[str, Any]:
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
-    return Settings(api_key="phx_unit_key_1234", host=HOST, audit_log=tmp_path / "audit.jsonl", **overrides)
+    return Settings(
+        api_key="phx_unit_key_1234",
+        host=HOST,
+        audit_log=tmp_path / "audit.jsonl",
+        **({"toolsets": ("all",)} | overrides),
+    )
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from server.config import ConfigError
-from tests.support import connect, data, running_app, settings_for, text
+from tests.support import SandboxControl, connect, data, running_app, settings_for, text
 
 READ_ONLY_TOOLS = {
     "batch-export-list",
@@ -138,3 +138,73 @@ async def test_allow_and_exclude_lists(make_sandbox: Any, tmp_path: Path) -> Non
         exclude_tools=("batch-export-delete",),
     )
     assert listed == {"batch-export-list", "batch-export-get"}
+
+
+async def test_default_toolsets_leave_out_what_an_answer_does_and_say_which(make_sandbox: Any, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+    from tools.catalog import DONE_BY, TOOLSETS
+
+    sandbox = make_sandbox()
+    control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
+    export = control.export_id("Hourly events to S3")
+    settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, toolsets=())
+    async with running_app(settings) as app, connect(app) as client:
+        listed = {t.name for t in (await client.list_tools()).tools}
+        control.clear_requests()
+        refused = await client.call_tool("batch-export-logs", {"project_id": 1, "batch_export_id": export})
+        assert control.requests() == [], "a tool that is not listed sends nothing"
+        answered = await client.call_tool("batch-export-errors", {"project_id": 1, "batch_export_id": export})
+    left_out = {spec.name for name in DONE_BY for spec in TOOLSETS[name]}
+    assert left_out == {"batch-export-logs", "batch-export-test-steps", "batch-export-test-step"} | {
+        "batch-export-test-step-new"
+    }
+    assert not listed & left_out and set(DONE_BY.values()) <= listed
+    message = text(refused)
+    assert refused.is_error and "logs toolset" in message and "batch-export-errors" in message
+    assert "POSTHOG_MCP_TOOLSETS=default,logs" in message
+    assert not answered.is_error
+    control.close()
+
+
+@pytest.mark.parametrize(
+    ("toolsets", "expected"),
+    [
+        (("default", "logs"), {"batch-export-logs"}),
+        (("tests",), {"batch-export-test-steps", "batch-export-test-step", "batch-export-test-step-new"}),
+        (("all",), {"batch-export-logs", "batch-export-test-step"}),
+    ],
+    ids=["default-plus-logs", "tests-only", "all"],
+)
+async def test_toolsets_choose_the_listing(
+    make_sandbox: Any, tmp_path: Path, toolsets: tuple[str, ...], expected: set[str]
+) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+    from tools.catalog import TOOLSET_OF, TOOLSETS
+
+    sandbox = make_sandbox()
+    listed = await _listed(sandbox.base_url, DEFAULT_API_KEY, tmp_path, toolsets=toolsets)
+    assert expected <= listed
+    chosen = set(TOOLSETS) if "all" in toolsets else set(toolsets) - {"default"}
+    if "default" in toolsets:
+        chosen |= {"exports", "runs", "backfills", "answers"}
+    assert {TOOLSET_OF[name] for name in listed} == chosen
+
+
+async def test_tool_allow_list_replaces_the_toolsets_and_read_only_wins(make_sandbox: Any, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox = make_sandbox()
+    named = ("batch-export-logs", "batch-export-pause")
+    listed = await _listed(sandbox.base_url, DEFAULT_API_KEY, tmp_path, toolsets=(), tools=named)
+    assert listed == set(named)
+    read_only = await _listed(sandbox.base_url, DEFAULT_API_KEY, tmp_path, toolsets=("all",), read_only=True)
+    assert read_only == READ_ONLY_TOOLS
+
+
+async def test_unknown_toolset_stops_start_up(make_sandbox: Any, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox = make_sandbox()
+    with pytest.raises(ConfigError, match=r"Unknown toolset\(s\).*loggs.*exports, runs"):
+        async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, toolsets=("loggs",))):
+            pass

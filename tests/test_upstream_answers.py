@@ -37,7 +37,12 @@ POSSIBLY = "may or may not have been applied"
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
-    return Settings(api_key="phx_unit_key_1234", host=HOST, audit_log=tmp_path / "audit.jsonl", **overrides)
+    return Settings(
+        api_key="phx_unit_key_1234",
+        host=HOST,
+        audit_log=tmp_path / "audit.jsonl",
+        **({"toolsets": ("all",)} | overrides),
+    )
 
 
 def audit(path: Path) -> list[dict[str, Any]]:

@@ -23,11 +23,11 @@ BACKFILLS_PATH = "batch_exports/{batch_export_id}/backfills/"
 BACKFILL_PATH = BACKFILLS_PATH + "{backfill_id}/"
 INTERVAL_SECONDS = {"hour": 3600, "day": 86400, "week": 604800, "every 5 minutes": 300, "every 15 minutes": 900}
 BOUND = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
-_BOUND_HELP = "YYYY-MM-DD or ISO datetime (no offset = UTC); daily/weekly exports back-fill whole days"
+_BOUND_HELP = "YYYY-MM-DD or ISO datetime (UTC if no offset); whole days for daily/weekly exports"
 
 
 class BackfillCreateParams(Params):
-    batch_export_id: UUID = Field(description="Batch export id (UUID).")
+    batch_export_id: UUID
     start_at: str = Field(pattern=BOUND, description=f"Range start, inclusive: {_BOUND_HELP}.")
     end_at: str = Field(pattern=BOUND, description="Range end, exclusive, not in the future (same formats).")
 
@@ -106,9 +106,9 @@ async def create_backfill(upstream: Upstream, params: BackfillCreateParams, requ
 
 
 class BackfillsListParams(Params):
-    batch_export_id: UUID = Field(description="Batch export id (UUID).")
+    batch_export_id: UUID
     ordering: BackfillOrdering | None = Field(None, description="Sort order (default -created_at).")
-    cursor: str | None = Field(None, max_length=2000, description="next_cursor (or next URL) of the previous page.")
+    cursor: str | None = Field(None, max_length=2000, description="The previous page's next_cursor.")
 
     @field_validator("cursor")
     @classmethod

@@ -105,7 +105,7 @@ async def check_destination_steps(upstream: Upstream, params: CheckParams, reque
 TOOLS = [
     ToolSpec(
         name="batch-export-destination-check",
-        title="Check a destination end to end",
+        title="Check a destination",
         description="Can PostHog reach a destination? Runs all test steps of an export's or a proposed one; stops at a failure.",
         method="POST",
         path="batch_exports/run_test_step_new/",

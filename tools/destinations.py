@@ -180,24 +180,29 @@ def destination_config_problem(dest_type: str, config: dict[str, Any], *, partia
     return None
 
 
-CONFIG_HELP = (
-    "Config keys by type (required first): AwsS3/S3Compatible: bucket_name, region, prefix, file_format, compression; "
-    "Snowflake: database, warehouse, schema, table_name; Postgres/Redshift: database, schema, table_name, host, port; "
-    "BigQuery: dataset_id, table_id; Databricks: http_path, catalog, schema, table_name; AzureBlob: container_name; "
-    "HTTP: url, token; Workflows: hog_function_id. Newer PostHog keeps credentials in an integration (integration_id)."
-)
+def _required_keys_help() -> str:
+    """Each type's required config keys, types that need the same ones named together."""
+    by_keys: dict[tuple[str, ...], list[str]] = {}
+    for dest_type, (required, _) in DESTINATION_CONFIG.items():
+        if required:
+            by_keys.setdefault(required, []).append(dest_type)
+    groups = "; ".join(f"{'/'.join(types)}: {', '.join(keys)}" for keys, types in by_keys.items())
+    return f"Required config keys: {groups}; a wrong key is answered with the allowed ones."
+
+
+CONFIG_HELP = _required_keys_help()
 
 
 class DestinationInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: DestinationType = Field(description="Destination type (S3 is for older PostHog; newer uses AwsS3).")
+    type: DestinationType = Field(description="S3 is for older PostHog; newer uses AwsS3.")
     config: dict[str, Any] = Field(description="Destination settings; secrets are write-only.")
     integration_id: int | None = Field(
         None,
         ge=1,
         validation_alias=AliasChoices("integration_id", "integration"),
-        description="Integration holding the credentials: copy destination.integration from an export of this type.",
+        description="Credentials: destination.integration of an export of this type.",
     )
 
 

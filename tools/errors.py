@@ -206,7 +206,7 @@ async def errors(upstream: Upstream, params: ErrorsParams, request: Any = None) 
 TOOLS = [
     ToolSpec(
         name="batch-export-errors",
-        title="Search logs across exports",
+        title="Search export logs",
         description="Log lines across the project, an export or a run (default: ERROR, last 24 h), grouped by export.",
         method="POST",
         path=QUERY_PATH,

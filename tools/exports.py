@@ -32,7 +32,7 @@ class _ExportFields(BaseModel):
     """Writable fields shared by create, update and the test steps."""
 
     model: Model | None = Field(None, description="What to export (events when created without it).")
-    paused: bool | None = Field(None, description="Whether the export is paused.")
+    paused: bool | None = Field(None, description="Paused or not.")
     start_at: datetime | None = Field(None, description="No runs are scheduled before this time.")
     end_at: datetime | None = Field(None, description="No runs are scheduled after this time.")
     hogql_query: str | None = Field(None, max_length=20000, description="HogQL query (model hogql).")
@@ -76,7 +76,7 @@ class UpdateParams(_ExportFields, ExportParams):
     name: str | None = Field(None, min_length=1, max_length=255, description="New name.")
     interval: Interval | None = Field(None, description="New interval.")
     destination: DestinationInput | None = Field(
-        None, description="Type (unchanged) and config keys to change; merged into the stored config."
+        None, description="Its type, and the config keys to change (merged into the stored ones)."
     )
 
     @model_validator(mode="after")
@@ -450,7 +450,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-update",
         title="Update a batch export",
-        description="Change fields of a batch export (PATCH); destination config is merged, so secrets need not be resent.",
+        description="Change fields of a batch export; destination config is merged, so secrets need not be resent.",
         method="PATCH",
         path=EXPORT_PATH,
         scope=WRITE,

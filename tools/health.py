@@ -249,7 +249,7 @@ async def health(upstream: Upstream, params: HealthParams, request: Any = None) 
 TOOLS = [
     ToolSpec(
         name="batch-export-health",
-        title="Health of all batch exports",
+        title="Batch export health",
         description="Every export's state in one call: counts, then failing/degraded ones with since, last success, error.",
         method="GET",
         path="batch_exports/",

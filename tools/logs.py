@@ -33,7 +33,7 @@ RUN_WINDOW_SLACK = timedelta(minutes=2)
 
 
 class LogsParams(Params):
-    batch_export_id: UUID = Field(description="Batch export id (UUID).")
+    batch_export_id: UUID
     run_id: UUID | None = Field(None, description="Only logs written while this run was in progress.")
     level: list[LogLevel] | None = Field(None, max_length=5, description="Only these levels, e.g. [ERROR, WARNING].")
     search: str | None = Field(None, max_length=200, description="Case-insensitive text to find in messages.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, field_validator
 
 Model = Literal["events", "persons", "sessions", "hogql"]
 Interval = Literal["hour", "day", "week", "every 5 minutes", "every 15 minutes"]
@@ -35,18 +35,26 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    project_id: int = Field(ge=1, description="PostHog project id.")
+    project_id: int
+
+    @field_validator("project_id")
+    @classmethod
+    def _is_a_project_id(cls, value: int) -> int:
+        # A check rather than `ge=1`, which every tool's listed schema would repeat (server/definitions.py).
+        if value < 1:
+            raise ValueError(f"project_id {value} is not a project id: they start at 1 (see batch-export-projects)")
+        return value
 
 
 class ExportParams(Params):
-    batch_export_id: UUID = Field(description="Batch export id (UUID).")
+    batch_export_id: UUID
 
 
 class RunParams(Params):
-    batch_export_id: UUID = Field(description="Batch export id (UUID).")
-    run_id: UUID = Field(description="Run id (UUID).")
+    batch_export_id: UUID
+    run_id: UUID
 
 
 class BackfillParams(Params):
-    batch_export_id: UUID = Field(description="Batch export id (UUID).")
-    backfill_id: UUID = Field(description="Backfill id (UUID).")
+    batch_export_id: UUID
+    backfill_id: UUID

@@ -61,7 +61,7 @@ async def projects(upstream: Upstream, params: ProjectsParams, request: Any = No
 TOOLS = [
     ToolSpec(
         name="batch-export-projects",
-        title="Projects this key may use",
+        title="Usable projects",
         description="Which PostHog project ids this key may use.",
         method="GET",
         path=CURRENT_KEY,

@@ -28,15 +28,15 @@ WHOLE_HISTORY = {"after": "2000-01-01T00:00:00Z"}
 
 
 class RunsListParams(Params):
-    batch_export_id: UUID = Field(description="Batch export id (UUID).")
-    limit: int | None = Field(None, ge=1, le=100, description="Max runs to return (default 20; a page holds 100).")
+    batch_export_id: UUID
+    limit: int | None = Field(None, ge=1, le=100, description="Runs per page (default 20).")
     status: list[RunStatus] | None = Field(None, max_length=10, description="Only runs in these statuses.")
     ordering: RunOrdering | None = Field(None, description="Sort order (default -created_at).")
     after: str | None = Field(None, pattern=TIME_FILTER, description="Created since: ISO date/time or -7d, -24h.")
     before: str | None = Field(None, pattern=TIME_FILTER, description="Created until (same formats).")
     start: str | None = Field(None, pattern=TIME_FILTER, description="Interval start from (interval ordering).")
     end: str | None = Field(None, pattern=TIME_FILTER, description="Interval end until (interval ordering).")
-    cursor: str | None = Field(None, max_length=2000, description="next_cursor (or next URL) of the previous page.")
+    cursor: str | None = Field(None, max_length=2000, description="The previous page's next_cursor.")
 
     @field_validator("after", "before", "start", "end")
     @classmethod
@@ -153,8 +153,8 @@ GET_RUN = ToolSpec(
 TOOLS = [
     ToolSpec(
         name="batch-export-runs-list",
-        title="List runs of a batch export",
-        description="List a batch export's runs, newest first; by default only runs created in the last 7 days (widen with after=-30d).",
+        title="List runs",
+        description="List a batch export's runs, newest first; by default those created in the last 7 days (after=-30d widens).",
         method="GET",
         path=RUNS_PATH,
         scope=READ,

@@ -25,7 +25,7 @@ POLL_SECONDS = 1.0
 
 
 class WaitParams(Params):
-    batch_export_id: UUID = Field(description="Batch export id (UUID).")
+    batch_export_id: UUID
     run_id: UUID | None = Field(None, description="Run to follow.")
     backfill_id: UUID | None = Field(None, description="Backfill to follow.")
     timeout_seconds: int = Field(30, ge=1, le=50, description="Longest wait, seconds.")
@@ -99,9 +99,12 @@ async def wait(upstream: Upstream, params: WaitParams, request: Any = None) -> d
     if not done:
         answer["next"] = {"tool": "batch-export-wait", "arguments": arguments, "why": "still running"}
     elif status != "Completed" and params.run_id is not None:
+        # The run's own lines, from when it was created (batch-export-errors reads 24 h unless told).
+        since = (target or {}).get("created_at")
         answer["next"] = {
-            "tool": "batch-export-logs",
-            "arguments": {k: arguments[k] for k in ("project_id", "batch_export_id", "run_id")} | {"level": ["ERROR"]},
+            "tool": "batch-export-errors",
+            "arguments": {k: arguments[k] for k in ("project_id", "batch_export_id", "run_id")}
+            | {"after": since if isinstance(since, str) else "-7d"},
             "why": f"the run ended {status}",
         }
     elif status != "Completed":

@@ -55,7 +55,7 @@ async def test_read_intents_meet_their_targets(make_sandbox: Any, mode: str, siz
     from posthog_sandbox import DEFAULT_API_KEY
 
     sandbox, control = _sandbox(make_sandbox, size)
-    async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)) as app:
+    async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, toolsets=())) as app:
         async with connect(app, mode) as client:
             for intent, play in INTENTS.items():
                 played = Played(intent)
@@ -74,7 +74,7 @@ async def test_backfill_what_failed_last_week(make_sandbox: Any, mode: str, elic
 
     sandbox, control = _sandbox(make_sandbox, "seed")
     extra = {"elicitation_callback": answering("accept", {"confirm": True})} if elicits else {}
-    async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)) as app:
+    async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, toolsets=())) as app:
         async with connect(app, mode, **extra) as client:
             played = Played(BACKFILL_INTENT)
             await backfill_what_failed_last_week(Recorder(client, played), control, elicits)
