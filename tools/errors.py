@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tools import progress
 from tools.declaration import READ, ToolSpec, Upstream, UpstreamError
 from tools.health import all_exports
+from tools.hogql import contains_pattern, literal
 from tools.intervals import iso, moment, short_error
 from tools.logs import RUN_WINDOW_SLACK
 from tools.params import LogLevel, Params, RunParams
@@ -60,16 +61,6 @@ class ErrorsAnswer(BaseModel):
     exports: list[dict[str, Any]]
 
 
-def literal(value: str) -> str:
-    """A HogQL string literal: backslashes and quotes escaped, so input cannot end the string."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _like(text: str) -> str:
-    """A LIKE pattern matching `text` anywhere, its own % and _ taken literally."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -84,7 +75,7 @@ def where_clause(params: ErrorsParams, after: datetime, before: datetime | None)
     if params.batch_export_id is not None:
         conditions.append(f"log_source_id = {literal(str(params.batch_export_id))}")
     if params.search:
-        conditions.append(f"message ILIKE {literal(_like(params.search))}")
+        conditions.append(f"message ILIKE {literal(contains_pattern(params.search))}")
     return " AND ".join(conditions)
 
 

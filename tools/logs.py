@@ -16,6 +16,7 @@ from uuid import UUID
 from pydantic import Field, field_validator
 
 from tools.declaration import READ, NotPossible, ToolSpec, Upstream, UpstreamError
+from tools.hogql import contains_pattern, literal
 from tools.models import LogPage
 from tools.params import LogLevel, Params, RunParams
 from tools.request import Request
@@ -70,16 +71,6 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _literal(text: str) -> str:
-    """A HogQL string literal (ClickHouse rules: backslash escapes)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _like_text(text: str) -> str:
-    """`text` matched literally inside a LIKE pattern: its wildcards escaped."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def logs_hogql(
     export_id: str,
     *,
@@ -90,15 +81,15 @@ def logs_hogql(
     limit: int = DEFAULT_LIMIT,
 ) -> str:
     """The HogQL that asks the Query API for what the logs route would answer, newest first."""
-    where = ["log_source = 'batch_export'", f"log_source_id = {_literal(export_id)}"]
+    where = ["log_source = 'batch_export'", f"log_source_id = {literal(export_id)}"]
     if levels:
-        where.append(f"level IN ({', '.join(_literal(level) for level in levels)})")
+        where.append(f"level IN ({', '.join(literal(level) for level in levels)})")
     if search:
-        where.append(f"message ILIKE {_literal('%' + _like_text(search) + '%')}")
+        where.append(f"message ILIKE {literal(contains_pattern(search))}")
     if after:
-        where.append(f"timestamp >= {_literal(_utc(after))}")
+        where.append(f"timestamp >= {literal(_utc(after))}")
     if before:
-        where.append(f"timestamp <= {_literal(_utc(before))}")
+        where.append(f"timestamp <= {literal(_utc(before))}")
     return (
         f"SELECT {', '.join(_LOG_COLUMNS)} FROM {LOG_TABLE} WHERE {' AND '.join(where)} "
         f"ORDER BY timestamp DESC LIMIT {int(limit)}"
