@@ -35,6 +35,7 @@ from server.visibility import KeyAccess, check_names, visible, why_hidden
 from tools import progress
 from tools.catalog import ALIASES, BY_NAME, CATALOG
 from tools.declaration import NotPossible, ToolSpec, Upstream
+from tools.echo import ECHO_LIMIT, echoed
 from tools.params import Params
 from tools.request import build_request
 
@@ -70,14 +71,7 @@ async def perform(spec: ToolSpec, params: Params, upstream: Upstream) -> Any:
     return spec.shape(data) if spec.shape is not None else data
 
 
-ECHO_LIMIT = 60
 _LONG_RUN = re.compile(r"\S{" + str(ECHO_LIMIT + 20) + ",}")
-
-
-def echoed(value: str, limit: int = ECHO_LIMIT) -> str:
-    """A caller's value as an error may repeat it: whole when short, cut with its length when not,
-    so a 100 kB name or key costs the context a line, not 100 kB."""
-    return value if len(value) <= limit else f"{value[: limit - 3]}... ({len(value)} characters)"
 
 
 def _schema_at(schema: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:

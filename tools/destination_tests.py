@@ -19,6 +19,7 @@ from tools.destinations import (
     moved_targets,
     untestable,
 )
+from tools.echo import echoed
 from tools.exports import EXPORT_PATH, read_export
 from tools.models import TestStepResult, TestSteps
 from tools.params import ExportParams, Interval, Params
@@ -74,11 +75,6 @@ class TestStepParams(ExportParams):
         return self
 
 
-def _shown(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text)} characters)"
-
-
 def _refuse_credentials_elsewhere(stored: dict[str, Any], proposed: DestinationInput) -> None:
     """A test step that points the stored destination somewhere else, without credentials of its own,
     would carry the export's stored credentials (or its integration's) there: refuse it before sending."""
@@ -89,7 +85,9 @@ def _refuse_credentials_elsewhere(stored: dict[str, Any], proposed: DestinationI
     own_integration = proposed.integration_id is not None and proposed.integration_id != stored.get("integration")
     if own_secret or own_integration:
         return
-    changes = ", ".join(f"{key} {_shown(old)} -> {_shown(new)}" for key, (old, new) in sorted(moved.items()))
+    changes = ", ".join(
+        f"{key} {echoed(repr(old))} -> {echoed(repr(new))}" for key, (old, new) in sorted(moved.items())
+    )
     raise NotPossible(
         f"This test step moves the destination ({changes}) but gives no credentials for the new target, so PostHog "
         "would send the export's stored credentials there. Give the new target's credentials (or integration_id) "
