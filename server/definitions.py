@@ -42,11 +42,17 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def _trim(node: Any, *, keep_null: bool) -> Any:
-    """Drop titles and fold `anyOf [X, null]`: optional inputs become plain X (absent = null);
-    nullable outputs become `type: [X, "null"]`."""
+def _is_nullable(node: Any) -> bool:
+    branches = node.get("anyOf") if isinstance(node, dict) else None
+    return isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches
+
+
+def _trim(node: Any, *, null_means_absent: bool) -> Any:
+    """Drop titles and fold `anyOf [X, null]` into plain X. An optional input becomes X (absent =
+    null). With `null_means_absent` (outputs: results leave null fields out, server/results.py) a
+    nullable field also leaves `required`, since it is then absent rather than null."""
     if isinstance(node, list):
-        return [_trim(v, keep_null=keep_null) for v in node]
+        return [_trim(v, null_means_absent=null_means_absent) for v in node]
     if not isinstance(node, dict):
         return node
     out: dict[str, Any] = {}
@@ -54,19 +60,17 @@ def _trim(node: Any, *, keep_null: bool) -> Any:
         if key == "title":
             continue
         if key == "properties":
-            out[key] = {name: _trim(prop, keep_null=keep_null) for name, prop in value.items()}
+            out[key] = {name: _trim(prop, null_means_absent=null_means_absent) for name, prop in value.items()}
         else:
-            out[key] = _trim(value, keep_null=keep_null)
-    branches = out.get("anyOf")
-    if isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
-        other = next(b for b in branches if b != {"type": "null"})
-        del out["anyOf"]
-        if keep_null and isinstance(other.get("type"), str):
-            other = {**other, "type": [other["type"], "null"]}
-        elif keep_null:
-            out["anyOf"] = [other, {"type": "null"}]
-            other = {}
+            out[key] = _trim(value, null_means_absent=null_means_absent)
+    if _is_nullable(out):
+        other = next(b for b in out.pop("anyOf") if b != {"type": "null"})
         out = {**other, **out}
+    if null_means_absent and isinstance(node.get("properties"), dict) and "required" in out:
+        nullable = {name for name, prop in node["properties"].items() if _is_nullable(prop)}
+        out["required"] = [name for name in out["required"] if name not in nullable]
+        if not out["required"]:
+            del out["required"]
     if out.get("default", 0) is None:
         del out["default"]
     if out.get("additionalProperties") is True:
@@ -74,9 +78,9 @@ def _trim(node: Any, *, keep_null: bool) -> Any:
     return out
 
 
-def compact_schema(model: type[BaseModel], *, keep_null: bool) -> dict[str, Any]:
+def compact_schema(model: type[BaseModel], *, null_means_absent: bool) -> dict[str, Any]:
     raw = model.model_json_schema()
-    schema: dict[str, Any] = _trim(_inline_refs(raw, raw.get("$defs", {})), keep_null=keep_null)
+    schema: dict[str, Any] = _trim(_inline_refs(raw, raw.get("$defs", {})), null_means_absent=null_means_absent)
     return schema
 
 
@@ -102,7 +106,7 @@ def input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict
 
 def enforced_input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict[str, Any]:
     """The listed schema plus the limits a call is held to."""
-    schema = compact_schema(spec.params, keep_null=False)
+    schema = compact_schema(spec.params, null_means_absent=False)
     properties = dict(schema.get("properties", {}))
     required = [r for r in schema.get("required", [])]
     if pinned_project:
@@ -130,37 +134,8 @@ def _shallow(node: dict[str, Any], depth: int) -> dict[str, Any]:
     return out
 
 
-def _absent_not_null(node: Any) -> Any:
-    """Results leave null fields out (server/results.py), so a nullable field is an optional one:
-    its type loses "null" and it leaves `required`."""
-    if isinstance(node, list):
-        return [_absent_not_null(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: (v if k == "properties" else _absent_not_null(v)) for k, v in node.items()}
-    if isinstance(out.get("type"), list) and "null" in out["type"]:
-        rest = [t for t in out["type"] if t != "null"]
-        out["type"] = rest[0] if len(rest) == 1 else rest
-    properties = node.get("properties")
-    if isinstance(properties, dict):
-        nullable = {name for name, prop in properties.items() if _nullable(prop)}
-        out["properties"] = {name: _absent_not_null(prop) for name, prop in properties.items()}
-        if "required" in out:
-            out["required"] = [name for name in out["required"] if name not in nullable]
-            if not out["required"]:
-                del out["required"]
-    return out
-
-
-def _nullable(prop: Any) -> bool:
-    if not isinstance(prop, dict):
-        return False
-    kind = prop.get("type")
-    return kind == "null" or (isinstance(kind, list) and "null" in kind) or {"type": "null"} in prop.get("anyOf", [])
-
-
 def output_schema(spec: ToolSpec, *, guarded: bool) -> dict[str, Any]:
-    inner = _absent_not_null(_shallow(compact_schema(spec.output, keep_null=True), 1))
+    inner = _shallow(compact_schema(spec.output, null_means_absent=True), 1)
     return guarded_output_schema(inner) if guarded else inner
 
 
