@@ -293,7 +293,8 @@ async def serve_stdio(settings: Settings) -> None:
 
 
 def catalog_rows() -> list[dict[str, Any]]:
-    from tools.catalog import CATALOG, DEFAULT_TOOLSETS, TOOLSET_OF
+    from server.visibility import listed_by_default
+    from tools.catalog import CATALOG, TOOLSET_OF
 
     return [
         {
@@ -309,7 +310,7 @@ def catalog_rows() -> list[dict[str, Any]]:
             "guarded": spec.is_guarded,
             "deprecated": spec.deprecated,
             "toolset": TOOLSET_OF[spec.name],
-            "listed_by_default": TOOLSET_OF[spec.name] in DEFAULT_TOOLSETS and not spec.deprecated,
+            "listed_by_default": listed_by_default(spec),
         }
         for spec in CATALOG
     ]

@@ -79,5 +79,10 @@ def why_hidden(spec: ToolSpec, settings: Settings, access: KeyAccess) -> str | N
     return None
 
 
+def listed_by_default(spec: ToolSpec) -> bool:
+    """Whether a server with no listing settings lists `spec` to a key that may do everything."""
+    return why_hidden(spec, Settings(), KeyAccess()) is None
+
+
 def visible(catalog: Sequence[ToolSpec], settings: Settings, access: KeyAccess) -> list[ToolSpec]:
     return [spec for spec in catalog if why_hidden(spec, settings, access) is None]

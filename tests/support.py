@@ -171,9 +171,10 @@ def assert_output_valid(tool: types.Tool, result: types.CallToolResult) -> None:
 
 def listed_by_a_default_server() -> int:
     """How many tools a server started with no toolset or tool settings lists to a key with every scope."""
-    from tools.catalog import CATALOG, DEFAULT_TOOLSETS, TOOLSET_OF
+    from server.visibility import listed_by_default
+    from tools.catalog import CATALOG
 
-    return sum(1 for spec in CATALOG if not spec.deprecated and TOOLSET_OF[spec.name] in DEFAULT_TOOLSETS)
+    return sum(1 for spec in CATALOG if listed_by_default(spec))
 
 
 def listed_by_test_servers() -> int:
