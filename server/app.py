@@ -20,24 +20,25 @@ from mcp.server import Server, ServerRequestContext
 from pydantic import ValidationError
 
 from server import __version__, metrics, results
-from server.audit import AuditLog
 from server.config import ConfigError, Settings, default_audit_path
 from server.definitions import TOKEN_MAX_CHARS, tool_definition
-from server.guard import Guard, GuardedCall
-from server.guard_result import TOKEN_PARAM
+from server.guard.audit import AuditLog
+from server.guard.decision import Guard, GuardedCall
+from server.guard.result import TOKEN_PARAM
+from server.guard.sealing import TokenSigner
+from server.guard.shared_state import open_shared_state
+from server.host.prompts import Prompts
+from server.host.resources import Resources
+from server.host.ui import EXTENSION_ID
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
-from server.prompts import Prompts
-from server.resources import Resources
-from server.sealing import TokenSigner
-from server.shared_state import open_shared_state
-from server.ui import EXTENSION_ID
 from server.visibility import KeyAccess, check_names, visible, why_hidden
-from tools import progress
+from tools.answers import progress
 from tools.catalog import ALIASES, BY_NAME, CATALOG
-from tools.declaration import NotPossible, ToolSpec, Upstream
+from tools.declaration import NotPossible, ToolSpec
 from tools.echo import ECHO_LIMIT, echoed
 from tools.params import Params
 from tools.request import build_request
+from tools.upstream import Upstream
 
 log = logging.getLogger(__name__)
 

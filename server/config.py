@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from server.addresses import is_loopback
+from server.http.addresses import is_loopback
 
 ConfirmPolicy = Literal["always", "destructive", "never"]
 ApiRoute = Literal["projects", "environments"]

@@ -19,7 +19,7 @@ from typing import Any
 import mcp.types as types
 from pydantic import BaseModel
 
-from server.guard_result import TOKEN_PARAM, guarded_output_schema
+from server.guard.result import TOKEN_PARAM, guarded_output_schema
 from tools.declaration import ToolSpec
 
 TOKEN_MAX_CHARS = 2000

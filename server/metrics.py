@@ -1,7 +1,7 @@
 """Prometheus metrics: tool calls, guard decisions, PostHog's answers, refusals at the edge.
 
-The hooks are one call each, in the call path (server/app.py), the guard (server/guard.py),
-the PostHog client (server/posthog.py) and the HTTP edge (server/edge.py). Labels hold
+The hooks are one call each, in the call path (server/app.py), the guard (server/guard/decision.py),
+the PostHog client (server/posthog.py) and the HTTP edge (server/http/edge.py). Labels hold
 only bounded values: catalog tool names, decisions, methods, status codes, reasons; never
 a caller, an id or an argument. Counting starts when an HTTP server starts (stdio has no
 /metrics); without the `metrics` extra (prometheus-client) every hook does nothing and

@@ -26,8 +26,7 @@ import anyio
 import httpx
 
 from server import __version__, log_bodies, metrics
-from tools.declaration import HttpMethod, UpstreamError
-from tools.request import Request
+from tools.upstream import HttpMethod, Request, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -451,7 +450,7 @@ def _decode(response: httpx.Response, kind: RequestKind) -> Any:
 
 
 class ProjectUpstream:
-    """The `tools.declaration.Upstream` a tool sees: requests relative to one project."""
+    """The `tools.upstream.Upstream` a tool sees: requests relative to one project."""
 
     def __init__(self, client: PostHogClient, project_id: int) -> None:
         self._client = client

@@ -14,7 +14,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from server.caller import CallerField
 from server.config import Settings
-from server.http import RunningHttp, running_http
+from server.http.transport import RunningHttp, running_http
 
 LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 MCP_HEADERS = {

@@ -20,7 +20,7 @@ from tests.support import (
     settings_for,
     text,
 )
-from tools.health import HealthParams, assess, health
+from tools.answers.health import HealthParams, assess, health
 
 FAILED = {"Failed", "FailedRetryable", "FailedBilling", "Terminated", "TimedOut"}
 

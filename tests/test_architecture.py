@@ -31,9 +31,10 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def imported_names(path: Path, module: str, modules: Collection[str] = ()) -> set[str]:
+def imported_names(path: Path, module: str, modules: Collection[str] = (), *, type_only: bool = False) -> set[str]:
     """Every module `path` imports when it runs (anywhere in it, functions included), by absolute
-    name; imports only for type checkers (`if TYPE_CHECKING:`) are left out, as Python does.
+    name; imports only for type checkers (`if TYPE_CHECKING:`) are left out, as Python does, unless
+    `type_only` asks for them too (a type-only circle is still a circle to a reader).
 
     `from package import name` counts as importing `package.name` when that is one of `modules`
     (a submodule), and `package` otherwise.
@@ -42,7 +43,7 @@ def imported_names(path: Path, module: str, modules: Collection[str] = ()) -> se
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
+        if isinstance(node, ast.If) and _is_type_checking(node) and not type_only:
             for child in node.orelse:
                 visit(child)
             return
@@ -64,11 +65,16 @@ def imported_names(path: Path, module: str, modules: Collection[str] = ()) -> se
     return names
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Project module -> the project modules it imports."""
+def import_graph(*, type_only: bool = False) -> dict[str, set[str]]:
+    """Project module -> the project modules it imports (with `type_only`, those it imports for type
+    checkers too)."""
     modules = project_modules()
     return {
-        module: {name for name in imported_names(path, module, modules) if name in modules and name != module}
+        module: {
+            name
+            for name in imported_names(path, module, modules, type_only=type_only)
+            if name in modules and name != module
+        }
         for module, path in modules.items()
     }
 
@@ -101,17 +107,24 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_no_import_cycle_among_project_modules() -> None:
-    cycle = find_cycle(import_graph())
-    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+    cycle = find_cycle(import_graph(type_only=True))
+    assert cycle is None, "import cycle (type-only imports included): " + " -> ".join(cycle or [])
 
 
 def test_the_cycle_finder_finds_cycles() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
     graph = import_graph()
-    assert "tools.request" in graph["tools.paging"]  # the graph sees `from tools.request import ...`
+    assert "tools.declaration" in graph["tools.request"]  # the graph sees `from tools.declaration import ...`
     assert "tools.secrets" in graph["server.results"]  # and `from tools import secrets`
-    assert "tools.request" not in graph["tools.declaration"]  # a TYPE_CHECKING import is not an import
+    assert "tools.upstream" in graph["tools.declaration"]
+
+
+def test_type_only_imports_are_seen_when_asked(tmp_path: Path) -> None:
+    module = tmp_path / "typed.py"
+    module.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from tools.request import Request\n")
+    assert "tools.request" not in imported_names(module, "typed")  # Python never runs it
+    assert "tools.request" in imported_names(module, "typed", type_only=True)
 
 
 def test_tools_describe_the_api_and_nothing_else() -> None:
@@ -125,12 +138,34 @@ def test_tools_describe_the_api_and_nothing_else() -> None:
             assert not bad, f"{module} imports {sorted(bad)}: tools/ describes the API, server/ talks MCP and HTTP"
 
 
+def test_the_guard_and_the_http_edge_stand_apart() -> None:
+    """The guard decides about a write whatever transport carried it; the HTTP edge decides who may call
+    whatever the call is. Neither folder imports the other (type-only imports included)."""
+    for module, path in project_modules().items():
+        names = imported_names(path, module, type_only=True)
+        for here, there in (("server.guard", "server.http"), ("server.http", "server.guard")):
+            if module == here or module.startswith(here + "."):
+                bad = sorted(n for n in names if n == there or n.startswith(there + "."))
+                assert not bad, (
+                    f"{module} imports {bad}: {here.replace('.', '/')}/ and {there.replace('.', '/')}/ stand apart"
+                )
+
+
+def test_the_top_of_server_holds_the_core_of_one_call() -> None:
+    """Machines live in folders (http, guard, host, cli); the top keeps the core of one call."""
+    top = sorted(p.name for p in (ROOT / "server").glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+    assert len(top) <= 12, f"server/ has {len(top)} modules at its top; put a machine's modules in its folder: {top}"
+    folders = {p.name for p in (ROOT / "server").iterdir() if (p / "__init__.py").exists()}
+    assert {"http", "guard", "host", "cli"} <= folders
+    assert (ROOT / "tools" / "answers" / "__init__.py").exists()
+
+
 def test_the_sandbox_wall_holds_both_ways() -> None:
     for module, path in project_modules().items():
         roots = {n.split(".")[0] for n in imported_names(path, module)}
         if module.startswith("posthog_sandbox"):
             assert not roots & {"server", "tools"}, f"{module} imports our side of the wire"
-        elif module not in ("server.cli", "server.demo"):
+        elif module not in ("server.cli.commands", "server.cli.demo"):
             assert "posthog_sandbox" not in roots, f"{module} imports the sandbox: only the CLI and its demo start it"
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from posthog_sandbox import DEFAULT_API_KEY
-from server.callers import DEFAULT_CALLER, MIN_TOKEN_LENGTH, NamedTokens, load_tokens, parse_tokens_file
 from server.config import ConfigError, Settings
+from server.http.callers import DEFAULT_CALLER, MIN_TOKEN_LENGTH, NamedTokens, load_tokens, parse_tokens_file
 from tests.edge_support import captured_logs, mcp_client, post_mcp, serving
 from tests.support import MODES, SandboxControl, confirm_with_token, data, settings_for
 
@@ -161,8 +161,8 @@ async def test_every_audit_line_of_a_write_names_its_caller(
 def test_the_log_redactor_hides_every_token_of_the_file(tmp_path: Path) -> None:
     import logging
 
-    from server.callers import token_values
-    from server.cli import RedactSecrets
+    from server.cli.commands import RedactSecrets
+    from server.http.callers import token_values
 
     redactor = RedactSecrets()
     redactor.hide(*token_values(tokens_file(tmp_path, f"ci: {CI_TOKEN}\nalice: {ALICE_TOKEN}\n")))

@@ -277,7 +277,7 @@ def test_log_redaction_hides_secrets_whoever_logs_them() -> None:
     import io
     import logging
 
-    from server.cli import RedactSecrets
+    from server.cli.commands import RedactSecrets
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -64,7 +64,7 @@ def test_http_settings_from_the_environment() -> None:
 
 
 def test_toolsets_from_the_environment_and_the_command_line() -> None:
-    from server.cli import build_parser, settings_from
+    from server.cli.commands import build_parser, settings_from
 
     assert Settings.from_env({**KEY, "POSTHOG_MCP_TOOLSETS": "default, logs"}).toolsets == ("default", "logs")
     assert Settings.from_env({**KEY, "POSTHOG_MCP_TOOLSETS": ""}).toolsets == ()

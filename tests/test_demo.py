@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from posthog_sandbox import DEFAULT_API_KEY
-from server.demo import run_demo, run_demo_on
+from server.cli.demo import run_demo, run_demo_on
 from tests.support import SandboxControl
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "posthog-batch-exports-mcp"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from tools.gaps import GapsParams, find_gaps
-from tools.request import Request
+from tools.answers.gaps import GapsParams, find_gaps
+from tools.upstream import Request
 
 EXPORT = UUID("0190f4b2-6c1e-7c3a-9a51-2b1f0e7a1d11")
 

@@ -19,7 +19,7 @@ import pytest
 
 from posthog_sandbox import DEFAULT_API_KEY
 from server.app import open_app
-from server.sealing import TokenSigner, canonical_digest
+from server.guard.sealing import TokenSigner, canonical_digest
 from tests.support import MODES, SandboxControl, connect, guarded_arguments, running_app, settings_for, text
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from posthog_sandbox import DEFAULT_API_KEY
-from server.audit import AuditLog
 from server.config import default_audit_path
+from server.guard.audit import AuditLog
 from tests.support import (
     MODES,
     SECRET_CANARY,
@@ -176,12 +176,12 @@ async def test_an_unwritable_audit_path_never_breaks_a_call(
         blocker.mkdir()
         path = blocker
     settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, audit_log=path)
-    with caplog.at_level(logging.WARNING, logger="server.audit"):
+    with caplog.at_level(logging.WARNING, logger="server.guard.audit"):
         async with running_app(settings) as app, connect(app, mode) as client:
             result = await confirm_with_token(client, "batch-export-pause", pause)
             app.audit.flush()
     assert result == {"paused": True}
-    warnings = [r.getMessage() for r in caplog.records if r.name == "server.audit"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "server.guard.audit"]
     assert len(warnings) == 1 and "cannot write audit log" in warnings[0]
     control.close()
 
@@ -205,7 +205,7 @@ def test_recording_never_waits_for_a_writer_that_cannot_keep_up(
 
     audit = StuckDisk(tmp_path / "audit.jsonl")
     audit._queue.maxsize = 3
-    with caplog.at_level(logging.WARNING, logger="server.audit"):
+    with caplog.at_level(logging.WARNING, logger="server.guard.audit"):
         for n in range(10):
             audit.record(decision="previewed", n=n)
     assert [r.getMessage() for r in caplog.records] == ["audit queue full; dropping lines"]

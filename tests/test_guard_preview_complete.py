@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from posthog_sandbox import DEFAULT_API_KEY
-from server.guard_result import TOKEN_PARAM
+from server.guard.result import TOKEN_PARAM
 from tests.support import (
     SandboxControl,
     connect,

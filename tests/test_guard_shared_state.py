@@ -13,7 +13,7 @@ import redis
 
 from posthog_sandbox import DEFAULT_API_KEY
 from server.config import ConfigError
-from server.shared_state import KEY_PREFIX, InProcessState, RedisState, SharedState
+from server.guard.shared_state import KEY_PREFIX, InProcessState, RedisState, SharedState
 from tests.redis_server import RedisServer, free_port, running_redis
 from tests.support import SandboxControl, connect, guarded_arguments, running_app, settings_for, text
 

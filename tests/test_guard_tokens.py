@@ -17,8 +17,8 @@ import pytest
 
 from posthog_sandbox import DEFAULT_API_KEY
 from server.config import Settings
-from server.guard import STATE_KIND, TOKEN_KIND, Refused, TokenSigner, canonical_digest
-from server.shared_state import InProcessState
+from server.guard.decision import STATE_KIND, TOKEN_KIND, Refused, TokenSigner, canonical_digest
+from server.guard.shared_state import InProcessState
 from tests.support import (
     GUARDED_TOOLS,
     MODES,
@@ -280,7 +280,7 @@ def test_signer_expiry_is_exact_to_the_second() -> None:
 
 
 async def test_ledger_forgets_spent_tokens_once_they_expire() -> None:
-    # Spending moved from the signer to the ledger (server/shared_state.py); its memory stays bounded.
+    # Spending moved from the signer to the ledger (server/guard/shared_state.py); its memory stays bounded.
     now = [0.0]
     signer = TokenSigner(b"k", ttl=10, clock=lambda: now[0])
     ledger = InProcessState(clock=lambda: now[0])

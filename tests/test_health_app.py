@@ -19,7 +19,7 @@ import pytest
 from mcp import Client
 from mcp.client.extension import ClientExtension
 
-from server.ui import APP_MIME_TYPE, EXTENSION_ID, HEALTH_APP_URI
+from server.host.ui import APP_MIME_TYPE, EXTENSION_ID, HEALTH_APP_URI
 from tests.apps_host import apps_host
 from tests.support import SandboxControl, connect, running_app, settings_for, text
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from server.ui import HEALTH_APP_URI, MAX_VIEW_BYTES, view_for
+from server.host.ui import HEALTH_APP_URI, MAX_VIEW_BYTES, view_for
 from tests.apps_host import apps_host
 
 EXPORT_A = "0190aaaa-0000-7000-8000-000000000001"

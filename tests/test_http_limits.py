@@ -19,7 +19,7 @@ import pytest
 from mcp import Client
 
 from posthog_sandbox import DEFAULT_API_KEY
-from server.http import HttpLimits, RunningHttp, running_http
+from server.http.transport import HttpLimits, RunningHttp, running_http
 from tests.support import listed_by_test_servers, settings_for
 
 LIMITS = HttpLimits(

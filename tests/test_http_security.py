@@ -21,8 +21,8 @@ from starlette.routing import Route
 from posthog_sandbox import DEFAULT_API_KEY
 from server.app import open_app
 from server.config import ConfigError
-from server.http import build_http_app, running_http
-from server.rebinding import allowed_peers
+from server.http.rebinding import allowed_peers
+from server.http.transport import build_http_app, running_http
 from tests.support import SandboxControl, listed_by_test_servers, settings_for
 
 MCP_TOKEN = "security-test-bearer-token-0123456789abcdef"

@@ -20,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from posthog_sandbox import DEFAULT_API_KEY
 from server.config import Settings
-from server.http import RunningHttp, running_http
+from server.http.transport import RunningHttp, running_http
 from tests.support import MODES, SandboxControl, data, settings_for
 
 MCP_TOKEN = "stateful-test-bearer-token-0123456789abcdef"

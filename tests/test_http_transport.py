@@ -19,7 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from posthog_sandbox import DEFAULT_API_KEY
 from server.config import ConfigError, Settings
-from server.http import RunningHttp, check_bind, is_loopback, running_http
+from server.http.transport import RunningHttp, check_bind, is_loopback, running_http
 from tests.support import MODES, SandboxControl, confirm_with_token, data, listed_by_test_servers, settings_for, text
 
 MCP_TOKEN = "mcp-client-bearer-token-0123456789"

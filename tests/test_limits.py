@@ -16,7 +16,7 @@ import pytest
 
 from posthog_sandbox import DEFAULT_API_KEY
 from server.config import ConfigError, Settings
-from server.limits import DEFAULT_REQUESTS_PER_WINDOW, InProcessCounter, LimitRules, Limits, RedisCounter
+from server.http.limits import DEFAULT_REQUESTS_PER_WINDOW, InProcessCounter, LimitRules, Limits, RedisCounter
 from tests.edge_support import post_mcp, serving
 from tests.support import settings_for
 

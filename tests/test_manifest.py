@@ -13,7 +13,7 @@ from typing import Any
 from mcp import Client, StdioServerParameters
 
 from posthog_sandbox import SandboxKey
-from server.bundle import MANIFEST_PATH, build_manifest, render
+from server.cli.bundle import MANIFEST_PATH, build_manifest, render
 from tests.npm_tools import ROOT, require, run_npx
 from tests.support import data
 from tools.catalog import CATALOG, DEFAULT_TOOLSETS, TOOLSET_OF
@@ -23,7 +23,9 @@ BUNDLE_KEY = "phx_bundle_canary_key_0123456789"
 
 
 def test_manifest_json_is_generated_from_the_catalog() -> None:
-    assert MANIFEST_PATH.read_text() == render(), "manifest.json is stale: run 'uv run python -m server.bundle --write'"
+    assert MANIFEST_PATH.read_text() == render(), (
+        "manifest.json is stale: run 'uv run python -m server.cli.bundle --write'"
+    )
     manifest = json.loads(MANIFEST_PATH.read_text())
     listed = [t["name"] for t in manifest["tools"]]
     assert listed == [s.name for s in CATALOG if not s.deprecated]

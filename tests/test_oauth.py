@@ -29,7 +29,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from posthog_sandbox import DEFAULT_API_KEY
 from server.config import ConfigError, Settings
-from server.oauth import InvalidToken, ResourceServer
+from server.http.oauth import InvalidToken, ResourceServer
 from tests.edge_support import captured_logs, mcp_client, post_mcp, serving
 from tests.support import MODES, SandboxControl, data, settings_for
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from posthog_sandbox import DEFAULT_API_KEY
-from server.cli import build_parser, settings_from
+from server.cli.commands import build_parser, settings_from
 from server.config import Settings
 from tests.support import (
     MODES,

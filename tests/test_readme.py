@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from server.cli import build_parser, catalog_rows, guard_table, markdown_table
+from server.cli.commands import build_parser, catalog_rows, guard_table, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -52,7 +52,7 @@ def test_quickstart_is_exactly_two_commands_and_ci_runs_the_second() -> None:
 
 
 def test_every_setting_the_server_reads_is_documented() -> None:
-    sources = (ROOT / "server" / "config.py").read_text() + (ROOT / "server" / "cli.py").read_text()
+    sources = (ROOT / "server" / "config.py").read_text() + (ROOT / "server" / "cli" / "commands.py").read_text()
     read = set(re.findall(r'environ\.get\("(POSTHOG_[A-Z_]+)"|env\.get\("(POSTHOG_[A-Z_]+)"', sources))
     read = {name for pair in read for name in pair if name}
     assert "POSTHOG_PERSONAL_API_KEY" in read and "POSTHOG_MCP_LOG_LEVEL" in read

@@ -8,9 +8,9 @@ from typing import Any
 
 from tools import secrets
 from tools.catalog import BY_NAME
-from tools.declaration import HttpMethod
 from tools.paging import next_query, pages
-from tools.request import Request, build_request
+from tools.request import build_request
+from tools.upstream import HttpMethod, Request
 
 E = "0190f4b2-6c1e-7c3a-9a51-2b1f0e7a1d11"
 R = "11111111-2222-4333-8444-555555555555"

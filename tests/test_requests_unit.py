@@ -21,8 +21,8 @@ from server.app import open_app, perform
 from server.config import Settings
 from tests.support import data, text
 from tools.catalog import BY_NAME, ENDPOINTS
-from tools.declaration import HttpMethod
-from tools.request import Request, build_request
+from tools.request import build_request
+from tools.upstream import HttpMethod, Request
 
 HOST = "https://posthog.test"
 E = "0190f4b2-6c1e-7c3a-9a51-2b1f0e7a1d11"

@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream
+from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
 from tools.exports import EXPORT_PATH, INTERVAL_WORDS, export_summary, is_newer_posthog, read_export
 from tools.models import Backfill, BackfillPage, BackfillStarted, Cancelled
 from tools.paging import cursor_of, with_next_cursor
 from tools.params import BackfillOrdering, BackfillParams, Params
-from tools.request import Request, build_request, path_for
+from tools.request import build_request
 from tools.times import in_utc, to_instant
+from tools.upstream import Request, Upstream, path_for
 from tools.versions import export_version, newest_id, status_version
 
 BACKFILLS_PATH = "batch_exports/{batch_export_id}/backfills/"

@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from tools import (
-    backfills,
-    destination_check,
-    destination_tests,
-    errors,
-    exports,
-    gaps,
-    health,
-    logs,
-    projects,
-    runs,
-    wait,
-)
+from tools import backfills, destination_tests, exports, logs, runs
+from tools.answers import destination_check, errors, gaps, health, projects, wait
 from tools.declaration import ToolSpec
 
 # One tool per PostHog batch-exports endpoint.

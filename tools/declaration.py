@@ -12,53 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any
 
 from pydantic import BaseModel
 
 from tools.params import Params
-
-if TYPE_CHECKING:
-    from tools.request import Request
+from tools.upstream import HttpMethod, Request, Upstream
 
 READ = "batch_export:read"
 WRITE = "batch_export:write"
-
-HttpMethod = Literal["GET", "POST", "PATCH", "DELETE"]
-
-
-class Upstream(Protocol):
-    """What a tool's own function may ask of PostHog: requests relative to one project.
-
-    Paths are relative to `/api/<route>/<project_id>/`, with their segments already filled
-    and escaped (`tools.request.path_for`). Both return the decoded JSON body (None for an
-    empty body) or raise the server's upstream error.
-    """
-
-    async def send(self, request: Request) -> Any:
-        """Send a built request (usually the one the tool's declaration built, amended)."""
-        ...
-
-    async def request(
-        self,
-        method: HttpMethod,
-        path: str,
-        *,
-        query: Mapping[str, Any] | None = None,
-        json: Any = None,
-    ) -> Any:
-        """Send a request spelled out by hand (reads a preview or handler needs besides its own)."""
-        ...
-
-
-class UpstreamError(Exception):
-    """What the server's upstream error offers a tool that must tell one refusal from another
-    (a logs route refused for the key, a test step PostHog cannot run): the HTTP status (None when
-    there was no answer), PostHog's `code` and its `detail`. The server raises a subclass."""
-
-    status: int | None
-    code: str | None
-    detail: str
 
 
 class NotPossible(Exception):
@@ -84,8 +46,8 @@ class Preview:
 
 # Parameters are typed Any here: each tool's functions take its own Params subclass, and a
 # Callable over the base class would not accept them (parameters are contravariant).
-PreviewFn = Callable[["Upstream", Any], Awaitable[Preview]]
-HandlerFn = Callable[["Upstream", Any, "Request"], Awaitable[Any]]
+PreviewFn = Callable[[Upstream, Any], Awaitable[Preview]]
+HandlerFn = Callable[[Upstream, Any, Request], Awaitable[Any]]
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

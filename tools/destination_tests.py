@@ -10,7 +10,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from tools.declaration import READ, WRITE, NotPossible, ToolSpec, Upstream
+from tools.declaration import READ, WRITE, NotPossible, ToolSpec
 from tools.destinations import (
     SECRET_CONFIG_KEYS,
     TESTABLE_TYPES,
@@ -23,7 +23,7 @@ from tools.echo import echoed
 from tools.exports import EXPORT_PATH, read_export
 from tools.models import TestStepResult, TestSteps
 from tools.params import ExportParams, Interval, Params
-from tools.request import Request
+from tools.upstream import Request, Upstream
 
 TestableType = Literal["AwsS3", "S3Compatible", "BigQuery", "Snowflake", "Databricks", "AzureBlob"]
 assert get_args(TestableType) == TESTABLE_TYPES

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from tools import secrets
-from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream, UpstreamError
+from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
 from tools.destinations import (
     CONFIG_HELP,
     INTEGRATION_ALWAYS,
@@ -22,7 +22,8 @@ from tools.destinations import (
 )
 from tools.models import BatchExport, Deleted, ExportPage, PausedState, UpdateApplied
 from tools.params import ExportParams, Interval, Model, Params
-from tools.request import Request, build_request
+from tools.request import build_request
+from tools.upstream import Request, Upstream, UpstreamError
 from tools.versions import export_version, newest_id
 
 EXPORT_PATH = "batch_exports/{batch_export_id}/"

@@ -15,13 +15,13 @@ from uuid import UUID
 
 from pydantic import Field, field_validator
 
-from tools.declaration import READ, NotPossible, ToolSpec, Upstream, UpstreamError
+from tools.declaration import READ, NotPossible, ToolSpec
 from tools.hogql import contains_pattern, literal
 from tools.models import LogPage
 from tools.params import LogLevel, Params, RunParams
-from tools.request import Request
 from tools.runs import read_run
 from tools.times import TIME_FILTER, check_filter, to_instant
+from tools.upstream import Request, Upstream, UpstreamError
 
 LOGS_PATH = "batch_exports/{batch_export_id}/logs/"
 QUERY_PATH = "query/"

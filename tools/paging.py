@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tools.declaration import Upstream
-from tools.request import Request
+from tools.upstream import Request, Upstream
 
 
 def cursor_of(value: str) -> str:

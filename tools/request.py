@@ -7,31 +7,9 @@ nothing is sent. A tool's handler receives this request and amends it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote
-
-from tools.declaration import HttpMethod, ToolSpec
+from tools.declaration import ToolSpec
 from tools.params import Params
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request relative to the project: `/api/<route>/<project_id>/<path>`.
-
-    `query` values are strings, numbers or lists (a list repeats the key); `body` is the
-    JSON body, None for none.
-    """
-
-    method: HttpMethod
-    path: str
-    query: dict[str, Any] = field(default_factory=dict)
-    body: Any = None
-
-
-def path_for(template: str, **values: Any) -> str:
-    """Fill a path template, escaping each value so it stays inside its own segment."""
-    return template.format(**{k: quote(str(v), safe="") for k, v in values.items()})
+from tools.upstream import Request, path_for
 
 
 def build_request(spec: ToolSpec, params: Params) -> Request:

@@ -8,13 +8,14 @@ from uuid import UUID
 
 from pydantic import Field, field_validator, model_validator
 
-from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream
+from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
 from tools.exports import export_summary, read_export
 from tools.models import BackfillStarted, Cancelled, Run, RunPage
 from tools.paging import cursor_of, with_next_cursor
 from tools.params import Params, RunOrdering, RunParams, RunStatus
-from tools.request import Request, build_request, path_for
+from tools.request import build_request
 from tools.times import TIME_FILTER, check_filter, utc_filter
+from tools.upstream import Request, Upstream, path_for
 from tools.versions import export_version, newest_id, status_version
 
 RUNS_PATH = "batch_exports/{batch_export_id}/runs/"

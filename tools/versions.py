@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any
 
-from tools.declaration import Upstream
+from tools.upstream import Upstream
 
 
 def export_version(export: dict[str, Any]) -> str:

@@ -11,8 +11,9 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
 
-from tools.declaration import READ, ToolSpec, Upstream
+from tools.declaration import READ, ToolSpec
 from tools.params import Params
+from tools.upstream import Upstream
 
 CURRENT_KEY = "/api/personal_api_keys/@current/"
 PROJECTS = "/api/projects/"

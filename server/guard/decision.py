@@ -13,9 +13,9 @@ target again and refuse if it moved, write once. Every error is caught at one de
 and one exit (`_finish`) writes the audit line and builds the result.
 
 What a confirmation binds to: the tool, the project, the arguments (as a keyed MAC), the
-target's version and an expiry (server/sealing.py). It is usable once because its nonce is spent
+target's version and an expiry (server/guard/sealing.py). It is usable once because its nonce is spent
 in the ledger before the write is sent; with POSTHOG_MCP_REDIS_URL the ledger is shared by every
-replica (server/shared_state.py). Writes that add something (create, backfill, retry) are also
+replica (server/guard/shared_state.py). Writes that add something (create, backfill, retry) are also
 bound to the newest member of the collection they add to, a second check within one process;
 across replicas it is not a guarantee (PostHog writes a backfill's row a moment after it
 answers), which is why the ledger and the in-flight lock exist. A token proves a preview
@@ -37,12 +37,12 @@ from mcp.server import ServerRequestContext
 from mcp_types import version as protocol_versions
 
 from server import metrics, results
-from server.audit import AuditLog
 from server.caller import caller_name
-from server.guard_result import TOKEN_PARAM, GuardedResult, GuardedStatus
+from server.guard.audit import AuditLog
+from server.guard.result import TOKEN_PARAM, GuardedResult, GuardedStatus
+from server.guard.sealing import STATE_KIND, TOKEN_KIND, Claim, Refused, TokenSigner, canonical_digest, label_of
+from server.guard.shared_state import InProcessState, SharedState, StateUnavailable
 from server.posthog import PostHogError
-from server.sealing import STATE_KIND, TOKEN_KIND, Claim, Refused, TokenSigner, canonical_digest, label_of
-from server.shared_state import InProcessState, SharedState, StateUnavailable
 from tools.declaration import NotPossible, Preview, ToolSpec
 
 # Re-exported: the guard's tests and callers name these through the guard.

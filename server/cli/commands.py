@@ -17,8 +17,8 @@ import anyio
 
 from server import __version__
 from server.caller import CallerField
-from server.callers import token_values
 from server.config import ConfigError, Settings
+from server.http.callers import token_values
 from server.log_bodies import StreamedBodies
 from tools import secrets
 
@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "tools":
             return print_tools(as_json=args.json, as_markdown=args.markdown, as_guard_markdown=args.guard_markdown)
         if args.command == "demo":
-            from server.demo import run_demo
+            from server.cli.demo import run_demo
 
             return run_demo(generation=args.generation)
         return serve(args)
@@ -248,8 +248,8 @@ def serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     _redactor.hide(settings.api_key, settings.auth_token, *token_values(settings.auth_tokens_file))
     if args.transport == "http":
-        from server.http import check_bind
-        from server.rebinding import allowed_peers
+        from server.http.rebinding import allowed_peers
+        from server.http.transport import check_bind
 
         check_bind(args.host, settings.client_auth)
         allowed_peers(args.host, settings.allowed_hosts, settings.allowed_origins)  # a bad entry fails here, clearly
@@ -272,7 +272,7 @@ def serve(args: argparse.Namespace) -> int:
         log.warning("Using the local sandbox at %s (project 1 and 2).", sandbox.base_url)
     try:
         if args.transport == "http":
-            from server.http import serve_http
+            from server.http.transport import serve_http
 
             anyio.run(serve_http, settings, args.host, args.port)
         else:

@@ -13,12 +13,12 @@ from uuid import UUID
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tools import progress
-from tools.declaration import READ, ToolSpec, Upstream, UpstreamError
-from tools.intervals import RUNNING
+from tools.answers import progress
+from tools.answers.intervals import RUNNING
+from tools.declaration import READ, ToolSpec
 from tools.params import Params, RunParams
-from tools.request import path_for
 from tools.runs import compact_run, read_run
+from tools.upstream import Upstream, UpstreamError, path_for
 
 BACKFILL_PATH = "batch_exports/{batch_export_id}/backfills/{backfill_id}/"
 POLL_SECONDS = 1.0

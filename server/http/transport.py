@@ -12,7 +12,7 @@ load balancer must then send each session to the replica that opened it (sticky 
 `Mcp-Session-Id` header).
 
 Clients authenticate to this server with a bearer token (POSTHOG_MCP_AUTH_TOKEN, the named
-tokens of POSTHOG_MCP_AUTH_TOKENS_FILE, or OAuth access tokens: server/edge.py). Tokens stay
+tokens of POSTHOG_MCP_AUTH_TOKENS_FILE, or OAuth access tokens: server/http/edge.py). Tokens stay
 here: PostHog only ever sees the server's own personal API key, as the MCP specification
 forbids token passthrough.
 """
@@ -36,12 +36,12 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from server import __version__
-from server.addresses import is_loopback
 from server.app import App, open_app
 from server.config import ConfigError, Settings
-from server.connections import BodyDeadline, HttpLimits, NoStandaloneStream, uvicorn_options
-from server.edge import Edge, describe
-from server.rebinding import AllowedPeers, HostOriginCheck, allowed_peers
+from server.http.addresses import is_loopback
+from server.http.connections import BodyDeadline, HttpLimits, NoStandaloneStream, uvicorn_options
+from server.http.edge import Edge, describe
+from server.http.rebinding import AllowedPeers, HostOriginCheck, allowed_peers
 
 __all__ = ["HttpLimits", "RunningHttp", "build_http_app", "check_bind", "is_loopback", "running_http", "serve_http"]
 
@@ -84,7 +84,7 @@ def build_http_app(
     """The ASGI application: `/mcp` (streamable HTTP), `/healthz`, `/.well-known/*`, and the layers around them.
 
     Outermost first: Host/Origin allow-lists, the body deadline, the edge (callers, OAuth, limits:
-    server/edge.py), no GET stream, then the routes. `well_known` routes and the edge's OAuth
+    server/http/edge.py), no GET stream, then the routes. `well_known` routes and the edge's OAuth
     metadata are matched before the catch-all 404 under /.well-known/, and are served without a
     token like the health check; the edge also adds /metrics. Without `edge`, one is built from the
     app's settings (`auth_token`, when given, stands in for POSTHOG_MCP_AUTH_TOKEN)."""

@@ -13,14 +13,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tools import progress
-from tools.declaration import WRITE, NotPossible, ToolSpec, Upstream
+from tools.answers import progress
+from tools.declaration import WRITE, NotPossible, ToolSpec
 from tools.destination_tests import TOOLS as STEP_TOOLS
 from tools.destination_tests import TestStepNewParams, TestStepParams, run_step_on_export
 from tools.destinations import TESTABLE_TYPES, DestinationInput, check_destination, untestable
 from tools.exports import read_export
 from tools.params import Interval, Params
 from tools.request import build_request
+from tools.upstream import Upstream
 
 _STEP_ON_EXPORT = next(spec for spec in STEP_TOOLS if spec.name == "batch-export-test-step")
 _STEP_ON_NEW = next(spec for spec in STEP_TOOLS if spec.name == "batch-export-test-step-new")

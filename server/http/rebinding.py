@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.addresses import LOOPBACK_NAMES, host_of_header, is_loopback, is_wildcard, normal_host
 from server.config import ConfigError
+from server.http.addresses import LOOPBACK_NAMES, host_of_header, is_loopback, is_wildcard, normal_host
 
 log = logging.getLogger(__name__)
 

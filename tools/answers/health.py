@@ -1,7 +1,7 @@
 """batch-export-health: how every export of a project is doing, in one call at any size.
 
 PostHog pages exports 100 at a time and embeds each export's 10 newest runs, so the state of
-500 exports costs 5 requests. The newest run of each data interval decides it (tools/intervals.py);
+500 exports costs 5 requests. The newest run of each data interval decides it (tools/answers/intervals.py);
 an export is failing when its newest decided interval failed, degraded when an older one in view
 still stands failed, paused when paused. Results stay inside a byte budget and say what they cut.
 """
@@ -14,13 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools import progress
+from tools.answers import progress
+from tools.answers.intervals import cell_status, deciding_runs, grid, iso, moment, short_error
 from tools.backfills import INTERVAL_SECONDS
-from tools.declaration import READ, ToolSpec, Upstream
+from tools.declaration import READ, ToolSpec
 from tools.destinations import DestinationType
-from tools.intervals import cell_status, deciding_runs, grid, iso, moment, short_error
 from tools.params import Params
-from tools.request import path_for
+from tools.upstream import Upstream, path_for
 
 HealthState = Literal["failing", "paused", "healthy", "all"]
 STATE_ORDER = ("failing", "degraded", "paused", "healthy")

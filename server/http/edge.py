@@ -2,10 +2,10 @@
 
 Every HTTP request but the health check and the OAuth metadata passes here first:
 - an address that presented too many wrong bearer tokens is refused (429) before its token is looked at;
-- the bearer token names the caller: a named static token (server/callers.py), or an OAuth
-  access token (server/oauth.py) whose subject is the caller; a wrong one is 401, an OAuth
+- the bearer token names the caller: a named static token (server/http/callers.py), or an OAuth
+  access token (server/http/oauth.py) whose subject is the caller; a wrong one is 401, an OAuth
   token without the required scope 403 naming the scope;
-- the caller's request limit (server/limits.py): over it, 429 with Retry-After;
+- the caller's request limit (server/http/limits.py): over it, 429 with Retry-After;
 - then `server.caller.current_caller` is set for the request, so the audit trail and every
   log line of the call name the caller (never the token).
 An unauthenticated server (loopback only) has one caller, "local".
@@ -28,10 +28,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import metrics
 from server.caller import LOCAL_CALLER, current_caller
-from server.callers import NamedTokens, load_tokens
 from server.config import Settings
-from server.limits import Limits
-from server.oauth import InvalidToken, ResourceServer, VerifierUnavailable
+from server.http.callers import NamedTokens, load_tokens
+from server.http.limits import Limits
+from server.http.oauth import InvalidToken, ResourceServer, VerifierUnavailable
 
 log = logging.getLogger(__name__)
 

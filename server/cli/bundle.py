@@ -2,7 +2,7 @@
 
 Generated, not hand-kept, so the bundle's tool list and version cannot drift from the server;
 `tests/test_manifest.py` fails when the checked-in file differs. Regenerate with
-`uv run python -m server.bundle --write`.
+`uv run python -m server.cli.bundle --write`.
 
 Why manifest_version 0.4 with `server.type = "uv"`: a `python` bundle must vendor its
 dependencies, and pydantic-core is compiled per platform, so one vendored bundle cannot run
@@ -20,7 +20,7 @@ from typing import Any
 
 from server import __version__
 
-MANIFEST_PATH = Path(__file__).resolve().parent.parent / "manifest.json"
+MANIFEST_PATH = Path(__file__).resolve().parents[2] / "manifest.json"
 NAME = "posthog-batch-exports-mcp"
 
 # The host substitutes `${user_config.<key>}` in the server's environment.
@@ -135,7 +135,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server.bundle", description="Print or write manifest.json.")
+    parser = argparse.ArgumentParser(prog="python -m server.cli.bundle", description="Print or write manifest.json.")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", action="store_true", help=f"Write {MANIFEST_PATH.name} at the repository root.")
     action.add_argument("--check", action="store_true", help="Exit 1 if the checked-in manifest.json is stale.")
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = MANIFEST_PATH.read_text() if MANIFEST_PATH.exists() else ""
         if current != text:
-            print("manifest.json is stale: run 'uv run python -m server.bundle --write'.", file=sys.stderr)
+            print("manifest.json is stale: run 'uv run python -m server.cli.bundle --write'.", file=sys.stderr)
             return 1
         return 0
     sys.stdout.write(text)

@@ -16,14 +16,14 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tools.answers.intervals import RUNNING, cell_status, deciding_runs, grid, iso, moment
 from tools.backfills import effective_bounds
-from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec, Upstream
+from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
 from tools.exports import export_summary, read_export
-from tools.intervals import RUNNING, cell_status, deciding_runs, grid, iso, moment
 from tools.paging import cursor_of
 from tools.params import Params
-from tools.request import path_for
 from tools.times import TIME_FILTER, check_filter, to_instant
+from tools.upstream import Upstream, path_for
 from tools.versions import export_version, newest_id
 
 RUNS_PATH = "batch_exports/{batch_export_id}/runs/"

@@ -13,16 +13,16 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tools import progress
-from tools.declaration import READ, ToolSpec, Upstream, UpstreamError
-from tools.health import all_exports
+from tools.answers import progress
+from tools.answers.health import all_exports
+from tools.answers.intervals import iso, moment, short_error
+from tools.declaration import READ, ToolSpec
 from tools.hogql import contains_pattern, literal
-from tools.intervals import iso, moment, short_error
 from tools.logs import RUN_WINDOW_SLACK
 from tools.params import LogLevel, Params, RunParams
-from tools.request import path_for
 from tools.runs import read_run
 from tools.times import TIME_FILTER, check_filter, to_instant
+from tools.upstream import Upstream, UpstreamError, path_for
 
 QUERY_PATH = "query/"
 LOGS_PATH = "batch_exports/{batch_export_id}/logs/"

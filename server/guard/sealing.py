@@ -1,7 +1,7 @@
 """Sealed confirmations: the token a model relays, and the requestState a 2026-07-28 client echoes.
 
 A sealed value says which tool, project, arguments and target version a preview covered, until
-when, and carries a nonce the single-use ledger spends (server/shared_state.py). It is HMAC-signed
+when, and carries a nonce the single-use ledger spends (server/guard/shared_state.py). It is HMAC-signed
 with POSTHOG_MCP_CONFIRM_SECRET, so every replica with the same secret can check it.
 
 The arguments travel only as a keyed MAC: a plain hash of the canonical arguments would let anyone
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from server.guard_result import TOKEN_PARAM
+from server.guard.result import TOKEN_PARAM
 
 TOKEN_TTL_SECONDS = 600
 # What a sealed value is for: a confirmation_token a model relays, or the requestState a

@@ -18,11 +18,11 @@ from mcp import MCPError
 
 from server import results
 from server.config import Settings
+from server.host.ui import APP_MIME_TYPE, View, view_for
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
-from server.ui import APP_MIME_TYPE, View, view_for
 from server.visibility import KeyAccess
 from tools.declaration import READ, ToolSpec
-from tools.request import path_for
+from tools.upstream import path_for
 
 EXPORT_TEMPLATE = "posthog://projects/{project_id}/batch-exports/{batch_export_id}"
 _EXPORT_URI = re.compile(
