@@ -70,6 +70,10 @@ class Settings:
     """Requests per caller per window; None: the default when callers authenticate, 0: off."""
     rate_window: float = 60.0
     auth_failure_limit: int = 10
+    posthog_share: float = 0.9
+    """The share of PostHog's rate limits for the key that this server spends (server/budget/)."""
+    posthog_limits: str | None = None
+    """PostHog's rate limits, when not the published ones (server/budget/limits.py)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -108,6 +112,8 @@ class Settings:
             "auth_failure_limit": _count(
                 "POSTHOG_MCP_AUTH_FAILURE_LIMIT", env.get("POSTHOG_MCP_AUTH_FAILURE_LIMIT"), 10
             ),
+            "posthog_share": _share(env.get("POSTHOG_MCP_POSTHOG_SHARE")),
+            "posthog_limits": env.get("POSTHOG_MCP_POSTHOG_LIMITS") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -149,6 +155,11 @@ class Settings:
             )
         if self.rate_window <= 0:
             raise ConfigError("POSTHOG_MCP_RATE_WINDOW must be a positive whole number of seconds.")
+        if not (math.isfinite(self.posthog_share) and 0 < self.posthog_share <= 1):
+            raise ConfigError(
+                "POSTHOG_MCP_POSTHOG_SHARE must be a fraction above 0 and at most 1 (the share of PostHog's rate "
+                f"limits for the key this server may spend, 0.9 by default), got {self.posthog_share!r}."
+            )
 
     @property
     def client_auth(self) -> bool:
@@ -172,6 +183,17 @@ def _seconds(value: str | None) -> float:
     except ValueError:
         raise ConfigError(
             f"POSTHOG_MCP_TIMEOUT must be a number of seconds, like 20 or 7.5, got {value[:40]!r}."
+        ) from None
+
+
+def _share(value: str | None) -> float:
+    if value is None or not value.strip():
+        return 0.9
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(
+            f"POSTHOG_MCP_POSTHOG_SHARE must be a fraction like 0.9 or 0.5, got {value[:40]!r}."
         ) from None
 
 

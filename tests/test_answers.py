@@ -16,6 +16,7 @@ from tests.support import (
     confirm_with_token,
     connect,
     data,
+    json_text,
     running_app,
     settings_for,
     text,
@@ -434,4 +435,4 @@ async def test_old_names_still_work_but_are_not_listed(
             listed = {t.name for t in (await client.list_tools()).tools}
             result = await client.call_tool("batch-exports-list", {"project_id": 1})
     assert "batch-exports-list" not in listed
-    assert not result.is_error and json.loads(text(result))["results"]
+    assert not result.is_error and json.loads(json_text(result))["results"]

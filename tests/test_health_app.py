@@ -21,7 +21,7 @@ from mcp.client.extension import ClientExtension
 
 from server.host.ui import APP_MIME_TYPE, EXTENSION_ID, HEALTH_APP_URI
 from tests.apps_host import apps_host
-from tests.support import SandboxControl, connect, running_app, settings_for, text
+from tests.support import SandboxControl, connect, json_text, running_app, settings_for, text
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "health-app.png"
@@ -176,11 +176,11 @@ async def test_clients_without_apps_get_the_same_answer_as_text(seeded: Any, tmp
             async with connect(app, mode) as plain:
                 result = await plain.call_tool("batch-export-health", arguments)
                 assert not result.is_error, text(result)
-                assert json.loads(text(result)) == result.structured_content
+                assert json.loads(json_text(result)) == result.structured_content
                 answers.append(result.structured_content)
         async with Client(app.server, mode="auto", read_timeout_seconds=30, extensions=[AppsClient()]) as rendering:
             result = await rendering.call_tool("batch-export-health", arguments)
-            assert json.loads(text(result)) == result.structured_content
+            assert json.loads(json_text(result)) == result.structured_content
             answers.append(result.structured_content)
         assert answers[0] == answers[1] == answers[2]
         assert answers[0] and answers[0]["exports"]

@@ -36,7 +36,7 @@ import mcp.types as types
 from mcp.server import ServerRequestContext
 from mcp_types import version as protocol_versions
 
-from server import metrics, results
+from server import budget, metrics, results, untrusted
 from server.caller import caller_name
 from server.guard.audit import AuditLog
 from server.guard.result import TOKEN_PARAM, GuardedResult, GuardedStatus
@@ -44,6 +44,7 @@ from server.guard.sealing import STATE_KIND, TOKEN_KIND, Claim, Refused, TokenSi
 from server.guard.shared_state import InProcessState, SharedState, StateUnavailable
 from server.posthog import PostHogError
 from tools.declaration import NotPossible, Preview, ToolSpec
+from tools.upstream import OverBudget
 
 # Re-exported: the guard's tests and callers name these through the guard.
 __all__ = [
@@ -96,6 +97,9 @@ class Decision:
     error: str | None = None
     details: dict[str, Any] | None = None
     line: dict[str, Any] = field(default_factory=dict)
+    quotes: tuple[str, ...] = ()
+    """The parts of `error` PostHog wrote (its answer's detail, a reason built from the target's state): the
+    error line marks them as data."""
 
 
 @dataclass
@@ -113,6 +117,14 @@ class Progress:
 
 def _shown(call: GuardedCall, preview: Preview) -> dict[str, Any]:
     return {"summary": preview.summary, "project_id": call.project, **preview.details}
+
+
+def _typed_name(call: GuardedCall, preview: Preview) -> str | None:
+    """The name a person types to confirm a destructive call, as they are shown it (cleaned); None when
+    the call asks a yes or no instead (not destructive, or a name that cleans to nothing)."""
+    if not (call.spec.destructive and preview.confirm_name):
+        return None
+    return untrusted.clean_line(preview.confirm_name).strip() or None
 
 
 class Guard:
@@ -136,10 +148,16 @@ class Guard:
         except NotPossible as reason:
             # Known to fail before anyone is asked: no preview to approve, no token, no write.
             decision = Decision(
-                "refused", error=f"Not done: {reason} Nothing was changed.", line={"reason": str(reason)}
+                "refused",
+                error=f"Not done: {reason} Nothing was changed.",
+                line={"reason": str(reason)},
+                quotes=(str(reason),),
             )
         except Refused as refusal:
             decision = Decision("refused", error=f"Refused: {refusal}", line={"reason": str(refusal)})
+        except OverBudget as spent:
+            progress.unknown = False  # not sent: the budget had no room for it
+            decision = Decision("refused", error=f"Not done: {spent.detail}", line={"reason": "request budget spent"})
         except StateUnavailable as down:
             why = (
                 f"the confirmation ledger ({down}) is needed to make sure this write happens once across "
@@ -172,7 +190,8 @@ class Guard:
             claim = self.signer.verify(params.request_state, call.spec.name, call.project, digest, STATE_KIND)
             version = claim.version
             progress.step = "recheck"  # read just now, after the user answered: it is the re-check
-            current = await call.read_preview()
+            with budget.confirmed():
+                current = await call.read_preview()
             no = self._unless_agreed(call, params.input_responses.get(ELICIT_KEY), current)
             if no is not None:
                 return no
@@ -206,18 +225,20 @@ class Guard:
             await self._spend(claim)
         self._audit(call, progress, "confirmed")
 
-        progress.step = "recheck"
-        current = current or await call.read_preview()
-        if current.version != version:
-            raise Refused(
-                f"The target changed since the preview (version {version} is now {current.version}). "
-                f"Call again without {TOKEN_PARAM} to preview its current state."
-            )
+        # From here on the call is confirmed: its re-check and write may use the budget's reserve.
+        with budget.confirmed():
+            progress.step = "recheck"
+            current = current or await call.read_preview()
+            if current.version != version:
+                raise Refused(
+                    f"The target changed since the preview (version {version} is now {current.version}). "
+                    f"Call again without {TOKEN_PARAM} to preview its current state."
+                )
 
-        progress.step = "write"
-        progress.unknown = True
-        result = await call.execute()
-        progress.unknown = False
+            progress.step = "write"
+            progress.unknown = True
+            result = await call.execute()
+            progress.unknown = False
         target = result.get("id") if isinstance(result, dict) and current.target_id is None else None
         return Decision(
             "executed",
@@ -233,8 +254,9 @@ class Guard:
             f"Nothing changed yet. {preview.summary} Show this preview to the user; only if they agree, "
             f"call the same tool again with the same arguments plus {TOKEN_PARAM}."
         )
-        if preview.confirm_name and call.spec.destructive:
-            message += f" Ask the user to confirm by the export's name ({preview.confirm_name})."
+        name = _typed_name(call, preview)
+        if name:
+            message += f" Ask the user to confirm by the export's name ({name})."
         answer = GuardedResult(
             GuardedStatus.CONFIRMATION_REQUIRED,
             message,
@@ -245,11 +267,14 @@ class Guard:
         return Decision("previewed", answer)
 
     def _question(self, call: GuardedCall, preview: Preview) -> tuple[str, dict[str, Any]]:
+        # A person reads this: PostHog's text in it (names, errors) cleaned like any result.
         shown = {k: v for k, v in _shown(call, preview).items() if k != "summary"}
-        detail = results.dumps(results.redact(results.strip_secrets(shown), call.secrets))
-        message = results.redact(f"{preview.summary}\n\nDetails: {detail}", call.secrets)
-        if call.spec.destructive and preview.confirm_name:
-            message += f"\n\nType the export's name ({preview.confirm_name}) to confirm."
+        detail = results.dumps(results.safe(shown, call.secrets))
+        summary = untrusted.clean_line(results.safe(preview.summary, call.secrets))
+        message = f"{summary}\n\nDetails: {detail}"
+        name = _typed_name(call, preview)
+        if name:
+            message += f"\n\nType the export's name ({results.safe(name, call.secrets)}) to confirm."
             field = {"type": "string", "title": "Export name", "description": "Type the name exactly to confirm."}
             return message, {"type": "object", "properties": {"name": field}, "required": ["name"]}
         field = {"type": "boolean", "title": "Confirm", "description": "Yes, go ahead."}
@@ -260,8 +285,10 @@ class Guard:
         action = getattr(answer, "action", None)
         content = getattr(answer, "content", None) or {}
         if action == "accept":
-            if preview.confirm_name and call.spec.destructive:
-                if str(content.get("name", "")).strip() == preview.confirm_name:
+            expected = _typed_name(call, preview)
+            if expected:
+                # Compared as shown: the question showed the name cleaned, so the person typed it so.
+                if untrusted.same_text(str(content.get("name", "")), expected):
                     return None
                 message = "Not done: the typed name did not match the export's name; nothing changed."
                 return self._no(call, GuardedStatus.DECLINED, message, preview, "typed name did not match")
@@ -312,12 +339,14 @@ class Guard:
     def _upstream_error(self, call: GuardedCall, progress: Progress, error: PostHogError) -> Decision:
         details = {"upstream": error.as_dict()}
         line = {"upstream_status": error.status, "reason": str(error)}
+        quotes = (error.detail,)
         if progress.step == "preview":
-            return Decision("failed", error=f"Could not preview {call.spec.name}: {error}", details=details, line=line)
+            message = f"Could not preview {call.spec.name}: {error}"
+            return Decision("failed", error=message, details=details, line=line, quotes=quotes)
         if progress.step == "recheck":
             message = f"Refused: the target could not be read again before the write ({error}). Nothing was changed."
-            return Decision("refused", error=message, details=details, line=line)
-        return Decision("failed", error=str(error), details=details, line=line)
+            return Decision("refused", error=message, details=details, line=line, quotes=quotes)
+        return Decision("failed", error=str(error), details=details, line=line, quotes=quotes)
 
     def _unexpected(self, call: GuardedCall, progress: Progress, error: Exception) -> Decision:
         kind = type(error).__name__
@@ -352,7 +381,7 @@ class Guard:
             return decision.answer
         if decision.answer is not None:
             return results.success(decision.answer.body(), call.secrets)
-        return results.failure(decision.error or "Not done.", call.secrets, decision.details)
+        return results.failure(decision.error or "Not done.", call.secrets, decision.details, quotes=decision.quotes)
 
     def _audit(self, call: GuardedCall, progress: Progress, decision: str, **fields: Any) -> None:
         arguments = results.redact(results.strip_secrets(call.arguments), call.secrets)

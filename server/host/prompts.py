@@ -15,6 +15,8 @@ from typing import Any
 import mcp.types as types
 from mcp import MCPError
 
+from server import untrusted
+
 MAX_ARGUMENT_LENGTH = 200
 
 
@@ -203,7 +205,7 @@ class Prompts:
 
     def render(self, prompt: PromptSpec, given: dict[str, str]) -> str:
         expected = self._arguments(prompt)
-        unknown = sorted(set(given) - {a.name for a in prompt.arguments})
+        unknown = sorted(_clean(name) for name in set(given) - {a.name for a in prompt.arguments})
         missing = [a.name for a in expected if a.required and not str(given.get(a.name, "")).strip()]
         if unknown or missing:
             problems = [f"missing required argument(s): {', '.join(missing)}"] if missing else []
@@ -236,6 +238,7 @@ class Prompts:
 
 
 def _clean(value: Any) -> str:
-    """One line, bounded: an argument is a name or an id, never more instructions."""
-    text = " ".join(str(value).split())
+    """One line, bounded, cleaned of invisible and control characters (server/untrusted.py): an argument is a
+    name or an id (often pasted from PostHog), never more instructions."""
+    text = " ".join(untrusted.clean_line(str(value)).split())
     return text if len(text) <= MAX_ARGUMENT_LENGTH else text[: MAX_ARGUMENT_LENGTH - 1] + "…"
