@@ -6,6 +6,7 @@ Every HTTP request but the health check and the OAuth metadata passes here first
   access token (server/http/oauth.py) whose subject is the caller; a wrong one is 401, an OAuth
   token without the required scope 403 naming the scope;
 - the caller's request limit (server/http/limits.py): over it, 429 with Retry-After;
+- the caller's share of the connections (`InFlight`): a request past it is 429 at once;
 - then `server.caller.current_caller` is set for the request, so the audit trail and every
   log line of the call name the caller (never the token).
 An unauthenticated server (loopback only) has one caller, "local".
@@ -30,7 +31,8 @@ from server import metrics
 from server.caller import LOCAL_CALLER, current_caller
 from server.config import Settings
 from server.http.callers import NamedTokens, load_tokens
-from server.http.limits import Limits
+from server.http.connections import HttpLimits
+from server.http.limits import InFlight, Limits
 from server.http.oauth import InvalidToken, ResourceServer, VerifierUnavailable
 
 log = logging.getLogger(__name__)
@@ -91,17 +93,20 @@ def _retry_after(seconds: float) -> dict[str, str]:
 class Edge:
     """The edge's configuration, built once at start-up so a bad setting stops the server there."""
 
-    def __init__(self, tokens: NamedTokens, oauth: ResourceServer | None, limits: Limits) -> None:
+    def __init__(
+        self, tokens: NamedTokens, oauth: ResourceServer | None, limits: Limits, in_flight: InFlight | None = None
+    ) -> None:
         self.tokens = tokens
         self.oauth = oauth
         self.limits = limits
+        self.in_flight = in_flight if in_flight is not None else InFlight(HttpLimits.max_connections)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Edge:
+    def from_settings(cls, settings: Settings, connections: int = HttpLimits.max_connections) -> Edge:
         tokens = load_tokens(settings.auth_tokens_file, settings.auth_token)
         oauth = ResourceServer.from_settings(settings)
         limits = Limits.from_settings(settings, authenticated=bool(tokens or oauth))
-        return cls(tokens, oauth, limits)
+        return cls(tokens, oauth, limits, InFlight(connections))
 
     @property
     def authenticates(self) -> bool:
@@ -211,11 +216,23 @@ class EdgeMiddleware:
         if self.edge.authenticates:
             scope["user"] = caller.as_user()
             scope["auth"] = AuthCredentials(sorted(caller.scopes))
-        reset = current_caller.set(caller.name)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            current_caller.reset(reset)
+        with self.edge.in_flight.holding(caller.name) as full:
+            if full is not None:
+                log.warning("Caller %s holds its share of the connections (%s); answering 429.", caller.name, full)
+                busy = Refusal(
+                    429,
+                    "caller_busy",
+                    f"Caller {caller.name!r} has {full} requests in flight, its share of this server's "
+                    f"{self.edge.in_flight.capacity} connections while others use it too; wait for one to answer.",
+                    _retry_after(1),
+                )
+                await busy.send(scope, receive, send)
+                return
+            reset = current_caller.set(caller.name)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                current_caller.reset(reset)
 
     def _closing_on_shutdown(self, send: Send) -> Callable[[Message], Awaitable[None]]:
         async def forward(message: Message) -> None:

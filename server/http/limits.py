@@ -1,5 +1,5 @@
-"""Request limits at the HTTP edge: so many requests per caller per window, and a lock-out for
-addresses that keep presenting wrong bearer tokens.
+"""Request limits at the HTTP edge: so many requests per caller per window, a share of the connections
+per caller (`InFlight`), and a lock-out for addresses that keep presenting wrong bearer tokens.
 
 Counters are fixed windows. With POSTHOG_MCP_REDIS_URL they live in Redis, so every replica
 counts against the same limit; otherwise in this process. When Redis cannot be reached the
@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -197,3 +198,42 @@ class Limits:
 
     async def aclose(self) -> None:
         await self.counter.aclose()
+
+
+MIN_CALLER_SHARE = 2
+
+
+class InFlight:
+    """Requests in flight per caller in this process, each caller held to its share of the connections.
+
+    A caller's share is the connections divided among the callers holding some, with one part more kept free
+    for a caller who holds none yet: alone, a caller may hold half; beside one other, a third; and so on,
+    never fewer than MIN_CALLER_SHARE. So however many long calls (a wait holds its connection up to 50 s)
+    two callers start, a third one's request still finds a connection. Counted per replica, as connections
+    are. A request past its caller's share is answered at once (429), before it holds anything.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._held: dict[str, int] = {}
+
+    def share_of(self, caller: str) -> int:
+        others = sum(1 for name, count in self._held.items() if count and name != caller)
+        return max(MIN_CALLER_SHARE, self.capacity // (others + 2))
+
+    @contextmanager
+    def holding(self, caller: str) -> Iterator[int | None]:
+        """Hold one request for `caller` while the block runs (yields None), or yield the share it is at."""
+        share = self.share_of(caller)
+        if self._held.get(caller, 0) >= share:
+            yield share
+            return
+        self._held[caller] = self._held.get(caller, 0) + 1
+        try:
+            yield None
+        finally:
+            left = self._held[caller] - 1
+            if left:
+                self._held[caller] = left
+            else:
+                del self._held[caller]

@@ -89,7 +89,9 @@ def build_http_app(
     token like the health check; the edge also adds /metrics. Without `edge`, one is built from the
     app's settings (`auth_token`, when given, stands in for POSTHOG_MCP_AUTH_TOKEN)."""
     if edge is None:
-        edge = Edge.from_settings(app.settings.with_(auth_token=auth_token or app.settings.auth_token))
+        edge = Edge.from_settings(
+            app.settings.with_(auth_token=auth_token or app.settings.auth_token), limits.max_connections
+        )
 
     async def health(request: Request) -> Response:
         # Answers from memory only: a health probe must not spend PostHog's rate limit.
@@ -158,7 +160,8 @@ async def running_http(
     """
     check_bind(host, settings.client_auth)
     peers = allowed_peers(host, settings.allowed_hosts, settings.allowed_origins)
-    edge = Edge.from_settings(settings)  # a bad tokens file or OAuth setting stops us before PostHog is asked
+    # A bad tokens file or OAuth setting stops us before PostHog is asked.
+    edge = Edge.from_settings(settings, limits.max_connections)
     async with open_app(settings, transport=upstream_transport) as app:
         asgi = build_http_app(app, host=host, peers=peers, stateful=settings.http_stateful, limits=limits, edge=edge)
         with bind_socket(host, port) as sock:
