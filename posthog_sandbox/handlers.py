@@ -326,7 +326,7 @@ def _start_backfill(ctx: Ctx, export_id: str) -> tuple[dict[str, Any], datetime 
                 429,
                 "server_error",
                 "too_many_concurrent_backfills",
-                f"This team already has {len(running)} batch export backfills running. Wait for some "
+                f"This team already has {cap} batch export backfills running. Wait for some "
                 "to finish or cancel them before creating more.",
             )
     start, end = parse_backfill_bounds(body, export, ctx.gen, ctx.now, ctx.sb.earliest_data)
