@@ -77,9 +77,12 @@ def apply(exports: list[dict[str, Any]], n: int, now: datetime) -> None:
     for export in with_failed_records:
         export[HISTORY]["records_failed"] = True
 
-    # long failures: a third of the exports failing since a date have failed every run for 12 days and more
+    # long failures: a third of the exports failing since a date (weekly ones aside: 12 days is two runs for
+    # them) have failed every run for 12 days and more, more runs than the 10 an export embeds
     failing = [
-        e for e in by_pattern.get("failing_since", []) if from_db(e[HISTORY]["from"]) <= now - timedelta(days=13)
+        e
+        for e in by_pattern.get("failing_since", [])
+        if e["interval"] != "week" and from_db(e[HISTORY]["from"]) <= now - timedelta(days=13)
     ]
     for export in failing[: math.ceil(len(failing) / 3)]:
         since = now - timedelta(days=LONG_FAILURE_DAYS, hours=rng.uniform(0, 20))
