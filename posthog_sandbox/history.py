@@ -86,6 +86,18 @@ class History:
         self.outages = tuple(
             (from_db(o["start"]), from_db(o["end"]), str(o["error"])) for o in export.get("_outages") or ()
         )
+        # everything else a run depends on, for the cache key
+        self.variant = (
+            self.pattern,
+            self.error,
+            self.failing_since,
+            self.rate,
+            self.silent_since,
+            self.never,
+            self.records_failed,
+            self.billing,
+            self.outages,
+        )
 
     # ------------------------------------------------------------------------------------------ ticks
 
@@ -131,7 +143,7 @@ class History:
     def run(self, tick: datetime) -> dict[str, Any]:
         """The run created at `tick` (callers never change it: the same dict may be handed out again)."""
         # everything a run depends on: two sandboxes in one process may share an export id, not a history
-        key = (self.export["id"], self.seed, self.until, self.destination, self.outages, tick)
+        key = (self.export["id"], self.seed, self.until, self.destination, self.variant, tick)
         cached = _RUNS.get(key)
         if cached is None:
             cached = _RUNS[key] = self._make_run(tick)
