@@ -4,8 +4,10 @@ The same N gives the same project every time (names, ids, configs, patterns; tim
 sandbox's clock): every destination type and interval, about 10% failing in the patterns operators meet
 (failing every run since a date, failing now and then, failing and then paused), about 10% paused, 30 days
 of runs at each export's interval with record counts that follow the day, log lines for every run, and a
-few backfills, running and finished. Past runs are computed, not stored (see `history.py`), so N = 500
-starts in well under a second; project 2 keeps its one HTTP export.
+few backfills, running and finished. Among them, the fleet-scale scenes (`scenes.py`: silent failures, a
+billing window, long failures, auto-pause...) and, when asked, hostile text (`hostile.py`). Past runs are
+computed, not stored (see `history.py`), so N = 2,000 starts in well under a second; project 2 keeps its one
+HTTP export.
 """
 
 from __future__ import annotations
