@@ -15,6 +15,7 @@ from starlette.routing import Route
 from . import serializers, simulation
 from .errors import ApiError, not_found, validation
 from .faults import parse_rule
+from .scene_controls import scene_routes
 from .state import Sandbox
 from .timeutil import drf, parse_drf_datetime
 
@@ -160,4 +161,5 @@ def control_routes() -> list[Route]:
         return _clock(sb)
 
     routes += [get_clock, advance_clock, set_clock, set_outcome, faults, requests, state, throttle, reset]
+    routes += scene_routes(_json_route)  # scenes, outages, hostile text, running backfills
     return routes

@@ -71,7 +71,9 @@ class Sandbox:
                 for offset, kind in INTEGRATION_KINDS.items():
                     self.store.add_integration(project * 100 + offset, project, kind)
             if self.config.exports is not None:
-                seed_large(self.store, self.generation, self.earliest_data, start, self.config.exports)
+                seed_large(
+                    self.store, self.generation, self.earliest_data, start, self.config.exports, self.config.hostile
+                )
             elif self.config.seed:
                 seed(self.store, self.generation, self.earliest_data, start)
 
