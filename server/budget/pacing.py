@@ -156,13 +156,19 @@ class Budget:
 
     def _spent(self, kind: RequestClass, first_class: bool, wait: float) -> OverBudget:
         windows = self.windows[kind]
-        spends = ", ".join(f"{w.limit} a {_period(w.seconds)}" for w in windows)
-        who = "confirmed writes" if first_class else "reads (a reserve is kept for confirmed writes)"
+        noun = "queries" if kind is RequestClass.QUERY else "requests"
+        spends = " and ".join(
+            f"{w.limit} {noun if i == 0 else ''} {_per(w.seconds)}".replace("  ", " ") for i, w in enumerate(windows)
+        )
+        kept = (
+            ""
+            if first_class
+            else f"; reads leave {windows[0].reserve} {_per(windows[0].seconds)} of it to confirmed writes"
+        )
         seconds = max(1, math.ceil(wait))
         return OverBudget(
-            f"PostHog's request budget for this key is spent for now: this server sends at most {spends} "
-            f"{'queries' if kind is RequestClass.QUERY else 'requests'} ({self.share:.0%} of PostHog's "
-            f"{self.limits[kind]}), shared by every caller and replica, and has none left for {who}. "
+            f"PostHog's request budget for this key is spent for now: this server sends PostHog at most {spends} "
+            f"({self.share:.0%} of PostHog's limits, {self.limits[kind]}), shared by every caller and replica{kept}. "
             f"Try again at {_clock_time(seconds)} (in {seconds} s). Nothing was sent to PostHog.",
             retry_at=time.time() + seconds,
         )
@@ -171,5 +177,5 @@ class Budget:
         await self.ledger.aclose()
 
 
-def _period(seconds: float) -> str:
-    return {60.0: "minute", 3600.0: "hour", 86400.0: "day", 1.0: "second"}.get(seconds, f"{seconds:g} s")
+def _per(seconds: float) -> str:
+    return {60.0: "a minute", 3600.0: "an hour", 86400.0: "a day", 1.0: "a second"}.get(seconds, f"per {seconds:g} s")
