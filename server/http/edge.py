@@ -224,7 +224,8 @@ class EdgeMiddleware:
                     "caller_busy",
                     f"Caller {caller.name!r} has {full} requests in flight, its share of this server's "
                     f"{self.edge.in_flight.capacity} connections while others use it too; wait for one to answer.",
-                    _retry_after(1),
+                    # Closed after this answer: a refused request must not keep a connection idle either.
+                    {**_retry_after(1), "Connection": "close"},
                 )
                 await busy.send(scope, receive, send)
                 return
