@@ -279,6 +279,7 @@ async def open_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
         transport=transport,
         budget=Budget.from_settings(settings),
     )
+    log.info("PostHog request budget: %s.", client.budget.describe())
     try:
         access = await discover_access(client, settings)
         app = App(settings, client, access)

@@ -23,6 +23,9 @@ from tests.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIRM_SECRET = "replicas-share-this-confirm-secret-for-tests"
+# The cluster's sandbox runs without its throttle unless a test asks for it: a PostHog with rate limiting off,
+# which the replicas' request budget is told (a test of the budget sets the variable empty: PostHog's limits).
+UNTHROTTLED_LIMITS = "crud=1000000/minute;query=1000000/minute,1000"
 START_SECONDS = 120.0
 
 
@@ -69,6 +72,7 @@ class Replica:
             "POSTHOG_HOST": sandbox_url,
             "POSTHOG_MCP_CONFIRM_SECRET": CONFIRM_SECRET,
             "POSTHOG_MCP_AUDIT_LOG": str(self.audit),
+            "POSTHOG_MCP_POSTHOG_LIMITS": UNTHROTTLED_LIMITS,
         }
         if redis_url:
             self.env["POSTHOG_MCP_REDIS_URL"] = redis_url

@@ -58,7 +58,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         control = SandboxControl(sandbox_url, DEFAULT_API_KEY)
         export = control.export_id("Events to BigQuery (backfilling)")
         run = next(r for r in control.state()["runs"] if r["batch_export"] == export and r["status"] == "Running")
-        env = {"POSTHOG_MCP_AUTH_TOKENS_FILE": str(tokens)}
+        # PostHog's published limits (empty: the cluster's unthrottled default is not used here).
+        env = {"POSTHOG_MCP_AUTH_TOKENS_FILE": str(tokens), "POSTHOG_MCP_POSTHOG_LIMITS": ""}
         try:
             with replicas(2, sandbox_url, redis.url, folder, env) as nodes:
                 yield Cluster(control, nodes, export, run["id"])
