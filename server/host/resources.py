@@ -22,7 +22,7 @@ from server.host.ui import APP_MIME_TYPE, View, view_for
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
 from server.visibility import KeyAccess
 from tools.declaration import READ, ToolSpec
-from tools.upstream import path_for
+from tools.upstream import OverBudget, path_for
 
 EXPORT_TEMPLATE = "posthog://projects/{project_id}/batch-exports/{batch_export_id}"
 _EXPORT_URI = re.compile(
@@ -102,6 +102,8 @@ class Resources:
         path = path_for("batch_exports/{batch_export_id}/", batch_export_id=match["batch_export_id"])
         try:
             export = await upstream.request("GET", path)
+        except OverBudget as spent:  # nothing was sent: the key's request budget is busy
+            raise MCPError(code=types.INTERNAL_ERROR, message=spent.detail, data={"uri": uri}) from None
         except PostHogError as error:
             if error.status == 404:
                 raise not_found(uri, "PostHog has no such export in that project.") from None
