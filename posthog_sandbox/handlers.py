@@ -263,7 +263,9 @@ def destination_test(ctx: Ctx) -> Result:
 
 
 def _run_step(ctx: Ctx, body: Any, export: dict[str, Any] | None) -> Result:
-    fields = validate_export(ctx.validation_context(None, partial=False), body)
+    # An existing export's step is validated against that export, so its destination type cannot change
+    # (docs/posthog-api.md, "Destination tests").
+    fields = validate_export(ctx.validation_context(export, partial=False), body)
     steps = _test_steps(ctx, fields["destination"]["type"])
     if steps is None:
         if ctx.gen >= 3:
@@ -326,7 +328,7 @@ def _start_backfill(ctx: Ctx, export_id: str) -> tuple[dict[str, Any], datetime 
                 429,
                 "server_error",
                 "too_many_concurrent_backfills",
-                f"This team already has {len(running)} batch export backfills running. Wait for some "
+                f"This team already has {cap} batch export backfills running. Wait for some "
                 "to finish or cancel them before creating more.",
             )
     start, end = parse_backfill_bounds(body, export, ctx.gen, ctx.now, ctx.sb.earliest_data)
@@ -368,7 +370,13 @@ def _render_backfill(ctx: Ctx, backfill: dict[str, Any], export: dict[str, Any])
 
 
 def list_backfills(ctx: Ctx, batch_export_id: str) -> Result:
-    export = get_export(ctx, batch_export_id, include_deleted=True)
+    # The listing filters the project's backfills by the id it is given: an id no export of this project has
+    # lists nothing rather than 404 (docs/posthog-api.md, "Backfills"). A malformed id stays 404.
+    if _uuid(batch_export_id) is None:
+        raise not_found()
+    export = ctx.store.get_export(str(_uuid(batch_export_id)))
+    if export is None or export["team_id"] != ctx.project:
+        return 200, {"next": None, "previous": None, "results": []}
     ordering = ctx.query.get("ordering") or "-created_at"
     if ordering not in ("created_at", "-created_at", "start_at", "-start_at"):
         ordering = "-created_at"

@@ -34,6 +34,8 @@ INTEGRATION_KINDS = {
     6: "azure-blob",
     7: "s3-compatible",
     8: "aws-redshift",
+    9: "aws-s3",  # a second of each kind an export may swap to (PostHog's update tests swap integrations)
+    10: "databricks",
 }
 
 
