@@ -15,7 +15,7 @@ import os
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import organization
 from .errors import not_found, server_error
@@ -24,8 +24,17 @@ from .pagination import cursor_page, replace_query
 from .store import Store
 from .timeutil import drf, from_db, to_db
 
-if TYPE_CHECKING:
-    from .handlers import Ctx
+
+class Ctx(Protocol):
+    """What a route handler here reads of `handlers.Ctx` (not imported: handlers imports this module)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    project: int
+    query: Any
+    url: str
+
 
 SCOPE = "BatchExport"
 # BatchExport's model fields that changes_between compares, in model order, with field_exclusions and the
@@ -167,10 +176,11 @@ def record_delete(store: Store, export: dict[str, Any], user_id: int | None, at:
 # ---------------------------------------------------------------------------------------------- seeds
 
 
-def _author(export_id: str, offset: int = 0) -> int:
-    """A stable colleague (or the key user) for a seeded entry."""
+def _author(export: dict[str, Any], offset: int = 0) -> int:
+    """A colleague (or the key user) for a seeded entry, the same one every time: by the export's name,
+    since the demo seed's ids are new in every database."""
     people = (organization.KEY_USER, *organization.COLLEAGUES)
-    digest = int(hashlib.sha256(export_id.encode()).hexdigest()[:8], 16)
+    digest = int(hashlib.sha256(f"{export['team_id']}:{export['name']}".encode()).hexdigest()[:8], 16)
     return people[(digest + offset) % len(people)].id
 
 
@@ -188,9 +198,7 @@ def seed_history(
         if renamed:
             old_name, renamed_at = renamed
             created["name"] = old_name
-        rows.append(
-            _row(created, "created", _author(export["id"]), export["created_at"], [], b"c" + export["id"].encode())
-        )
+        rows.append(_row(created, "created", _author(export), export["created_at"], [], b"c" + export["id"].encode()))
         current = created
         if renamed:
             current = dict(created, name=export["name"])
@@ -198,7 +206,7 @@ def seed_history(
                 _row(
                     current,
                     "updated",
-                    _author(export["id"], 1),
+                    _author(export, 1),
                     renamed[1],
                     changes_between(created, current),
                     b"r" + export["id"].encode(),
@@ -211,7 +219,7 @@ def seed_history(
                 _row(
                     paused,
                     "updated",
-                    None if by_workers else _author(export["id"], 2),
+                    None if by_workers else _author(export, 2),
                     export["last_paused_at"],
                     changes_between(current, paused),
                     b"p" + export["id"].encode(),

@@ -16,7 +16,7 @@ import ipaddress
 import json
 import re
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from . import organization
@@ -25,8 +25,19 @@ from .pagination import limit_offset_page, page_window
 from .store import Store
 from .timeutil import drf, from_db, to_db
 
-if TYPE_CHECKING:
-    from .handlers import Ctx
+
+class Ctx(Protocol):
+    """What a route handler here reads of `handlers.Ctx` (not imported: handlers imports this module)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    project: int
+    query: Any
+    body: Any
+    url: str
+    now: datetime
+
 
 Result = tuple[int, Any]
 
