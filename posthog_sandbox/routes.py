@@ -2,6 +2,7 @@
 
 Scopes: `read`/`write` mean `batch_export:read`/`batch_export:write`; `INTERNAL` is grantable only via `*`;
 `None` means the action maps to no scope (personal keys get 403, docs/posthog-api.md, "Keys and scopes").
+The routes outside `batch_exports/` name their own scopes (`query:read`, `activity_log:read`, `integration:*`).
 """
 
 from __future__ import annotations
