@@ -18,6 +18,9 @@ ApiRoute = Literal["projects", "environments"]
 DEFAULT_HOST = "https://us.posthog.com"
 DEFAULT_TIMEOUT = 20.0
 MAX_TIMEOUT = 300.0
+UPSTREAM_CALL_TIMEOUTS = 2
+"""One PostHog call, its retries and waits included, ends within this many POSTHOG_MCP_TIMEOUTs
+(server/posthog.py); the guard's in-flight lock is derived from it."""
 MIN_AUTH_TOKEN_CHARS = 32
 
 

@@ -26,6 +26,7 @@ import anyio
 import httpx
 
 from server import __version__, log_bodies, metrics
+from server.config import UPSTREAM_CALL_TIMEOUTS
 from tools.declaration import HttpMethod, UpstreamError
 from tools.request import Request
 
@@ -339,7 +340,7 @@ class PostHogClient:
         """
         kind = request_kind(method, path)
         started = anyio.current_time()
-        deadline = started + 2 * self._timeout
+        deadline = started + UPSTREAM_CALL_TIMEOUTS * self._timeout
         attempt = 0
         while True:
             remaining = deadline - anyio.current_time()
