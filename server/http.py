@@ -39,7 +39,14 @@ from server import __version__
 from server.addresses import is_loopback
 from server.app import App, open_app
 from server.config import ConfigError, Settings
-from server.connections import BodyDeadline, HttpLimits, NoStandaloneStream, uvicorn_options
+from server.connections import (
+    SESSION_IDLE_SECONDS,
+    BodyDeadline,
+    HttpLimits,
+    NoStandaloneStream,
+    SessionsPerCaller,
+    uvicorn_options,
+)
 from server.edge import Edge, describe
 from server.rebinding import AllowedPeers, HostOriginCheck, allowed_peers
 
@@ -118,7 +125,7 @@ def build_http_app(
     """The ASGI application: `/mcp` (streamable HTTP), `/healthz`, `/.well-known/*`, and the layers around them.
 
     Outermost first: Host/Origin allow-lists, the body deadline, the edge (callers, OAuth, limits:
-    server/edge.py), no GET stream, then the routes. `well_known` routes and the edge's OAuth
+    server/edge.py), with --stateful the sessions each caller may hold, no GET stream, then the routes. `well_known` routes and the edge's OAuth
     metadata are matched before the catch-all 404 under /.well-known/, and are served without a
     token like the health check; the edge also adds /metrics. Without `edge`, one is built from the
     app's settings (`auth_token`, when given, stands in for POSTHOG_MCP_AUTH_TOKEN)."""
@@ -138,6 +145,7 @@ def build_http_app(
     endpoint: Starlette = app.server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=not stateful,
+        session_idle_timeout=SESSION_IDLE_SECONDS,
         host=host,
         # The SDK's own check knows three spellings of loopback and nothing else; HostOriginCheck replaces it.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
@@ -148,6 +156,8 @@ def build_http_app(
     schemas = {definition.name: definition.input_schema for definition in app.definitions}
     app.server.get_tool_input_schema = schemas.get
     asgi: ASGIApp = NoStandaloneStream(endpoint, MCP_PATH, allow="POST, DELETE" if stateful else "POST")
+    if stateful:
+        asgi = SessionsPerCaller(asgi, MCP_PATH)  # inside the edge, which names the caller
     asgi = edge.wrap(asgi, exempt=(HEALTH_PATH,))
     asgi = BodyDeadline(asgi, limits.request_body_seconds, limits.max_body_bytes)
     return HostOriginCheck(asgi, peers or allowed_peers(host), exempt_hosts_for=(HEALTH_PATH,))
