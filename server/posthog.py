@@ -26,6 +26,7 @@ import anyio
 import httpx
 
 from server import __version__, log_bodies, metrics
+from server.config import UPSTREAM_CALL_TIMEOUTS
 from tools.upstream import HttpMethod, Request, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -338,7 +339,7 @@ class PostHogClient:
         """
         kind = request_kind(method, path)
         started = anyio.current_time()
-        deadline = started + 2 * self._timeout
+        deadline = started + UPSTREAM_CALL_TIMEOUTS * self._timeout
         attempt = 0
         while True:
             remaining = deadline - anyio.current_time()
@@ -450,7 +451,7 @@ def _decode(response: httpx.Response, kind: RequestKind) -> Any:
 
 
 class ProjectUpstream:
-    """The `tools.upstream.Upstream` a tool sees: requests relative to one project."""
+    """The `tools.declaration.Upstream` a tool sees: requests relative to one project."""
 
     def __init__(self, client: PostHogClient, project_id: int) -> None:
         self._client = client
