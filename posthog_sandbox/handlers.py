@@ -234,7 +234,7 @@ def export_logs(ctx: Ctx, id: str) -> Result:
     rows = []
     for row in logs_of(ctx.store, export):
         if "after" in bounds and not row["timestamp"] > bounds["after"]:
-            continue
+            break  # rows come newest first: every later one is older still
         if "before" in bounds and not row["timestamp"] < bounds["before"]:
             continue
         if levels and row["level"] not in levels:
@@ -470,12 +470,12 @@ def list_runs(ctx: Ctx, batch_export_id: str) -> Result:
 
     runs.sort(key=key, reverse=ordering.startswith("-"))
     page = cursor_page(runs, key, ctx.url, ctx.query.get("cursor"), 100)
-    page["results"] = [serializers.run(r) for r in page["results"]]
+    page["results"] = [serializers.run(r, ctx.gen) for r in page["results"]]
     return 200, page
 
 
 def retrieve_run(ctx: Ctx, batch_export_id: str, id: str) -> Result:
-    return 200, serializers.run(_get_run(ctx, batch_export_id, id)[1])
+    return 200, serializers.run(_get_run(ctx, batch_export_id, id)[1], ctx.gen)
 
 
 def retry_run(ctx: Ctx, batch_export_id: str, id: str) -> Result:
