@@ -24,7 +24,7 @@ from server.budget import Budget
 from server.config import ConfigError, Settings, default_audit_path
 from server.definitions import TOKEN_MAX_CHARS, tool_definition
 from server.guard.audit import AuditLog
-from server.guard.decision import Guard, GuardedCall
+from server.guard.decision import Guard, GuardedCall, in_flight_seconds
 from server.guard.result import TOKEN_PARAM
 from server.guard.sealing import TokenSigner
 from server.guard.shared_state import open_shared_state
@@ -128,7 +128,11 @@ class App:
             )
         self.audit = AuditLog(settings.audit_log or default_audit_path())
         self.guard = Guard(
-            TokenSigner(settings.confirm_secret), self.audit, settings.confirm, open_shared_state(settings.redis_url)
+            TokenSigner(settings.confirm_secret),
+            self.audit,
+            settings.confirm,
+            open_shared_state(settings.redis_url),
+            in_flight=in_flight_seconds(settings.timeout),
         )
         self.specs = visible(CATALOG, settings, access)
         self.definitions = [

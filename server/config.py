@@ -18,6 +18,9 @@ ApiRoute = Literal["projects", "environments"]
 DEFAULT_HOST = "https://us.posthog.com"
 DEFAULT_TIMEOUT = 20.0
 MAX_TIMEOUT = 300.0
+UPSTREAM_CALL_TIMEOUTS = 2
+"""One PostHog call, its retries and waits included, ends within this many POSTHOG_MCP_TIMEOUTs
+(server/posthog.py); the guard's in-flight lock is derived from it."""
 MIN_AUTH_TOKEN_CHARS = 32
 
 
@@ -61,6 +64,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     http_stateful: bool = False
+    single_replica: bool = False
+    """Over HTTP: the operator says this is the only replica, so a confirm secret needs no shared Redis."""
     auth_tokens_file: Path | None = None
     oauth_issuer: str | None = None
     oauth_jwks_url: str | None = None
@@ -102,6 +107,7 @@ class Settings:
             "allowed_hosts": _names(env.get("POSTHOG_MCP_ALLOWED_HOSTS")),
             "allowed_origins": _names(env.get("POSTHOG_MCP_ALLOWED_ORIGINS")),
             "http_stateful": _flag(env.get("POSTHOG_MCP_HTTP_STATEFUL")),
+            "single_replica": _flag(env.get("POSTHOG_MCP_SINGLE_REPLICA")),
             "auth_tokens_file": Path(tokens) if (tokens := env.get("POSTHOG_MCP_AUTH_TOKENS_FILE")) else None,
             "oauth_issuer": env.get("POSTHOG_MCP_OAUTH_ISSUER") or None,
             "oauth_jwks_url": env.get("POSTHOG_MCP_OAUTH_JWKS_URL") or None,

@@ -32,6 +32,7 @@ import httpx
 from server import __version__, log_bodies, metrics
 from server.budget import Budget
 from server.budget.ledger import InProcessLedger
+from server.config import UPSTREAM_CALL_TIMEOUTS
 from tools.upstream import HttpMethod, OverBudget, Request, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -348,7 +349,7 @@ class PostHogClient:
         """
         kind = request_kind(method, path)
         started = anyio.current_time()
-        deadline = started + 2 * self._timeout
+        deadline = started + UPSTREAM_CALL_TIMEOUTS * self._timeout
         attempt = 0
         while True:
             try:

@@ -171,7 +171,9 @@ def test_inspector_over_streamable_http_with_bearer_token(
     inspector_sandbox: tuple[Any, SandboxControl], tmp_path: Path
 ) -> None:
     sandbox, _ = inspector_sandbox
-    process, url = start_http_server({**server_env(sandbox, tmp_path), "POSTHOG_MCP_AUTH_TOKEN": MCP_TOKEN})
+    process, url = start_http_server(
+        {**server_env(sandbox, tmp_path), "POSTHOG_MCP_AUTH_TOKEN": MCP_TOKEN, "POSTHOG_MCP_SINGLE_REPLICA": "true"}
+    )
     try:
         done = run_npx(
             INSPECTOR,

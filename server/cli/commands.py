@@ -67,6 +67,13 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="With --transport http: keep a session per client (POSTHOG_MCP_HTTP_STATEFUL), so handshake-era clients "
         "get elicitation; needs sticky sessions behind a load balancer.",
     )
+    parser.add_argument(
+        "--single-replica",
+        action="store_true",
+        default=None,
+        help="With --transport http: this is the only replica (POSTHOG_MCP_SINGLE_REPLICA), so "
+        "POSTHOG_MCP_CONFIRM_SECRET may be set without POSTHOG_MCP_REDIS_URL.",
+    )
     parser.add_argument("--read-only", action="store_true", default=None, help="List and allow read tools only.")
     parser.add_argument("--sandbox", action="store_true", help="Start the local PostHog sandbox in-process and use it.")
     parser.add_argument(
@@ -163,6 +170,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -
         "allowed_hosts": args.allowed_hosts,
         "allowed_origins": args.allowed_origins,
         "http_stateful": args.stateful,
+        "single_replica": args.single_replica,
     }
     return Settings.from_env(env, **overrides)
 
@@ -249,9 +257,10 @@ def serve(args: argparse.Namespace) -> int:
     _redactor.hide(settings.api_key, settings.auth_token, *token_values(settings.auth_tokens_file))
     if args.transport == "http":
         from server.http.rebinding import allowed_peers
-        from server.http.transport import check_bind
+        from server.http.transport import check_bind, check_replicas
 
         check_bind(args.host, settings.client_auth)
+        check_replicas(settings)
         allowed_peers(args.host, settings.allowed_hosts, settings.allowed_origins)  # a bad entry fails here, clearly
     if not settings.sandbox:
         settings.require_key()  # fail before anything starts, with the message that says how to fix it

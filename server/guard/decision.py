@@ -24,6 +24,7 @@ happened, not that a person agreed; elicitation puts a person in the loop when t
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,7 @@ from mcp_types import version as protocol_versions
 
 from server import budget, metrics, results, untrusted
 from server.caller import caller_name
+from server.config import DEFAULT_TIMEOUT, UPSTREAM_CALL_TIMEOUTS
 from server.guard.audit import AuditLog
 from server.guard.result import TOKEN_PARAM, GuardedResult, GuardedStatus
 from server.guard.sealing import STATE_KIND, TOKEN_KIND, Claim, Refused, TokenSigner, canonical_digest, label_of
@@ -58,9 +60,20 @@ __all__ = [
 ]
 
 ELICIT_KEY = "confirm"
-# Long enough for the re-check read and the write with their retries at the default timeout;
-# short, so a replica that died mid-write blocks a copy of its call for two minutes at most.
-IN_FLIGHT_SECONDS = 120
+# While the lock is held the guard makes two PostHog calls, the re-check read and the write.
+CALLS_UNDER_THE_LOCK = 2
+IN_FLIGHT_MARGIN_SECONDS = 40
+
+
+def in_flight_seconds(timeout: float) -> int:
+    """How long the in-flight lock lives: the two calls made under it, each as long as POSTHOG_MCP_TIMEOUT
+    lets one last (retries and waits included), and a margin for the steps between them. Long enough that
+    a copy of a call never finds the lock gone while the first may still write; short, so a replica that
+    died mid-write blocks a copy of its call no longer than that (2 minutes at the default 20 s)."""
+    return math.ceil(CALLS_UNDER_THE_LOCK * UPSTREAM_CALL_TIMEOUTS * timeout + IN_FLIGHT_MARGIN_SECONDS)
+
+
+IN_FLIGHT_SECONDS = in_flight_seconds(DEFAULT_TIMEOUT)
 
 Execute = Callable[[], Awaitable[Any]]
 PreviewRead = Callable[[], Awaitable[Preview]]
@@ -128,11 +141,20 @@ def _typed_name(call: GuardedCall, preview: Preview) -> str | None:
 
 
 class Guard:
-    def __init__(self, signer: TokenSigner, audit: AuditLog, policy: str, state: SharedState | None = None) -> None:
+    def __init__(
+        self,
+        signer: TokenSigner,
+        audit: AuditLog,
+        policy: str,
+        state: SharedState | None = None,
+        in_flight: int = IN_FLIGHT_SECONDS,
+    ) -> None:
         self.signer = signer
         self.audit = audit
         self.policy = policy
         self.state: SharedState = state if state is not None else InProcessState()
+        self.in_flight = in_flight
+        """Seconds the in-flight lock lives: `in_flight_seconds` of the PostHog timeout."""
 
     def applies(self, spec: ToolSpec) -> bool:
         if not spec.is_guarded or self.policy == "never":
@@ -316,7 +338,7 @@ class Guard:
     async def _hold(self, call: GuardedCall, digest: str, progress: Progress) -> None:
         name = self.signer.store_name("in-flight", call.spec.name, call.project, digest)
         holder = {"caller": caller_name(), "since": int(time.time()), "id": secrets.token_hex(8)}
-        found = await self.state.hold(name, holder, IN_FLIGHT_SECONDS)
+        found = await self.state.hold(name, holder, self.in_flight)
         if found is not None:
             since = found.get("since")
             age = f", started {max(0, int(time.time()) - since)} s ago" if isinstance(since, int) else ""
@@ -332,7 +354,7 @@ class Guard:
         try:
             await self.state.release(*held)
         except StateUnavailable:
-            pass  # it expires on its own within IN_FLIGHT_SECONDS
+            pass  # it expires on its own within self.in_flight
 
     # --- errors, by the step they happened in ---------------------------------------------------
 

@@ -16,8 +16,11 @@ import mcp.types as types
 from mcp import MCPError
 
 from server import untrusted
+from tools.echo import echoed
 
 MAX_ARGUMENT_LENGTH = 200
+# A caller's unknown argument names are repeated in the error, each capped and only the first few.
+MAX_UNKNOWN_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ class Prompts:
         if prompt is None:
             raise MCPError(
                 code=types.INVALID_PARAMS,
-                message=f"Unknown prompt {params.name!r}. Prompts here: {', '.join(self.offered) or 'none'}.",
+                message=f"Unknown prompt {echoed(params.name)!r}. Prompts here: {', '.join(self.offered) or 'none'}.",
             )
         return types.GetPromptResult(
             description=prompt.description,
@@ -209,7 +212,9 @@ class Prompts:
         missing = [a.name for a in expected if a.required and not str(given.get(a.name, "")).strip()]
         if unknown or missing:
             problems = [f"missing required argument(s): {', '.join(missing)}"] if missing else []
-            problems += [f"unknown argument(s): {', '.join(unknown)}"] if unknown else []
+            shown = [echoed(name) for name in unknown[:MAX_UNKNOWN_SHOWN]]
+            shown += [f"and {len(unknown) - MAX_UNKNOWN_SHOWN} more"] if len(unknown) > MAX_UNKNOWN_SHOWN else []
+            problems += [f"unknown argument(s): {', '.join(shown)}"] if unknown else []
             allowed = ", ".join(a.name for a in expected)
             raise MCPError(
                 code=types.INVALID_PARAMS,

@@ -1,10 +1,12 @@
 """The HTTP edge: who is calling, whether they may, and how often.
 
 Every HTTP request but the health check and the OAuth metadata passes here first:
-- an address that presented too many wrong bearer tokens is refused (429) before its token is looked at;
 - the bearer token names the caller: a named static token (server/http/callers.py), or an OAuth
   access token (server/http/oauth.py) whose subject is the caller; a wrong one is 401, an OAuth
   token without the required scope 403 naming the scope;
+- an address that presented too many wrong bearer tokens is refused (429), whatever token it
+  sends, except for the callers it was already serving (server/http/limits.py): one address may be
+  many people, and one of them guessing must not lock out the others;
 - the caller's request limit (server/http/limits.py): over it, 429 with Retry-After;
 - the caller's share of the connections (`InFlight`): a request past it is 429 at once;
 - then `server.caller.current_caller` is set for the request, so the audit trail and every
@@ -127,18 +129,36 @@ class Edge:
         if not self.authenticates:
             return Caller(LOCAL_CALLER)
         address = scope["client"][0] if scope.get("client") else "unknown"
-        wait = await self.limits.locked_out(address)
-        if wait is not None:
-            log.info("Refused a request from %s: locked out after repeated wrong bearer tokens.", address)
-            raise Refusal(
-                429,
-                "locked_out",
-                f"Too many wrong bearer tokens from this address; try again in {math.ceil(wait)} s.",
-                _retry_after(wait),
-            )
         token = _bearer(scope)
         if not token:
+            # No token is no guess: it is how an OAuth client learns where to sign in, locked-out address or not.
             raise self._unauthorized(None)
+        wait = await self.limits.locked_out(address)
+        try:
+            caller = await self._verified(token, address)
+        except Refusal as refusal:
+            if wait is not None and refusal.status == 401:
+                raise self._locked_out(address, wait) from None
+            raise
+        # Someone else's guesses from this address do not lock out a caller it was already serving; any other
+        # caller waits like a guess does, so the 429 tells a guesser nothing.
+        if wait is not None and not await self.limits.vouched(address, caller.name):
+            raise self._locked_out(address, wait)
+        scope_needed = self.oauth.scope if self.oauth is not None and caller.subject is not None else None
+        if scope_needed and scope_needed not in caller.scopes:
+            assert self.oauth is not None
+            raise Refusal(
+                403,
+                "insufficient_scope",
+                f"The access token lacks the scope {scope_needed!r}; ask the identity provider for a token with it.",
+                {"WWW-Authenticate": self.oauth.challenge("insufficient_scope", f"Required scope: {scope_needed}")},
+            )
+        await self.limits.served(address, caller.name)
+        return caller
+
+    async def _verified(self, token: str, address: str) -> Caller:
+        """The caller a token names: a static token's, or a verified OAuth token's subject. A wrong token is a
+        401 and counts toward the address's lock-out."""
         name = self.tokens.caller_for(token) if self.tokens else None
         if name is not None:
             return Caller(name)
@@ -155,15 +175,17 @@ class Edge:
             raise Refusal(
                 503, "verifier_unavailable", f"Cannot verify access tokens right now: {reason}.", _retry_after(30)
             ) from None
-        scope_needed = self.oauth.scope
-        if scope_needed and scope_needed not in verified.scopes:
-            raise Refusal(
-                403,
-                "insufficient_scope",
-                f"The access token lacks the scope {scope_needed!r}; ask the identity provider for a token with it.",
-                {"WWW-Authenticate": self.oauth.challenge("insufficient_scope", f"Required scope: {scope_needed}")},
-            )
         return Caller(verified.subject, verified.subject, self.oauth.issuer, verified.scopes)
+
+    @staticmethod
+    def _locked_out(address: str, wait: float) -> Refusal:
+        log.info("Refused a request from %s: locked out after repeated wrong bearer tokens.", address)
+        return Refusal(
+            429,
+            "locked_out",
+            f"Too many wrong bearer tokens from this address; try again in {math.ceil(wait)} s.",
+            _retry_after(wait),
+        )
 
     def _unauthorized(self, reason: str | None) -> Refusal:
         if self.oauth is not None:

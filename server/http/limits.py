@@ -1,6 +1,11 @@
 """Request limits at the HTTP edge: so many requests per caller per window, a share of the connections
 per caller (`InFlight`), and a lock-out for addresses that keep presenting wrong bearer tokens.
 
+One address may be many people (behind a reverse proxy that names no client, or a NAT), so a
+locked-out address still lets in the callers it was serving: each caller served from an address is
+remembered there for a day ("vouched"). Anything else from a locked address waits, a right token
+never served from it included, so guessing from it stays slow and a 429 says nothing about a guess.
+
 Counters are fixed windows. With POSTHOG_MCP_REDIS_URL they live in Redis, so every replica
 counts against the same limit; otherwise in this process. When Redis cannot be reached the
 counters fall back to this process (each replica then limits on its own) rather than
@@ -34,6 +39,10 @@ REDIS_TIMEOUT_SECONDS = 0.5
 REDIS_PAUSE_AFTER_ERROR_SECONDS = 5.0
 FALLBACK_WARNING_EVERY_SECONDS = 60.0
 MAX_IN_PROCESS_KEYS = 100_000
+VOUCH_SECONDS = 24 * 3600.0
+"""How long an address remembers a caller it served: that caller gets past the address's lock-out."""
+VOUCH_REFRESH_SECONDS = 600.0
+"""A caller's every request renews the memory, but one process writes it at most this often."""
 
 
 class WindowCounter(Protocol):
@@ -43,6 +52,14 @@ class WindowCounter(Protocol):
 
     async def peek(self, key: str, window: float) -> tuple[int, float]:
         """The current window's count, without adding to it."""
+        ...
+
+    async def mark(self, key: str, seconds: float) -> None:
+        """Remember `key` for `seconds` from now."""
+        ...
+
+    async def marked(self, key: str) -> bool:
+        """Whether `key` is remembered."""
         ...
 
     async def aclose(self) -> None: ...
@@ -57,6 +74,7 @@ class InProcessCounter:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._counts: dict[str, tuple[int, int]] = {}
+        self._marks: dict[str, float] = {}  # key -> until, oldest first
 
     async def hit(self, key: str, window: float) -> tuple[int, float]:
         index, remaining = _window(self.clock(), window)
@@ -75,6 +93,18 @@ class InProcessCounter:
     def _forget_old(self, index: int) -> None:
         # Only keys of past windows go; if every key is current the dict holds at most the live callers.
         self._counts = {k: v for k, v in self._counts.items() if v[0] == index}
+
+    async def mark(self, key: str, seconds: float) -> None:
+        now = self.clock()
+        if len(self._marks) >= MAX_IN_PROCESS_KEYS and key not in self._marks:
+            self._marks = {k: until for k, until in self._marks.items() if until > now}
+            if len(self._marks) >= MAX_IN_PROCESS_KEYS:
+                self._marks.pop(next(iter(self._marks)))  # the oldest
+        self._marks.pop(key, None)
+        self._marks[key] = now + seconds
+
+    async def marked(self, key: str) -> bool:
+        return self._marks.get(key, float("-inf")) > self.clock()
 
     async def aclose(self) -> None:
         return None
@@ -134,6 +164,24 @@ class RedisCounter:
             self._warn(error)
             return await self.fallback.peek(key, window)
 
+    async def mark(self, key: str, seconds: float) -> None:
+        if self._paused():
+            return await self.fallback.mark(key, seconds)
+        try:
+            await self.redis.set(key, b"1", ex=max(1, int(seconds)))
+        except Exception as error:
+            self._warn(error)
+            await self.fallback.mark(key, seconds)
+
+    async def marked(self, key: str) -> bool:
+        if self._paused():
+            return await self.fallback.marked(key)
+        try:
+            return bool(await self.redis.exists(key))
+        except Exception as error:
+            self._warn(error)
+            return await self.fallback.marked(key)
+
     def _warn(self, error: Exception) -> None:
         now = time.monotonic()
         self._paused_until = now + self.pause
@@ -167,6 +215,7 @@ class Limits:
     def __init__(self, rules: LimitRules, counter: WindowCounter) -> None:
         self.rules = rules
         self.counter = counter
+        self._vouched_at: dict[str, float] = {}  # key -> when this process last wrote it (monotonic)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, authenticated: bool) -> Limits:
@@ -195,6 +244,23 @@ class Limits:
     async def failed(self, address: str) -> None:
         if self.rules.failures > 0:
             await self.counter.hit(_key("authfail", address), self.rules.failure_window)
+
+    async def served(self, address: str, caller: str) -> None:
+        """Remember that `address` served `caller`, so its lock-out (someone else's guesses) lets the caller in."""
+        if self.rules.failures <= 0:
+            return
+        key = _key("served", f"{address}\n{caller}")
+        now = time.monotonic()
+        if now - self._vouched_at.get(key, float("-inf")) < VOUCH_REFRESH_SECONDS:
+            return
+        if len(self._vouched_at) >= MAX_IN_PROCESS_KEYS:
+            self._vouched_at.clear()  # only a cache of what was written: the next request writes again
+        self._vouched_at[key] = now
+        await self.counter.mark(key, VOUCH_SECONDS)
+
+    async def vouched(self, address: str, caller: str) -> bool:
+        """Whether `address` served `caller` within VOUCH_SECONDS."""
+        return await self.counter.marked(_key("served", f"{address}\n{caller}"))
 
     async def aclose(self) -> None:
         await self.counter.aclose()

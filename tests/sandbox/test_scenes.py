@@ -167,9 +167,13 @@ def test_long_failures_reach_far_beyond_the_latest_runs(fleet: Api, scenes: dict
         runs = _runs(fleet, export_id, after=info["first_failed_run_at"])
         failed = [r for r in runs if r["status"] == "Failed"]
         assert {r["status"] for r in runs} <= {"Failed", "FailedBilling", "Running", "Starting"}
-        assert len(failed) >= 12 and {r["latest_error"] for r in failed} == {info["error"]}
+        # 12 days of runs, one of which may fall in the billing window
+        assert len(failed) > 10 and len([r for r in runs if r["status"].startswith("Failed")]) >= 12
+        assert {r["latest_error"] for r in failed} == {info["error"]}
         latest = fleet.get(f"{export_id}/").json()["latest_runs"]
-        assert len(latest) == 10 and all(r["status"] in ("Failed", "Running", "Starting") for r in latest)
+        assert len(latest) == 10 and all(
+            r["status"] in ("Failed", "FailedBilling", "Running", "Starting") for r in latest
+        )
 
 
 def test_paused_by_posthog_or_by_a_person(fleet: Api, scenes: dict[str, Any]) -> None:
