@@ -208,7 +208,7 @@ class Prompts:
 
     def render(self, prompt: PromptSpec, given: dict[str, str]) -> str:
         expected = self._arguments(prompt)
-        unknown = sorted(_clean(name) for name in set(given) - {a.name for a in prompt.arguments})
+        unknown = sorted(untrusted.clean_line(name) for name in set(given) - {a.name for a in prompt.arguments})
         missing = [a.name for a in expected if a.required and not str(given.get(a.name, "")).strip()]
         if unknown or missing:
             problems = [f"missing required argument(s): {', '.join(missing)}"] if missing else []
