@@ -298,3 +298,29 @@ async def test_n3_no_surface_passes_posthogs_text_raw(
     assert seen.mentions_injection("question"), "no question quoted the hostile target"
     assert len(seen.marker_ids) == len(set(seen.marker_ids)), "a marker id was used twice"
     assert not seen.problems, f"{len(seen.problems)} raw strings:\n" + "\n".join(seen.problems[:15])
+
+
+async def test_a_person_confirms_a_delete_by_the_name_as_it_was_shown(
+    make_sandbox: Callable[..., Any], mode: str, tmp_path: Path
+) -> None:
+    """A name with hidden characters is shown cleaned, and typing what was shown confirms the delete."""
+    sandbox = make_sandbox(generation=3)
+    control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
+    export = control.export_id("Paused events to Postgres")
+    hidden = "Paused\u200b events\u202e to\U000e0041 Postgres\x1b[0m"
+    assert control.api("PATCH", f"1/batch_exports/{export}/", json={"name": hidden}).status_code == 200
+    asked: list[str] = []
+
+    async def type_what_was_shown(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        shown = re.search(r"Type the export's name \((.*)\) to confirm", params.message)
+        assert shown, params.message
+        return types.ElicitResult(action="accept", content={"name": shown.group(1)})
+
+    settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)
+    async with running_app(settings) as app, connect(app, mode, elicitation_callback=type_what_was_shown) as client:
+        result = await client.call_tool("batch-export-delete", {"project_id": 1, "batch_export_id": export})
+    assert not result.is_error and (result.structured_content or {})["status"] == "executed", text(result)
+    assert asked and "(Paused events to Postgres)" in asked[0]
+    assert control.api("GET", f"1/batch_exports/{export}/").status_code == 404
+    control.close()
