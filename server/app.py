@@ -42,6 +42,7 @@ from tools.request import build_request
 
 log = logging.getLogger(__name__)
 
+
 async def perform(spec: ToolSpec, params: Params, upstream: Upstream) -> Any:
     """Carry out one catalog entry: the request its declaration builds, amended by its handler if it has one."""
     request = build_request(spec, params)

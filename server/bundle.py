@@ -40,8 +40,9 @@ USER_CONFIG: dict[str, dict[str, Any]] = {
         "type": "string",
         "title": "PostHog personal API key",
         "description": (
-            "Create one in PostHog under Settings > Personal API keys with the batch_export:read scope "
-            "(add batch_export:write to pause, retry, backfill, change or delete). A read-only key is the safest choice."
+            "Create one in PostHog under Settings > Personal API keys with the scopes batch_export:read and "
+            "query:read (batch-export-errors then reads a project's logs in one request); add batch_export:write "
+            "to pause, retry, backfill, change or delete. A read-only key is the safest choice."
         ),
         "sensitive": True,
         "required": True,
