@@ -30,7 +30,6 @@ from anyio.streams.memory import MemoryObjectSendStream
 from mcp import MCPError
 from mcp.server import Server, ServerRequestContext
 from mcp.server.runner import serve_dual_era_loop
-from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
 from pydantic import BaseModel
 
@@ -40,6 +39,8 @@ from server.identity import SERVER_NAME, SERVER_TITLE, instructions_for
 from server.ui import EXTENSION_ID
 
 if TYPE_CHECKING:
+    from mcp.shared._stream_protocols import ReadStream, WriteStream
+
     from server.app import App
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from tools.catalog import CATALOG
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 TIMEOUT = 300
+KEY = "phx_package_test_key_0123456789"  # every scope, query:read included
 
 
 def run(*command: str | Path, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -94,6 +96,45 @@ async def test_serve_sandbox_answers_a_real_client(
         # The sandbox's Query API needs the `sandbox` extra; without it batch-export-errors reads the logs route.
         errors = data(await client.call_tool("batch-export-errors", {"project_id": 1, "after": "-7d"}))
         assert "logs route" in errors["source"] and errors["exports"]
+
+
+def test_sandbox_command(installed: tuple[Path, Path, dict[str, str]], tmp_path: Path) -> None:
+    """The sandbox on its own: it serves, and its Query API says which extra it needs, never a traceback."""
+    import httpx
+
+    from posthog_sandbox.routes import QUERY_NEEDS_SQLGLOT
+    from tests.redis_server import free_port
+
+    bin_dir, _, env = installed
+    port = free_port()
+    process = subprocess.Popen(
+        [str(bin_dir / "posthog-batch-exports-mcp"), "sandbox", "--port", str(port), "--key", f"{KEY}=*"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}/api/projects/1"
+    headers = {"Authorization": f"Bearer {KEY}"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                exports = httpx.get(f"{base}/batch_exports/", headers=headers, timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the sandbox did not answer within 60 s"
+                time.sleep(0.1)
+        assert exports.status_code == 200 and exports.json()["count"] == 4
+        query = {"query": {"kind": "HogQLQuery", "query": "SELECT count() FROM batch_export_log_entries"}}
+        refused = httpx.post(f"{base}/query/", headers=headers, json=query, timeout=5)
+        assert refused.status_code == 404 and refused.json()["detail"] == QUERY_NEEDS_SQLGLOT
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert "Traceback" not in stderr
 
 
 def test_demo(installed: tuple[Path, Path, dict[str, str]], tmp_path: Path) -> None:
