@@ -18,6 +18,7 @@ the same number of runs."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -61,8 +62,22 @@ OURS_IMPORTS = "import server.cli, server.stdio"
 FLOOR_IMPORTS = "import mcp.server, mcp.server.stdio"
 
 
+def cpu_ms(pid: int) -> float:
+    """CPU time (user + system) a live process has used so far, from /proc (10 ms resolution)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def time_to_answer(arguments: list[str], env: dict[str, str], message: dict[str, Any]) -> float:
     """Milliseconds from Popen to the answer line (the answer must carry a result, not an error)."""
+    return answer_costs(arguments, env, message)[0]
+
+
+def answer_costs(arguments: list[str], env: dict[str, str], message: dict[str, Any]) -> tuple[float, float]:
+    """(wall milliseconds from Popen to the answer line, CPU milliseconds the process spent until then).
+
+    On a machine shared with other work the wall time swings with the load; the CPU time is the work
+    itself, so it compares the servers where the wall time cannot."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, *arguments],
@@ -78,10 +93,11 @@ def time_to_answer(arguments: list[str], env: dict[str, str], message: dict[str,
         process.stdin.flush()
         line = process.stdout.readline()
         elapsed = (time.perf_counter() - started) * 1000
+        spent = cpu_ms(process.pid)
         answer = json.loads(line)
         if "result" not in answer:
             raise RuntimeError(f"{arguments} answered {message['method']} with {line[:300]!r}")
-        return elapsed
+        return elapsed, spent
     finally:
         process.kill()
         process.wait(10)
@@ -106,11 +122,14 @@ async def run(sandbox: Sandbox, state: Path, runs: int) -> dict[str, Any]:
     for arguments in SERVERS.values():  # warm the file-system cache before timing
         time_to_answer(arguments, env, INITIALIZE)
     samples: dict[str, dict[str, list[float]]] = {opening: {name: [] for name in SERVERS} for opening in openings}
+    cpu: dict[str, dict[str, list[float]]] = {opening: {name: [] for name in SERVERS} for opening in openings}
     imports: dict[str, list[int]] = {"ours": [], "floor": []}
     for _ in range(runs):
         for opening, message in openings.items():
             for name, arguments in SERVERS.items():
-                samples[opening][name].append(time_to_answer(arguments, env, message))
+                wall, spent = answer_costs(arguments, env, message)
+                samples[opening][name].append(wall)
+                cpu[opening][name].append(spent)
         imports["ours"].append(import_microseconds(OURS_IMPORTS, env))
         imports["floor"].append(import_microseconds(FLOOR_IMPORTS, env))
     result: dict[str, Any] = {"runs": runs, "budget_ms": BUDGET_MS, "target_ratio": TARGET_RATIO}
@@ -125,6 +144,11 @@ async def run(sandbox: Sandbox, state: Path, runs: int) -> dict[str, Any]:
             "sandbox_ratio": round(sandboxed / floor, 2),
             "ours_max_ms": round(max(by_server["ours"]), 1),
             "within_target": ours <= TARGET_RATIO * floor and sandboxed <= TARGET_RATIO * floor,
+            "cpu_median_ms": {k: round(statistics.median(vs), 1) for k, vs in cpu[opening].items()},
+            "cpu_ratio": round(statistics.median(cpu[opening]["ours"]) / statistics.median(cpu[opening]["floor"]), 2),
+            "cpu_sandbox_ratio": round(
+                statistics.median(cpu[opening]["ours_sandbox"]) / statistics.median(cpu[opening]["floor"]), 2
+            ),
             "within_budget": ours <= BUDGET_MS,
             "samples_ms": {k: [round(v, 1) for v in vs] for k, vs in by_server.items()},
         }
