@@ -91,7 +91,7 @@ class UpdateParams(_ExportFields, ExportParams):
         changes = self.model_dump(exclude_none=True, exclude={"project_id", "batch_export_id"})
         if not changes:
             raise ValueError("Nothing to change: pass at least one field to update (for example name or paused).")
-        # A model is never changed, so hogql here means the export's own model is (docs/posthog-api.md).
+        # PostHog never changes an export's model, so a write that names hogql is refused or of a hogql export.
         if self.model == "hogql" and self.hogql_query and (problem := hogql_query_problem(self.hogql_query)):
             raise ValueError(problem)
         return self
