@@ -176,7 +176,8 @@ class Settings:
         if not self.api_key:
             raise ConfigError(
                 "POSTHOG_PERSONAL_API_KEY is not set. Create a personal API key in PostHog (Settings > Personal API keys) "
-                "with batch_export:read (and batch_export:write to make changes), or try the local sandbox with --sandbox."
+                "with batch_export:read and query:read (and batch_export:write to make changes), or try the local sandbox "
+                "with --sandbox."
             )
         return self.api_key
 

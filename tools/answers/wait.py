@@ -1,7 +1,9 @@
 """batch-export-wait: follow a run or a backfill until it finishes or a bound passes.
 
-Common clients give up on a call after 60 s, so one call waits at most 50 s and, when the work is
-still going, says so and gives the call that waits on.
+Some clients give a call 5 s (the OpenAI Agents SDK's default), most 60 s: one call waits 4 s unless
+told otherwise (at most 50 s), reports progress as it goes (clients that extend their timeout on
+progress may be asked for longer waits), and, when the work is still going, says so and gives the
+call that waits on.
 
 The key's PostHog rate limit is everyone's (docs/posthog-api.md, "Rate limits"), and a run takes minutes,
 so a wait looks less often the longer it waits (1, 2, 3, 5, 8, then every 10 s): at most MAX_REQUESTS
@@ -30,13 +32,15 @@ POLL_SECONDS = (1.0, 2.0, 3.0, 5.0, 8.0, 10.0)
 """The pause before each next look; the last one repeats."""
 MAX_REQUESTS = 10
 """PostHog requests one wait may make: a 50 s wait looks 9 times, and one more when the budget was busy."""
+# Under the 5 s that the shortest common client timeout allows, with room for the answer to travel.
+DEFAULT_WAIT_SECONDS = 4
 
 
 class WaitParams(Params):
     batch_export_id: UUID
     run_id: UUID | None = Field(None, description="Run to follow.")
     backfill_id: UUID | None = Field(None, description="Backfill to follow.")
-    timeout_seconds: int = Field(30, ge=1, le=50, description="Longest wait, seconds.")
+    timeout_seconds: int = Field(DEFAULT_WAIT_SECONDS, ge=1, le=50, description="Longest wait, seconds.")
 
     @model_validator(mode="after")
     def _one_target(self) -> WaitParams:
@@ -154,7 +158,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-wait",
         title="Wait for a run or backfill",
-        description="Wait (<= 50 s) for a run or backfill to finish; gives the state and, if unfinished, the next call.",
+        description="Wait (4 s unless told, <= 50) for a run or backfill to finish; gives the state and, if unfinished, the next call.",
         method="GET",
         path="batch_exports/{batch_export_id}/",
         scope=READ,
