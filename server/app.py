@@ -244,8 +244,11 @@ async def discover_access(client: PostHogClient, settings: Settings) -> KeyAcces
 
 
 @asynccontextmanager
-async def open_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[App]:
-    """Start the PostHog client, learn the key's scopes, and build the server around them."""
+async def open_app(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, warned: bool = False
+) -> AsyncIterator[App]:
+    """Start the PostHog client, learn the key's scopes, and build the server around them. `warned`: the
+    caller already logged the settings' start-up warnings."""
     check_names(settings, CATALOG)
     client = PostHogClient(
         settings.host,
@@ -257,8 +260,8 @@ async def open_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
     try:
         access = await discover_access(client, settings)
         app = App(settings, client, access)
-        if settings.confirm == "never":
-            log.warning("POSTHOG_MCP_CONFIRM=never: writes run without any confirmation.")
+        for warning in [] if warned else settings.start_warnings():
+            log.warning("%s", warning)
         try:
             yield app
         finally:
