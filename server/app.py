@@ -181,9 +181,12 @@ class App:
             return results.failure(f"{spec.name} is not available here: {hidden}. Nothing was sent to PostHog.")
         arguments = dict(params.arguments or {})
         guarded = self.guard.applies(spec)
+        # A strict function (tools/params.py) sends every listed argument: "" or null is no token.
+        if guarded and arguments.get(TOKEN_PARAM, 0) in ("", None):
+            del arguments[TOKEN_PARAM]
         sent_token = guarded and TOKEN_PARAM in arguments
         token = arguments.pop(TOKEN_PARAM) if sent_token else None
-        if sent_token and not (isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS):  # null too
+        if sent_token and not (isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS):
             return results.failure(f"{TOKEN_PARAM} must be the string a preview returned.", secrets)
         pinned = self.settings.project_id
         if pinned is not None:

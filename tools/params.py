@@ -2,14 +2,31 @@
 
 Input enums are strict, so a model gets a clear error before anything is sent. Their values
 follow `docs/posthog-api.md`, section "Exports and destinations" and section "Runs".
+
+Agent frameworks that turn a tool into an OpenAI strict function (docs/architecture.md, "Every agent
+framework") make every optional argument required, so a model has to send something for each: an
+empty string or null. Here both mean "not given", which is why every tool's arguments build on
+`Arguments`. Free-form objects (a destination's config, a filter) may also come as a string holding
+the JSON object, the form a strict or Gemini function can carry (`JsonObject`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from annotated_types import MinLen
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 Model = Literal["events", "persons", "sessions", "hogql"]
 Interval = Literal["hour", "day", "week", "every 5 minutes", "every 15 minutes"]
@@ -30,10 +47,62 @@ RunOrdering = Literal["created_at", "-created_at", "data_interval_start", "-data
 BackfillOrdering = Literal["created_at", "-created_at", "start_at", "-start_at"]
 
 
-class Params(BaseModel):
-    """Every tool's arguments: strict, so a typo is an error rather than a silent no-op."""
+def _names(name: str, field: FieldInfo) -> list[str]:
+    """The keys a caller may send a field under: its name and any validation alias."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [name] + [choice for choice in alias.choices if isinstance(choice, str)]
+    return [name, alias] if isinstance(alias, str) else [name]
+
+
+def _not_given(value: Any, field: FieldInfo) -> bool:
+    """An empty value a strict function had to send for an optional argument. An empty list counts only
+    where the field needs at least one item: elsewhere (an export's filters) an empty list is a value."""
+    if value is None or value == "":
+        return True
+    return value == [] and any(isinstance(m, MinLen) and m.min_length > 0 for m in field.metadata)
+
+
+class Arguments(BaseModel):
+    """What every tool's arguments share: strict, so a typo is an error rather than a silent no-op, and an
+    optional argument sent as "" or null is taken as not given (its default applies)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_not_given(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        optional = [(n, f) for n, f in cls.model_fields.items() if not f.is_required()]
+        return {
+            key: value
+            for key, value in data.items()
+            if not any(key in _names(name, field) and _not_given(value, field) for name, field in optional)
+        }
+
+
+def _json_object(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        # The text itself is not repeated: a destination config may hold a password.
+        raise ValueError(
+            f"{info.field_name} must be a JSON object, or a string holding one; the string sent is not a JSON object"
+        )
+    return parsed
+
+
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]
+"""A free-form object, also accepted as a string holding it (server/definitions.py lists it that way)."""
+
+
+class Params(Arguments):
+    """Every tool's arguments but the one about the key itself: which project they act on."""
 
     project_id: int
 
