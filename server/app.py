@@ -36,7 +36,7 @@ from tools.answers import progress
 from tools.catalog import ALIASES, BY_NAME, CATALOG
 from tools.declaration import NotPossible, ToolSpec
 from tools.echo import ECHO_LIMIT, echoed
-from tools.params import Params
+from tools.params import Params, without_empty
 from tools.request import build_request
 from tools.upstream import Upstream
 
@@ -204,7 +204,9 @@ class App:
         try:
             # Strict JSON validation: what the advertised inputSchema rejects ("1" or true for an
             # integer, 1 for a boolean) is refused here, not coerced and sent to PostHog.
-            model = spec.params.model_validate_json(json.dumps(arguments, default=str), strict=True)
+            # "" or null for an optional argument is "not given": a strict function sends every one (tools/params.py).
+            given = without_empty(spec.params, arguments)
+            model = spec.params.model_validate_json(json.dumps(given, default=str), strict=True)
         except ValidationError as error:
             return results.failure(describe_invalid(spec, error, self._schemas[spec.name]), secrets)
 

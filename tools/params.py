@@ -5,15 +5,15 @@ follow `docs/posthog-api.md`, section "Exports and destinations" and section "Ru
 
 Agent frameworks that turn a tool into an OpenAI strict function (docs/architecture.md, "Every agent
 framework") make every optional argument required, so a model has to send something for each: an
-empty string or null. Here both mean "not given", which is why every tool's arguments build on
-`Arguments`. Free-form objects (a destination's config, a filter) may also come as a string holding
+empty string or null. Here both mean "not given" (`without_empty`, which server/app.py applies to
+every call before validating it). Free-form objects (a destination's config, a filter) may also come as a string holding
 the JSON object, the form a strict or Gemini function can carry (`JsonObject`).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from annotated_types import MinLen
@@ -24,7 +24,6 @@ from pydantic import (
     ConfigDict,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic.fields import FieldInfo
 
@@ -63,23 +62,36 @@ def _not_given(value: Any, field: FieldInfo) -> bool:
     return value == [] and any(isinstance(m, MinLen) and m.min_length > 0 for m in field.metadata)
 
 
+def _nested(annotation: Any) -> type[Arguments] | None:
+    """The argument model a field holds (alone or optional), if any."""
+    options = get_args(annotation) or (annotation,)
+    return next((o for o in options if isinstance(o, type) and issubclass(o, Arguments)), None)
+
+
+def without_empty(model: type[BaseModel], arguments: dict[str, Any]) -> dict[str, Any]:
+    """`arguments` less the optional ones a strict function sent empty ("" or null), at every level of
+    argument models, so their defaults apply. A step of its own before validation rather than a model
+    validator: a mode="before" validator would make a strict JSON validation read its fields as Python
+    values, where a datetime string is no longer a datetime (server/app.py validates strictly)."""
+    out: dict[str, Any] = {}
+    for key, value in arguments.items():
+        named = next(((n, f) for n, f in model.model_fields.items() if key in _names(n, f)), None)
+        if named is None:
+            out[key] = value  # unknown: refused by the model, naming it
+            continue
+        field = named[1]
+        if not field.is_required() and _not_given(value, field):
+            continue
+        inner = _nested(field.annotation)
+        out[key] = without_empty(inner, value) if inner is not None and isinstance(value, dict) else value
+    return out
+
+
 class Arguments(BaseModel):
-    """What every tool's arguments share: strict, so a typo is an error rather than a silent no-op, and an
-    optional argument sent as "" or null is taken as not given (its default applies)."""
+    """What every tool's arguments share: strict, so a typo is an error rather than a silent no-op. A call's
+    optional arguments sent as "" or null are taken as not given first (`without_empty`)."""
 
     model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_means_not_given(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        optional = [(n, f) for n, f in cls.model_fields.items() if not f.is_required()]
-        return {
-            key: value
-            for key, value in data.items()
-            if not any(key in _names(name, field) and _not_given(value, field) for name, field in optional)
-        }
 
 
 def _json_object(value: Any, info: ValidationInfo) -> Any:

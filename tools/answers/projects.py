@@ -57,9 +57,8 @@ async def projects(upstream: Upstream, params: ProjectsParams, request: Any = No
             named = {t: p for t, p in named.items() if wanted in str(p.get("name") or "").casefold()}
             scoped = [t for t in scoped if t in named]
         else:  # no names to match: every usable id, and say so
-            listing_note = (
-                f"{listing_note or ''} name_contains was not applied: no project names were readable.".strip()
-            )
+            unread = "name_contains was not applied: no project names were readable."
+            listing_note = f"{listing_note.rstrip('.')}. {unread}" if listing_note else unread
     if limited:
         found = [named.get(t, {"project_id": t}) for t in scoped]
         answer: dict[str, Any] = {"projects": found, "limited_to_these": True}
