@@ -13,7 +13,7 @@ the JSON object, the form a strict or Gemini function can carry (`JsonObject`).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 from uuid import UUID
 
 from annotated_types import MinLen
@@ -59,7 +59,8 @@ def _not_given(value: Any, field: FieldInfo) -> bool:
     where the field needs at least one item: elsewhere (an export's filters) an empty list is a value."""
     if value is None or value == "":
         return True
-    return value == [] and any(isinstance(m, MinLen) and m.min_length > 0 for m in field.metadata)
+    takes_list = any(get_origin(t) is list for t in (field.annotation, *get_args(field.annotation)))
+    return value == [] and takes_list and any(isinstance(m, MinLen) and m.min_length > 0 for m in field.metadata)
 
 
 def _nested(annotation: Any) -> type[Arguments] | None:

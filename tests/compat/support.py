@@ -134,9 +134,10 @@ def judged(tool: str, text: str) -> str | None:
 
 
 # --- OpenAI strict mode ------------------------------------------------------------------------------
-# The subset OpenAI's Structured Outputs guide documents for strict functions ("Supported schemas"):
-# these keywords only, these string formats, every object closed (additionalProperties false) with every
-# property required, a nullable argument as a union with null, the root a plain object, at most 10 levels.
+# The subset OpenAI's Structured Outputs guide documents for strict functions ("Supported schemas", the same
+# list Pydantic AI encodes in pydantic_ai/profiles/openai.py): these keywords only, these string formats,
+# every object closed (additionalProperties false) with every property required, a nullable argument as a
+# union with null, the root a plain object, at most 10 levels of nesting.
 OPENAI_STRICT_KEYWORDS = frozenset(
     {"type", "description", "enum", "const", "anyOf", "properties", "required", "additionalProperties", "items"}
     | {"$ref", "$defs", "pattern", "format", "multipleOf", "maximum", "exclusiveMaximum", "minimum"}
@@ -189,11 +190,11 @@ def openai_strict_problems(schema: dict[str, Any]) -> list[str]:
 
 
 # --- Gemini --------------------------------------------------------------------------------------------
-# The Gemini API's Schema (the OpenAPI subset google-genai's MCP conversion produces): "Supported formats:
-# for NUMBER type: float, double; for INTEGER type: int32, int64; for STRING type: enum, date-time"; enum
-# values are strings. Reported refusals (docs/architecture.md, "Every agent framework"): an OBJECT whose
-# properties are empty or missing ("should be non-empty for OBJECT type"), properties or required on a
-# non-OBJECT ("only allowed for OBJECT type").
+# The Gemini API's Schema (the OpenAPI subset google-genai's MCP conversion produces), as the API answers
+# (docs/architecture.md, "Every agent framework"): "format: only 'enum' and 'date-time' are supported for
+# STRING type" (INTEGER int32/int64 and NUMBER float/double per its Schema reference), enum values strings
+# only, an OBJECT whose properties are empty or missing "should be non-empty for OBJECT type", properties or
+# required on a non-OBJECT "only allowed for OBJECT type".
 GEMINI_FORMATS = {"STRING": {"enum", "date-time"}, "INTEGER": {"int32", "int64"}, "NUMBER": {"float", "double"}}
 
 
