@@ -265,7 +265,10 @@ def test_enums_and_formats_are_advertised(all_tools: list[dict[str, Any]]) -> No
     # An id's uuid format is enforced on call, not listed: Gemini refuses the format (server/definitions.py).
     assert "format" not in by_name["batch-export-get"]["batch_export_id"]
     get = BY_NAME["batch-export-get"]
-    assert enforced_input_schema(get, pinned_project=False, guarded=False)["properties"]["batch_export_id"]["format"] == "uuid"
+    assert (
+        enforced_input_schema(get, pinned_project=False, guarded=False)["properties"]["batch_export_id"]["format"]
+        == "uuid"
+    )
     logs = BY_NAME["batch-export-logs"]
     assert "-24h" in by_name["batch-export-logs"]["after"]["description"]
     assert enforced_input_schema(logs, pinned_project=False, guarded=False)["properties"]["after"]["pattern"]
