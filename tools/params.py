@@ -6,8 +6,8 @@ follow `docs/posthog-api.md`, section "Exports and destinations" and section "Ru
 Agent frameworks that turn a tool into an OpenAI strict function (docs/architecture.md, "Every agent
 framework") make every optional argument required, so a model has to send something for each: an
 empty string or null. Here both mean "not given" (`without_empty`, which server/app.py applies to
-every call before validating it). Free-form objects (a destination's config, a filter) may also come as a string holding
-the JSON object, the form a strict or Gemini function can carry (`JsonObject`).
+every call before validating it). Free-form objects (a destination's config, a filter) may also come
+as a string holding the JSON object, the form a strict or Gemini function can carry (`JsonObject`).
 """
 
 from __future__ import annotations
