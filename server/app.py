@@ -37,7 +37,7 @@ from tools.answers import progress
 from tools.catalog import ALIASES, BY_NAME, CATALOG
 from tools.declaration import NotPossible, ToolSpec
 from tools.echo import ECHO_LIMIT, echoed
-from tools.params import Params
+from tools.params import Params, without_empty
 from tools.request import build_request
 from tools.upstream import Upstream
 
@@ -168,9 +168,12 @@ class App:
             return results.failure(f"{spec.name} is not available here: {hidden}. Nothing was sent to PostHog.")
         arguments = dict(params.arguments or {})
         guarded = self.guard.applies(spec)
+        # A strict function (tools/params.py) sends every listed argument: "" or null is no token.
+        if guarded and arguments.get(TOKEN_PARAM, 0) in ("", None):
+            del arguments[TOKEN_PARAM]
         sent_token = guarded and TOKEN_PARAM in arguments
         token = arguments.pop(TOKEN_PARAM) if sent_token else None
-        if sent_token and not (isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS):  # null too
+        if sent_token and not (isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS):
             return results.failure(f"{TOKEN_PARAM} must be the string a preview returned.", secrets)
         pinned = self.settings.project_id
         if pinned is not None:
@@ -188,7 +191,9 @@ class App:
         try:
             # Strict JSON validation: what the advertised inputSchema rejects ("1" or true for an
             # integer, 1 for a boolean) is refused here, not coerced and sent to PostHog.
-            model = spec.params.model_validate_json(json.dumps(arguments, default=str), strict=True)
+            # "" or null for an optional argument is "not given": a strict function sends every one (tools/params.py).
+            given = without_empty(spec.params, arguments)
+            model = spec.params.model_validate_json(json.dumps(given, default=str), strict=True)
         except ValidationError as error:
             return results.failure(describe_invalid(spec, error, self._schemas[spec.name]), secrets)
 
