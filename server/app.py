@@ -38,7 +38,7 @@ from tools.answers import progress
 from tools.catalog import ALIASES, BY_NAME, CATALOG
 from tools.declaration import NotPossible, ToolSpec
 from tools.echo import ECHO_LIMIT, echoed
-from tools.params import Params
+from tools.params import Params, without_empty
 from tools.request import build_request
 from tools.upstream import OverBudget, Upstream
 
@@ -169,9 +169,12 @@ class App:
             return results.failure(f"{spec.name} is not available here: {hidden}. Nothing was sent to PostHog.")
         arguments = dict(params.arguments or {})
         guarded = self.guard.applies(spec)
+        # A strict function (tools/params.py) sends every listed argument: "" or null is no token.
+        if guarded and arguments.get(TOKEN_PARAM, 0) in ("", None):
+            del arguments[TOKEN_PARAM]
         sent_token = guarded and TOKEN_PARAM in arguments
         token = arguments.pop(TOKEN_PARAM) if sent_token else None
-        if sent_token and not (isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS):  # null too
+        if sent_token and not (isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS):
             return results.failure(f"{TOKEN_PARAM} must be the string a preview returned.", secrets)
         pinned = self.settings.project_id
         if pinned is not None:
@@ -189,7 +192,9 @@ class App:
         try:
             # Strict JSON validation: what the advertised inputSchema rejects ("1" or true for an
             # integer, 1 for a boolean) is refused here, not coerced and sent to PostHog.
-            model = spec.params.model_validate_json(json.dumps(arguments, default=str), strict=True)
+            # "" or null for an optional argument is "not given": a strict function sends every one (tools/params.py).
+            given = without_empty(spec.params, arguments)
+            model = spec.params.model_validate_json(json.dumps(given, default=str), strict=True)
         except ValidationError as error:
             return results.failure(describe_invalid(spec, error, self._schemas[spec.name]), secrets)
 
@@ -252,8 +257,11 @@ async def discover_access(client: PostHogClient, settings: Settings) -> KeyAcces
 
 
 @asynccontextmanager
-async def open_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[App]:
-    """Start the PostHog client, learn the key's scopes, and build the server around them."""
+async def open_app(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, warned: bool = False
+) -> AsyncIterator[App]:
+    """Start the PostHog client, learn the key's scopes, and build the server around them. `warned`: the
+    caller already logged the settings' start-up warnings."""
     check_names(settings, CATALOG)
     client = PostHogClient(
         settings.host,
@@ -267,8 +275,8 @@ async def open_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
     try:
         access = await discover_access(client, settings)
         app = App(settings, client, access)
-        if settings.confirm == "never":
-            log.warning("POSTHOG_MCP_CONFIRM=never: writes run without any confirmation.")
+        for warning in [] if warned else settings.start_warnings():
+            log.warning("%s", warning)
         try:
             yield app
         finally:

@@ -172,6 +172,10 @@ class Settings:
         """Whether HTTP clients must authenticate (a token, a tokens file or OAuth)."""
         return bool(self.auth_token or self.auth_tokens_file or self.oauth_issuer)
 
+    def start_warnings(self) -> list[str]:
+        """What a person starting a server with these settings must hear (logged once, at start)."""
+        return ["POSTHOG_MCP_CONFIRM=never: writes run without any confirmation."] if self.confirm == "never" else []
+
     def require_key(self) -> str:
         if not self.api_key:
             raise ConfigError(

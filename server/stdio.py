@@ -123,7 +123,9 @@ class StartingServer:
                     group.start_soon(load_app)
                     if upstream is not None:
                         group.start_soon(start_upstream)
-                self.app = await stack.enter_async_context(started["app"].open_app(started.get("settings", settings)))
+                self.app = await stack.enter_async_context(
+                    started["app"].open_app(started.get("settings", settings), warned=True)
+                )
             except Exception as error:
                 self.failure = _config_error(error) or error
                 if isinstance(self.failure, ConfigError):
@@ -237,6 +239,8 @@ async def serve_stdio(settings: Settings, upstream: Upstream | None = None) -> N
     """Serve one client on this process's stdin and stdout until it closes them."""
     from mcp.server.stdio import stdio_server
 
+    for warning in settings.start_warnings():  # now, not behind the first answer: the client may leave first
+        log.warning("%s", warning)
     starting = StartingServer(settings)
     first_answer, closing = anyio.Event(), anyio.Event()
     async with stdio_server() as (read, write), anyio.create_task_group() as group:

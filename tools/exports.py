@@ -21,7 +21,7 @@ from tools.destinations import (
     missing_integration,
 )
 from tools.models import BatchExport, Deleted, ExportPage, PausedState, UpdateApplied
-from tools.params import ExportParams, Interval, Model, Params
+from tools.params import ExportParams, Interval, JsonObject, Model, Params
 from tools.refusals import asked_once, copy_inputs_missing, hogql_query_problem, known, refuse_destination
 from tools.request import build_request
 from tools.upstream import Request, Upstream, UpstreamError
@@ -38,7 +38,7 @@ class _ExportFields(BaseModel):
     start_at: datetime | None = Field(None, description="No runs are scheduled before this time.")
     end_at: datetime | None = Field(None, description="No runs are scheduled after this time.")
     hogql_query: str | None = Field(None, max_length=20000, description="HogQL query (model hogql).")
-    filters: list[dict[str, Any]] | None = Field(None, description="Property filters, each with a type.")
+    filters: list[JsonObject] | None = Field(None, description="Property filters, each with a type.")
     timezone: str | None = Field(None, max_length=64, description="IANA timezone for daily/weekly schedules.")
     offset_day: int | None = Field(None, ge=0, le=6, description="Weekly exports: weekday, 0 = Sunday.")
     offset_hour: int | None = Field(None, ge=0, le=23, description="Daily/weekly exports: hour of day.")
