@@ -19,6 +19,7 @@ from typing import Any
 from pydantic_core import PydanticUndefined
 
 from posthog_sandbox import DEFAULT_API_KEY
+from server.untrusted import unmark
 from server.visibility import listed_by_default
 from tests.support import SandboxControl, guarded_arguments
 from tools.catalog import BY_NAME, CATALOG
@@ -120,9 +121,10 @@ def strict_arguments(tool: str, schema: dict[str, Any], given: dict[str, Any]) -
 
 def judged(tool: str, text: str) -> str | None:
     """Why a tool's answer is not what a strict-shaped call must get, or None: a guarded write answers
-    with its preview, any other tool with its JSON answer (an error is a line of text)."""
+    with its preview, any other tool with its JSON answer (an error is a line of text). A framework that hands
+    the model the result's text hands it marked as PostHog's data (server/untrusted.py): the JSON is inside."""
     try:
-        answer = json.loads(text)
+        answer = json.loads(unmark(text))
     except ValueError:
         return f"{tool} answered with an error: {text[:300]}"
     if not isinstance(answer, dict):
