@@ -88,23 +88,38 @@ class Resume:
     key: str | None = None
 
 
-def resume_cursor(page: str | None, after: str, key: Any = None) -> str:
-    """Our cursor for "the items after `after` on the page PostHog's cursor `page` reads"."""
-    data = {"p": page, "a": after, "k": None if key is None else str(key)}
+def encode_cursor(data: dict[str, Any]) -> str:
+    """A cursor of ours: what a tool needs to continue, opaque to the model that passes it back."""
     encoded = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
     return RESUME_PREFIX + encoded
 
 
-def read_resume(cursor: str | None) -> Resume | None:
-    """The Resume a cursor of ours names; None for PostHog's own cursors (and for no cursor)."""
+def decode_cursor(cursor: str | None, *required: str) -> dict[str, Any] | None:
+    """The data of a cursor of ours (None for PostHog's cursors and for none); a ValueError when it is
+    damaged or lacks a `required` key."""
     if not cursor or not cursor.startswith(RESUME_PREFIX):
         return None
     body = cursor[len(RESUME_PREFIX) :]
     try:
         data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        page, after, key = data["p"], data["a"], data.get("k")
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise ValueError("cursor is not one this server gave out; pass omitted.call's cursor unchanged") from None
+    except (ValueError, binascii.Error):
+        data = None
+    if not isinstance(data, dict) or any(key not in data for key in required):
+        raise ValueError("cursor is not one this server gave out; pass omitted.call's cursor unchanged")
+    return data
+
+
+def resume_cursor(page: str | None, after: str, key: Any = None) -> str:
+    """Our cursor for "the items after `after` on the page PostHog's cursor `page` reads"."""
+    return encode_cursor({"p": page, "a": after, "k": None if key is None else str(key)})
+
+
+def read_resume(cursor: str | None) -> Resume | None:
+    """The Resume a cursor of ours names; None for PostHog's own cursors (and for no cursor)."""
+    data = decode_cursor(cursor, "p", "a")
+    if data is None:
+        return None
+    page, after, key = data["p"], data["a"], data.get("k")
     if not isinstance(after, str) or not (page is None or isinstance(page, str)):
         raise ValueError("cursor is not one this server gave out; pass omitted.call's cursor unchanged")
     return Resume(page=page, after=after, key=key if isinstance(key, str) else None)
