@@ -403,7 +403,8 @@ async def test_errors_across_the_project_in_one_call(
     assert {g["batch_export_id"]: g["count"] for g in answer["exports"]} == direct
     assert answer["total"] == sum(direct.values())
     for group in answer["exports"]:
-        assert group["name"] and all(line["level"] == "ERROR" for line in group.get("lines", []))
+        assert group["name"] and group["newest_at"]
+        assert sum(group["by_message"].values()) + group.get("other_lines", 0) == group["count"]
 
 
 @pytest.mark.parametrize("mode", MODES)

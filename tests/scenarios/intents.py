@@ -117,11 +117,14 @@ async def why_did_last_nights_run_fail(rec: Recorder, control: SandboxControl) -
     )
     runs = [r for r in state["runs"] if r["batch_export"] == export_id and r["status"] in FAILED]
     newest = max(runs, key=lambda r: r["created_at"])
-    lines = errors["exports"][0]["lines"] if errors["exports"] else []
-    # The newest error line is about the newest failed run's interval, and says what the run says.
+    line = errors["exports"][0].get("newest") if errors["exports"] else None
+    # The newest error line is about the newest failed run's interval, says what the run says, and names it.
     interval = newest["data_interval_start"].replace("T", " ").removesuffix("Z")
     rec.played.right = (
-        bool(lines) and interval in lines[0]["message"] and (newest["latest_error"] or "")[:60] in lines[0]["message"]
+        line is not None
+        and interval in line["message"]
+        and (newest["latest_error"] or "")[:60] in line["message"]
+        and errors["exports"][0].get("failed_run_id") == newest["id"]
     )
     rec.played.why = f"newest failed run {newest['id']}: {'found' if rec.played.right else 'missed'}"
 
