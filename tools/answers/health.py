@@ -1,42 +1,83 @@
-"""batch-export-health: how every export of a project is doing, in one call at any size.
+"""batch-export-health: how every export of a project is doing, in one call at any size, within 16 KB.
 
-PostHog pages exports 100 at a time and embeds each export's 10 newest runs, so the state of
-500 exports costs 5 requests. The newest run of each data interval decides it (tools/answers/intervals.py);
-an export is failing when its newest decided interval failed, degraded when an older one in view
-still stands failed, paused when paused. Results stay inside a byte budget and say what they cut.
+PostHog pages exports 100 at a time and embeds each export's 10 newest runs, so the state of 500 exports
+costs 5 requests. The newest run of each data interval decides it (tools/answers/intervals.py). Each
+export gets one state an operator can filter on:
+
+- failing: its newest decided interval failed; billing: failed with FailedBilling (a billing limit, not
+  the destination: retrying does not help); degraded: an older failure in view still stands;
+- silent: its newest runs completed exporting 0 records while its own earlier runs exported records;
+  never_exported: no run it completed ever exported a record; partial: runs completed while reporting
+  failed records (where PostHog's runs carry `records_failed`);
+- auto_paused: paused by PostHog itself (its activity log or its log line says so); paused: otherwise;
+- healthy.
+
+Where the 10 embedded runs cannot tell (a failure or a silence longer than them), the export's own runs
+are read further back, one request each, only for the exports the answer shows, at most READ_BACKS a call
+and READ_BACK_DAYS back; when that bound is met the answer says so (`failing_since_before`) instead of
+guessing. Backfills in flight are found by their runs among the embedded ones (PostHog has no
+project-wide backfills route, docs/posthog-api.md "Backfills"), and their progress read for at most
+BACKFILL_READS exports. A cut says what it left out and the call that continues after it.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tools import continuation
 from tools.answers import progress
-from tools.answers.intervals import cell_status, deciding_runs, grid, iso, moment, short_error
+from tools.answers.intervals import RUNNING, cell_status, deciding_runs, grid, iso, moment, short_error
 from tools.backfills import INTERVAL_SECONDS
 from tools.declaration import READ, ToolSpec
 from tools.destinations import DestinationType
+from tools.hogql import literal
 from tools.params import Params
-from tools.upstream import Upstream, path_for
+from tools.upstream import Upstream, UpstreamError, path_for
 
-HealthState = Literal["failing", "paused", "healthy", "all"]
-STATE_ORDER = ("failing", "degraded", "paused", "healthy")
-_SELECTS = {"failing": ("failing", "degraded"), "paused": ("paused",), "healthy": ("healthy",), "all": STATE_ORDER}
+HealthState = Literal["attention", "failing", "billing", "silent", "paused", "auto_paused", "healthy", "all"]
+STATE_ORDER = (
+    "failing",
+    "billing",
+    "silent",
+    "never_exported",
+    "partial",
+    "auto_paused",
+    "degraded",
+    "paused",
+    "healthy",
+)
+_SELECTS: dict[str, tuple[str, ...]] = {
+    "attention": STATE_ORDER[:7],
+    "failing": ("failing", "billing", "degraded"),
+    "billing": ("billing",),
+    "silent": ("silent", "never_exported", "partial"),
+    "paused": ("auto_paused", "paused"),
+    "auto_paused": ("auto_paused",),
+    "healthy": ("healthy",),
+    "all": STATE_ORDER,
+}
 PAGE_SIZE = 100
 MAX_PAGES = 200  # 20,000 exports: a bound on the loop, far past any real project
-BUDGET_BYTES = 16_000  # what a model's context pays for one answer
-BUDGET_BYTES_WITH_CELLS = 60_000  # interval cells are asked for by the health app, not by a model
-ERROR_FULL = 240  # a latest error as stored for dedup; each export shows a shorter cut of it
+READ_BACKS = 100  # runs reads one call makes for failures and silences older than the embedded runs
+READ_BACK_DAYS = 90
+BACKFILL_READS = 10  # backfills lists read for progress in one call
+SILENT_RUNS = 3  # completed runs in a row with 0 records before an export that exports records is silent
+ERROR_FULL = 240  # a latest error as kept for grouping; each export shows a shorter cut of it
 ERROR_CUTS = (120, 80, 56, 40)  # tried in turn until the listed exports fit the budget
+BILLING = "FailedBilling"
 RUNS_PATH = "batch_exports/{batch_export_id}/runs/"
+BACKFILLS_PATH = "batch_exports/{batch_export_id}/backfills/"
+ACTIVITY_PATH = "activity_log/"
+QUERY_PATH = "query/"
+AUTO_PAUSE_LINE = "Batch export was automatically paused%"
 HEALTH_VIEW = "ui://posthog-batch-exports/health.html"  # the health view a host with MCP Apps renders this in
 
 
 class HealthParams(Params):
-    state: HealthState = Field("failing", description="Which to list (failing includes degraded).")
+    state: HealthState = Field("attention", description="Which to list; attention: all but paused/healthy.")
     destination_type: DestinationType | None = Field(None, description="Only this destination type.")
     name_contains: str | None = Field(None, min_length=1, max_length=200, description="Name contains (any case).")
     intervals: int = Field(0, ge=0, le=48, description="Recent intervals per export, as cells.")
@@ -48,12 +89,30 @@ class HealthAnswer(BaseModel):
 
     project_id: int
     counts: dict[str, int]
-    exports: list[dict[str, Any]]
-    omitted: dict[str, Any] | None = None
+    exports: list[Any]
+
+
+# ------------------------------------------------------------------------------- one export, from its runs
+
+
+def _records(run: dict[str, Any], key: str) -> int | None:
+    value = run.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _interval_step(export: dict[str, Any]) -> timedelta:
+    return timedelta(seconds=INTERVAL_SECONDS.get(str(export.get("interval")), 3600))
+
+
+def _intervals_between(export: dict[str, Any], first: datetime, last: datetime) -> int:
+    """Data intervals from the one starting at `first` to the one starting at `last`, both counted
+    (a daily export's day is an hour longer or shorter across a change of clocks: rounded)."""
+    return max(1, round((last - first) / _interval_step(export)) + 1)
 
 
 def assess(export: dict[str, Any]) -> dict[str, Any]:
-    """One export's entry: who it is and, when it is not simply healthy, what is wrong since when."""
+    """One export's entry from its embedded runs: who it is, its state and, when it is not simply healthy,
+    what is wrong since when. `_read_back` marks what the embedded runs could not tell."""
     destination = export.get("destination") or {}
     entry: dict[str, Any] = {
         "batch_export_id": export.get("id"),
@@ -61,7 +120,8 @@ def assess(export: dict[str, Any]) -> dict[str, Any]:
         "destination_type": destination.get("type"),
         "interval": export.get("interval"),
     }
-    decided = deciding_runs(r for r in export.get("latest_runs") or [] if isinstance(r, dict))
+    embedded = [r for r in export.get("latest_runs") or [] if isinstance(r, dict)]
+    decided = deciding_runs(embedded)
     newest_first = [decided[start] for start in sorted(decided, reverse=True)]
     finished = [r for r in newest_first if cell_status(r) in ("completed", "failed")]
     streak = []
@@ -70,46 +130,224 @@ def assess(export: dict[str, Any]) -> dict[str, Any]:
             break
         streak.append(run)
     failed = [r for r in finished if cell_status(r) == "failed"]
-    last_success = next((r for r in finished if cell_status(r) == "completed"), None)
-    if export.get("paused"):
-        state = "paused"
-    elif streak:
-        state = "failing"
-    elif failed:
-        state = "degraded"
-    else:
-        state = "healthy"
-    entry["state"] = state
-    if export.get("paused"):
-        entry["paused"] = True
-    if state == "healthy":
-        return entry
+    completed = [r for r in finished if cell_status(r) == "completed"]
+    whole_history = len(embedded) < 10  # PostHog embeds 10: fewer is every run the export has
     if streak:
         entry["failing_since"] = streak[-1].get("data_interval_start")
         entry["consecutive_failures"] = len(streak)
-        if len(streak) == len(finished) and len(export.get("latest_runs") or []) >= 10:
-            entry["failing_before_that"] = True  # every run in view failed: the streak may be longer
-    if last_success is not None:
+        entry["failed_run_id"] = streak[0].get("id")
+        if len(streak) == len(finished) and not whole_history:
+            entry["_read_back"] = "failing"  # no success in view: the streak may be longer
+        if streak[0].get("status") == BILLING:
+            entry["billing"] = True
+    elif failed:
+        entry["failed_run_id"] = failed[0].get("id")
+    last_success = completed[0] if completed else None
+    if last_success is not None and not streak:
         entry["last_success"] = last_success.get("data_interval_end")
     error = short_error(failed[0].get("latest_error"), ERROR_FULL) if failed else None
     if error:
         entry["latest_error"] = error
-    return {k: v for k, v in entry.items() if v is not None}
+    _records_flags(entry, completed, whole_history)
+    if export.get("paused"):
+        entry["paused"] = True
+        if export.get("last_paused_at"):
+            entry["paused_at"] = export.get("last_paused_at")
+    entry["state"] = entry["_assessed"] = _state(export, entry, streak, failed)
+    return entry
 
 
-def _with_error_cut(entry: dict[str, Any], limit: int) -> dict[str, Any]:
-    if "latest_error" not in entry:
-        return entry
-    return {**entry, "latest_error": short_error(entry["latest_error"], limit)}
+def _records_flags(entry: dict[str, Any], completed: list[dict[str, Any]], whole_history: bool) -> None:
+    """Silences and failed records among the completed runs in view (newest first)."""
+    zero_streak = []
+    for run in completed:
+        if _records(run, "records_completed") != 0:
+            break
+        zero_streak.append(run)
+    earlier = [_records(r, "records_completed") for r in completed[len(zero_streak) :]]
+    exporting = [n for n in earlier if n is not None]
+    if len(zero_streak) >= SILENT_RUNS and exporting and sum(1 for n in exporting if n > 0) * 2 > len(exporting):
+        entry["zero_records_since"] = zero_streak[-1].get("data_interval_start")
+        entry["zero_record_runs"] = len(zero_streak)
+    elif zero_streak and len(zero_streak) == len(completed) and len(zero_streak) >= SILENT_RUNS:
+        # Every completed run in view exported nothing: whether it ever did is further back.
+        entry["zero_records_since"] = zero_streak[-1].get("data_interval_start")
+        entry["zero_record_runs"] = len(zero_streak)
+        entry["_read_back"] = "never" if whole_history else "silent"
+    failed_records = [(r, _records(r, "records_failed")) for r in completed]
+    failed_records = [(r, n) for r, n in failed_records if n]
+    if failed_records:
+        entry["records_failed"] = sum(n for _, n in failed_records if n)
+        entry["records_failed_run_id"] = failed_records[0][0].get("id")
 
 
-def distinct_errors(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each different latest error once, with how many listed exports it stands for, most common first."""
-    tally: dict[str, int] = {}
-    for entry in entries:
-        if "latest_error" in entry:
-            tally[entry["latest_error"]] = tally.get(entry["latest_error"], 0) + 1
-    return [{"error": text, "exports": n} for text, n in sorted(tally.items(), key=lambda item: -item[1])]
+def _state(export: dict[str, Any], entry: dict[str, Any], streak: list[Any], failed: list[Any]) -> str:
+    if export.get("paused"):
+        return "paused"  # auto_paused once PostHog is asked who paused it
+    if streak:
+        return "billing" if entry.get("billing") else "failing"
+    if entry.get("_read_back") == "never":
+        return "never_exported"
+    if "zero_records_since" in entry and entry.get("_read_back") != "never":
+        return "silent"
+    if entry.get("records_failed"):
+        return "partial"
+    if failed:
+        return "degraded"
+    return "healthy"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------------------- reading further back
+
+
+def _oldest_in_view(export: dict[str, Any]) -> datetime | None:
+    starts = [moment(r.get("data_interval_start")) for r in export.get("latest_runs") or [] if isinstance(r, dict)]
+    return min((s for s in starts if s is not None), default=None)
+
+
+async def _completed_before(
+    upstream: Upstream, export: dict[str, Any], before: datetime, now: datetime
+) -> tuple[list[dict[str, Any]], datetime]:
+    """The export's completed runs whose interval ends by `before`, latest interval first (one page of
+    100), and how far back that page reaches: READ_BACK_DAYS, or less where PostHog has more pages (an
+    older PostHog, without the status filter, lists failed runs too)."""
+    query: dict[str, Any] = {
+        "ordering": "-data_interval_start",
+        "status": "Completed",
+        "start": iso(now - timedelta(days=READ_BACK_DAYS)),
+        "end": iso(before),
+    }
+    page = await upstream.request("GET", path_for(RUNS_PATH, batch_export_id=export.get("id")), query=query)
+    listed = [r for r in (page or {}).get("results") or [] if isinstance(r, dict)]
+    reached = now - timedelta(days=READ_BACK_DAYS)
+    if (page or {}).get("next") and listed:
+        reached = min((m for m in (moment(r.get("data_interval_start")) for r in listed) if m), default=reached)
+    return [r for r in listed if r.get("status") == "Completed"], reached
+
+
+async def read_back(upstream: Upstream, entry: dict[str, Any], export: dict[str, Any], now: datetime) -> None:
+    """What the embedded runs could not tell, from the export's older runs (one request)."""
+    why = entry.pop("_read_back", None)
+    oldest = _oldest_in_view(export)
+    if why is None or oldest is None:
+        return
+    runs, reached = await _completed_before(upstream, export, oldest, now)
+    bound = iso(reached)
+    if why == "failing":
+        streak_end = (
+            max(
+                (moment(r.get("data_interval_start")) for r in export.get("latest_runs") or [] if isinstance(r, dict)),
+                key=lambda m: m or oldest,
+                default=oldest,
+            )
+            or oldest
+        )
+        if runs:
+            since = moment(runs[0].get("data_interval_end")) or oldest
+            entry["failing_since"] = iso(since)  # the interval after the last success: nothing exported since
+            entry["consecutive_failures"] = _intervals_between(export, since, streak_end)
+        else:
+            entry.pop("failing_since", None)
+            entry.pop("consecutive_failures", None)
+            entry["failing_since_before"] = bound
+            entry["read_back"] = f"no successful run between {bound} and the 10 newest runs"
+        return
+    exported = next((r for r in runs if (_records(r, "records_completed") or 0) > 0), None)
+    if exported is not None:
+        silent_from = moment(exported.get("data_interval_end"))
+        if silent_from is not None:
+            entry["zero_records_since"] = iso(silent_from)
+            zero_run_starts = [
+                moment(r.get("data_interval_start")) for r in runs[: runs.index(exported)] if isinstance(r, dict)
+            ]
+            entry["zero_record_runs"] = entry.get("zero_record_runs", 0) + len(zero_run_starts)
+        if entry.get("state") == "never_exported":
+            entry["state"] = "silent"
+        return
+    created = moment(export.get("created_at"))
+    if created is not None and created >= reached:
+        entry["state"] = "never_exported"  # every run it completed since it was made exported nothing
+        entry["zero_record_runs"] = entry.get("zero_record_runs", 0) + len(runs)
+    else:
+        entry["zero_records_since_before"] = bound
+        entry.pop("zero_records_since", None)
+        entry["read_back"] = f"no records between {bound} and the 10 newest runs"
+        if entry.get("state") == "never_exported":
+            entry["state"] = "silent"
+
+
+# ------------------------------------------------------------------------------- who paused, what is running
+
+
+async def paused_by_posthog(upstream: Upstream, paused: list[dict[str, Any]]) -> tuple[set[str], str | None]:
+    """The ids of the paused exports PostHog paused itself, and where that came from (None: unknown).
+
+    PostHog's worker pauses an export after too many failures and logs a WARNING line saying so
+    (docs/posthog-api.md, "Logs and the Query API"); one Query API request reads it for every paused
+    export. Without query:read, nothing says it here."""
+    if not paused:
+        return set(), None
+    ids = ", ".join(literal(str(e.get("id"))) for e in paused)
+    hogql = (
+        "SELECT log_source_id, count() FROM batch_export_log_entries WHERE level = 'WARNING' "
+        f"AND message LIKE '{AUTO_PAUSE_LINE}' AND log_source_id IN ({ids}) GROUP BY log_source_id"
+    )
+    try:
+        answer = await upstream.request("POST", QUERY_PATH, json={"query": {"kind": "HogQLQuery", "query": hogql}})
+    except UpstreamError as error:
+        if error.status in (400, 403, 404, 405):
+            return set(), None
+        raise
+    rows = (answer or {}).get("results") or []
+    return {str(row[0]) for row in rows if isinstance(row, list) and row}, "PostHog's log line"
+
+
+def _backfill_candidates(exports: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """Exports with a backfill's run among their embedded runs that is running or finished within the
+    hour (a backfill runs its intervals one after another, so its newest run is among the newest)."""
+    chosen = []
+    for export in exports:
+        for run in export.get("latest_runs") or []:
+            if not isinstance(run, dict) or not run.get("backfill"):
+                continue
+            finished = moment(run.get("finished_at"))
+            if run.get("status") in RUNNING or finished is None or finished > now - timedelta(hours=1):
+                chosen.append(export)
+                break
+    return chosen
+
+
+async def running_backfills(
+    upstream: Upstream, exports: list[dict[str, Any]], now: datetime
+) -> tuple[list[dict[str, Any]], int]:
+    """Backfills in flight and how far along, and how many exports with one were not read (bound)."""
+    candidates = _backfill_candidates(exports, now)
+    found = []
+    for export in candidates[:BACKFILL_READS]:
+        page = await upstream.request("GET", path_for(BACKFILLS_PATH, batch_export_id=export.get("id")))
+        for backfill in (page or {}).get("results") or []:
+            if not isinstance(backfill, dict) or backfill.get("status") not in RUNNING:
+                continue
+            item: dict[str, Any] = {
+                "batch_export_id": export.get("id"),
+                "name": export.get("name"),
+                "backfill_id": backfill.get("id"),
+                "status": backfill.get("status"),
+                "start_at": backfill.get("start_at"),
+                "end_at": backfill.get("end_at"),
+            }
+            done: dict[str, Any] = backfill["progress"] if isinstance(backfill.get("progress"), dict) else {}
+            if done.get("total_runs"):
+                item["runs_done"] = f"{done.get('finished_runs') or 0}/{done['total_runs']}"
+            found.append({k: v for k, v in item.items() if v is not None})
+    return found, max(0, len(candidates) - BACKFILL_READS)
+
+
+# ------------------------------------------------------------------------------- the project
 
 
 async def all_exports(upstream: Upstream, path: str = "batch_exports/") -> list[dict[str, Any]]:
@@ -129,7 +367,8 @@ async def all_exports(upstream: Upstream, path: str = "batch_exports/") -> list[
 
 
 async def interval_cells(upstream: Upstream, export: dict[str, Any], count: int, now: datetime) -> list[dict[str, Any]]:
-    """The export's `count` most recent whole data intervals, oldest first, each with its status."""
+    """The export's `count` most recent whole data intervals, oldest first, each with its status; a
+    completed interval that exported no record is `empty`, not `completed`."""
     latest = [r for r in export.get("latest_runs") or [] if isinstance(r, dict)]
     seconds = INTERVAL_SECONDS.get(str(export.get("interval")), 3600)
     newest_end = max((m for m in (moment(r.get("data_interval_end")) for r in latest) if m), default=now)
@@ -157,40 +396,27 @@ async def interval_cells(upstream: Upstream, export: dict[str, Any], count: int,
             cell["run_id"] = run.get("id")
             if isinstance(run.get("records_completed"), int):
                 cell["records"] = run["records_completed"]
+                if status == "completed" and run["records_completed"] == 0:
+                    cell["status"] = "empty"
             if status == "failed" and short_error(run.get("latest_error"), 80):
                 cell["error"] = short_error(run.get("latest_error"), 80)
         cells.append(cell)
     return cells
 
 
-def _fitting(entries: list[dict[str, Any]], room: int) -> list[dict[str, Any]]:
-    """The longest prefix of `entries` whose JSON fits in `room` bytes."""
-    kept = []
+def _with_error_cut(entry: dict[str, Any], limit: int) -> dict[str, Any]:
+    if "latest_error" not in entry:
+        return entry
+    return {**entry, "latest_error": short_error(entry["latest_error"], limit)}
+
+
+def distinct_errors(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each different latest error once, with how many listed exports it stands for, most common first."""
+    tally: dict[str, int] = {}
     for entry in entries:
-        cost = _size(entry) + 1
-        if cost > room:
-            break
-        room -= cost
-        kept.append(entry)
-    return kept
-
-
-async def _with_cells(upstream: Upstream, listed: list[Any], count: int, room: int) -> list[dict[str, Any]]:
-    now = datetime.now(UTC)
-    kept = []
-    for index, (entry, export) in enumerate(listed):
-        entry = _with_error_cut({**entry, "intervals": await interval_cells(upstream, export, count, now)}, 120)
-        await progress.report(index + 1, len(listed), f"read the intervals of {index + 1} of {len(listed)}")
-        cost = _size(entry) + 1
-        if cost > room:
-            break
-        room -= cost
-        kept.append(entry)
-    return kept
-
-
-def _size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+        if "latest_error" in entry:
+            tally[entry["latest_error"]] = tally.get(entry["latest_error"], 0) + 1
+    return [{"error": text, "exports": n} for text, n in sorted(tally.items(), key=lambda item: -item[1])]
 
 
 def _matches(export: dict[str, Any], params: HealthParams) -> bool:
@@ -199,58 +425,203 @@ def _matches(export: dict[str, Any], params: HealthParams) -> bool:
     return not params.name_contains or params.name_contains.lower() in str(export.get("name") or "").lower()
 
 
+def _compact(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry as a long list shows it: what its name and state already say left out."""
+    return {
+        k: v for k, v in entry.items() if k not in ("destination_type", "interval", "paused", "billing", "_assessed")
+    }
+
+
 async def health(upstream: Upstream, params: HealthParams, request: Any = None) -> dict[str, Any]:
+    now = _now()
     path = getattr(request, "path", None) or "batch_exports/"
     exports = await all_exports(upstream, path)
     entries = [(assess(e), e) for e in exports]
+    paused = [e for entry, e in entries if entry["state"] == "paused"]
+    by_posthog, told_by = await paused_by_posthog(upstream, paused)
+    for entry, export in entries:
+        if entry["state"] == "paused" and export.get("id") in by_posthog:
+            entry["state"] = entry["_assessed"] = "auto_paused"
+            entry["paused_by"] = "PostHog (too many failures)"
     counts = {"total": len(entries)} | {s: 0 for s in STATE_ORDER}
     for entry, _ in entries:
         counts[entry["state"]] += 1
     chosen = [(entry, e) for entry, e in entries if entry["state"] in _SELECTS[params.state] and _matches(e, params)]
     chosen.sort(key=lambda pair: (STATE_ORDER.index(pair[0]["state"]), str(pair[0].get("name")).lower()))
-    answer: dict[str, Any] = {"project_id": params.project_id, "counts": counts, "exports": []}
+    answer: dict[str, Any] = {"project_id": params.project_id, "counts": {k: v for k, v in counts.items() if v}}
     if params.destination_type or params.name_contains:
         answer["matching"] = len(chosen)
-    budget = BUDGET_BYTES_WITH_CELLS if params.intervals else BUDGET_BYTES
-    room = budget - _size(answer) - 600  # the omitted note, if one is needed
+    if paused and told_by is None:
+        answer["paused_by"] = "unknown: PostHog says who paused an export in its logs (scope query:read)"
+    if params.offset == 0:
+        running, unread = await running_backfills(upstream, exports, now)
+        if running:
+            answer["backfills_running"] = running
+        if unread:
+            answer["backfills_not_read"] = (
+                f"{unread} more exports have a backfill's run in flight (batch-export-backfills-list)"
+            )
+    answer["exports"] = []
     listed = chosen[params.offset :]
+    room = continuation.FIT - 700  # the omitted note, if one is needed
     if params.intervals:
-        answer["exports"] = await _with_cells(upstream, listed, params.intervals, room)
+        answer["exports"] = await _with_cells(upstream, listed, params.intervals, room - continuation.size(answer), now)
+        shown = len(answer["exports"])
     else:
-        # Shorter errors before fewer exports: every export the filter selects should be named.
-        full = [entry for entry, _ in listed]
-        for cut in ERROR_CUTS:
-            shaped = _fitting([_with_error_cut(e, cut) for e in full], room)
-            if len(shaped) == len(full):
-                break
-        answer["exports"] = shaped
-        if cut < ERROR_CUTS[0]:
-            errors = distinct_errors(full[: len(shaped)])
-            while errors and _size(answer) + _size(errors) > budget - 600:
-                errors.pop()  # the rarest go first; each export still shows the start of its own
-            if errors:
-                answer["errors"] = errors
-    shown = len(answer["exports"])
-    if shown < len(listed):
-        left = len(listed) - shown
-        arguments = params.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
-        arguments |= {"project_id": params.project_id, "offset": params.offset + shown}
-        answer["omitted"] = {
-            "count": left,
-            "reason": f"{shown} of {len(listed)} listed exports fit the {budget // 1000} KB answer budget; "
-            f"the other {left} ({', '.join(sorted({e['state'] for e, _ in listed[shown:]}))}) are left out.",
-            "call": {"tool": "batch-export-health", "arguments": arguments},
-        }
-    elif params.offset and params.offset > len(chosen):
+        answer, shown = await _fitted(upstream, answer, listed, room, now)
+    for entry, _ in listed[:shown]:
+        if entry.get("_assessed") != entry["state"]:  # a read back told more than the embedded runs
+            answer["counts"][entry["_assessed"]] -= 1
+            answer["counts"][entry["state"]] = answer["counts"].get(entry["state"], 0) + 1
+    answer["counts"] = {k: v for k, v in answer["counts"].items() if v}
+    for entry in answer["exports"]:
+        if isinstance(entry, dict):
+            entry.pop("_assessed", None)
+    _omitted(answer, params, shown, listed)
+    if not listed and params.offset and params.offset > len(chosen):
         answer["note"] = f"offset {params.offset} is past the {len(chosen)} exports this call lists."
     return answer
+
+
+TABLE_ERROR = 60  # characters of each distinct error a table lists
+TABLE_COLUMNS = ("batch_export_id", "name", "state", "since", "count", "error", "failed_run_id")
+TABLE_NOTE = (
+    "Each row of exports follows columns. since: failing (or exporting 0 records, or paused) since, 'before X' "
+    "when not found back to X; count: failed intervals in a row, 0-record runs, or failed records; error: its "
+    "number in errors."
+)
+
+
+def entries_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The exports of an answer as entries, whichever form it took (rows of a table become dicts)."""
+    columns = answer.get("columns")
+    if not isinstance(columns, list):
+        return [e for e in answer.get("exports") or [] if isinstance(e, dict)]
+    return [dict(zip(columns, row, strict=False)) for row in answer.get("exports") or [] if isinstance(row, list)]
+
+
+def _since(entry: dict[str, Any]) -> Any:
+    for key in ("failing_since", "zero_records_since", "paused_at"):
+        if entry.get(key):
+            return entry[key]
+    for key in ("failing_since_before", "zero_records_since_before"):
+        if entry.get(key):
+            return f"before {entry[key]}"
+    return None
+
+
+def _count(entry: dict[str, Any]) -> Any:
+    for key in ("consecutive_failures", "zero_record_runs", "records_failed"):
+        if entry.get(key):
+            return entry[key]
+    return None
+
+
+def _table(entries: list[dict[str, Any]], run_ids: bool) -> tuple[list[list[Any]], list[dict[str, Any]]]:
+    """The entries as rows of TABLE_COLUMNS (the run id column only with `run_ids`), errors numbered."""
+    errors = distinct_errors([_with_error_cut(e, TABLE_ERROR) for e in entries])
+    numbers = {item["error"]: index + 1 for index, item in enumerate(errors)}
+    rows = []
+    for entry in entries:
+        error = short_error(entry.get("latest_error"), TABLE_ERROR)
+        row = [entry.get("batch_export_id"), entry.get("name"), entry["state"], _since(entry), _count(entry)]
+        row.append(numbers.get(error) if error else None)
+        if run_ids:
+            row.append(entry.get("failed_run_id"))
+        rows.append(row)
+    return rows, [{"no": index + 1, **item} for index, item in enumerate(errors)]
+
+
+def _shapes(told: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """The forms the told exports may take, longest first: whole entries with shorter and shorter errors,
+    then without what their name and state say, then as rows of a table (with, then without, run ids)."""
+    forms: list[tuple[str, Any]] = []
+    for compact in (False, True):
+        for cut in ERROR_CUTS:
+            forms.append(("entries", [_with_error_cut(_compact(e) if compact else e, cut) for e in told]))
+    forms.append(("table", True))
+    forms.append(("table", False))
+    return forms
+
+
+def _shaped(answer: dict[str, Any], form: tuple[str, Any], told: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    """The answer with the first `n` told exports in `form`."""
+    kind, value = form
+    if kind == "entries":
+        return {**answer, "exports": value[:n]}
+    rows, errors = _table(told[:n], run_ids=value)
+    columns = list(TABLE_COLUMNS if value else TABLE_COLUMNS[:-1])
+    shaped = {**answer, "columns": columns, "columns_note": TABLE_NOTE, "exports": rows, "errors": errors}
+    if not value:
+        shaped["failed_run_ids"] = "left out to fit every export; batch-export-errors or name_contains gives them"
+    return shaped
+
+
+async def _fitted(
+    upstream: Upstream, answer: dict[str, Any], listed: list[Any], room: int, now: datetime
+) -> tuple[dict[str, Any], int]:
+    """The answer with as many listed exports as fit, each told whole (read back where its embedded runs
+    cannot tell), in the longest form that holds them all: shorter forms before fewer exports."""
+    reads = 0
+    told: list[dict[str, Any]] = []
+    for entry, export in listed:
+        if "_read_back" in entry and reads < READ_BACKS:
+            reads += 1
+            await read_back(upstream, entry, export, now)
+            await progress.report(reads, None, f"read back {reads} exports' older runs")
+        entry.pop("_read_back", None)
+        told.append(entry)
+        # Stop telling once the exports told cannot fit even in the shortest form.
+        if continuation.size(_shaped(answer, ("table", False), told, len(told))) > room:
+            break
+    forms = _shapes(told)
+    for form in forms:
+        whole = _shaped(answer, form, told, len(told))
+        if len(told) == len(listed) and continuation.size(whole) <= room:
+            return whole, len(told)
+    shortest = forms[-1]
+    n = continuation.longest_fitting(
+        told, lambda prefix: continuation.size(_shaped(answer, shortest, told, len(prefix))) <= room
+    )
+    n = max(n, 1) if told else 0
+    return _shaped(answer, shortest, told, n), n
+
+
+async def _with_cells(
+    upstream: Upstream, listed: list[Any], count: int, room: int, now: datetime
+) -> list[dict[str, Any]]:
+    kept: list[dict[str, Any]] = []
+    for index, (entry, export) in enumerate(listed):
+        entry.pop("_read_back", None)
+        entry = _with_error_cut({**entry, "intervals": await interval_cells(upstream, export, count, now)}, 80)
+        await progress.report(index + 1, len(listed), f"read the intervals of {index + 1} of {len(listed)}")
+        if kept and continuation.size([*kept, entry]) > room:
+            break
+        kept.append(entry)
+    return kept
+
+
+def _omitted(answer: dict[str, Any], params: HealthParams, shown: int, listed: list[Any]) -> None:
+    if shown >= len(listed):
+        return
+    left = len(listed) - shown
+    arguments = params.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    arguments |= {"project_id": params.project_id, "state": params.state, "offset": params.offset + shown}
+    states = sorted({e["state"] for e, _ in listed[shown:]}, key=STATE_ORDER.index)
+    answer["omitted"] = continuation.omitted(
+        "batch-export-health",
+        arguments,
+        f"{shown} of {len(listed)} listed exports fit the {continuation.BUDGET // 1000} KB answer budget; the other "
+        f"{left} ({', '.join(states)}) follow with the call",
+        left,
+    )
 
 
 TOOLS = [
     ToolSpec(
         name="batch-export-health",
         title="Batch export health",
-        description="Every export's state in one call: counts, then failing/degraded ones with since, last success, error.",
+        description="Every export's state in one call: failing (since when), billing, silent (0 records), auto-paused, backfills running.",
         method="GET",
         path="batch_exports/",
         scope=READ,
