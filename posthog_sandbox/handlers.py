@@ -234,7 +234,7 @@ def export_logs(ctx: Ctx, id: str) -> Result:
     rows = []
     for row in logs_of(ctx.store, export):
         if "after" in bounds and not row["timestamp"] > bounds["after"]:
-            continue
+            break  # rows come newest first: every later one is older still
         if "before" in bounds and not row["timestamp"] < bounds["before"]:
             continue
         if levels and row["level"] not in levels:

@@ -4,8 +4,10 @@ The same N gives the same project every time (names, ids, configs, patterns; tim
 sandbox's clock): every destination type and interval, about 10% failing in the patterns operators meet
 (failing every run since a date, failing now and then, failing and then paused), about 10% paused, 30 days
 of runs at each export's interval with record counts that follow the day, log lines for every run, and a
-few backfills, running and finished. Past runs are computed, not stored (see `history.py`), so N = 500
-starts in well under a second; project 2 keeps its one HTTP export.
+few backfills, running and finished. Among them, the fleet-scale scenes (`scenes.py`: silent failures, a
+billing window, long failures, auto-pause...) and, when asked, hostile text (`hostile.py`). Past runs are
+computed, not stored (see `history.py`), so N = 2,000 starts in well under a second; project 2 keeps its one
+HTTP export.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import activity_log, simulation
+from . import activity_log, hostile, scenes, simulation
 from .destinations import HISTORY_ERRORS
 from .exports import make_export
 from .history import HISTORY
@@ -27,6 +29,8 @@ HISTORY_DAYS = 30
 COMPUTED_UNTIL_MINUTES = 10
 
 INTERVAL_WEIGHTS = {"hour": 55, "day": 27, "week": 5, "every 15 minutes": 8, "every 5 minutes": 5}
+# The hour (UTC) a daily export runs at (its `offset_hour`): many at midnight, many in working hours.
+DAILY_HOURS = (0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 10, 11, 12, 12, 13, 14, 14, 15, 18, 20, 22)
 GEN3_TYPES = [
     "AwsS3",
     "Snowflake",
@@ -146,16 +150,21 @@ def _patterns(rng: random.Random, n: int) -> list[str]:
     return out
 
 
-def seed_large(store: Store, generation: int, earliest: datetime, now: datetime, n: int) -> None:
-    """Seed project 1 with `n` exports (inside the initialising transaction); project 2 gets its HTTP export."""
+def seed_large(
+    store: Store, generation: int, earliest: datetime, now: datetime, n: int, hostile_text: bool = False
+) -> None:
+    """Seed project 1 with `n` exports (inside the initialising transaction); project 2 gets its HTTP export.
+    The scenes (`scenes.py`) and, with `hostile_text`, the hostile strings (`hostile.py`) are given before
+    anything is stored."""
     rng = random.Random(f"posthog-sandbox-exports-{n}")
     types = GEN3_TYPES if generation >= 3 else GEN1_TYPES
     intervals = list(INTERVAL_WEIGHTS)
     weights = list(INTERVAL_WEIGHTS.values())
     until = now - timedelta(minutes=COMPUTED_UNTIL_MINUTES)
     patterns = _patterns(rng, n)
+    offsets = random.Random(f"posthog-sandbox-offsets-{n}")  # its own stream: the other draws stay as they were
     names: set[str] = set()
-    healthy_hourly: list[dict[str, Any]] = []
+    seeded: list[dict[str, Any]] = []
     for index in range(n):
         type_ = types[index % len(types)]  # every destination type, evenly
         interval = intervals[index % len(intervals)] if index < len(intervals) else rng.choices(intervals, weights)[0]
@@ -171,13 +180,14 @@ def seed_large(store: Store, generation: int, earliest: datetime, now: datetime,
             suffix += 1
         names.add(name)
         step = INTERVALS[interval]
+        offset = offsets.choice(DAILY_HOURS) * 3600 if interval == "day" else None
         age = (
             timedelta(days=HISTORY_DAYS + rng.randrange(0, 400))
             if rng.random() < 0.85
             else timedelta(days=rng.randrange(3, HISTORY_DAYS))
         )  # most exports are older than the 30 days shown; some were made within them
         created = (now - age).replace(second=0, microsecond=0) - timedelta(minutes=index)
-        first = floor_to_interval(max(created, now - timedelta(days=HISTORY_DAYS)), interval) + step
+        first = floor_to_interval(max(created, now - timedelta(days=HISTORY_DAYS)), interval, offset) + step
         pattern = patterns[index]
         history: dict[str, Any] = {
             "seed": rng.getrandbits(62),
@@ -200,6 +210,7 @@ def seed_large(store: Store, generation: int, earliest: datetime, now: datetime,
         destination: dict[str, Any] = {"type": type_, "config": _config(type_, generation, slug, index)}
         destination["integration"] = INTEGRATIONS.get(type_) if generation >= 3 else None
         fields: dict[str, Any] = {"name": name, "destination": destination, "interval": interval, "model": model}
+        fields["interval_offset"] = offset
         export_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         export = make_export(store, generation, 1, fields, created, export_id, save=False)
         export[HISTORY] = history
@@ -213,8 +224,16 @@ def seed_large(store: Store, generation: int, earliest: datetime, now: datetime,
             export["_outcome"] = {"outcome": "intermittent", "error": None, "records": None}
         # the simulation takes over after the computed past
         export["next_tick"] = simulation.next_tick_after(export, until)
+        seeded.append(export)
+    scenes.apply(seeded, n, now)
+    if hostile_text:
+        hostile.apply(seeded)
+    healthy_hourly = []
+    for export in seeded:
         store.put_export(export)
-        if pattern == "healthy" and interval == "hour":
+        profile = export[HISTORY]
+        plain = not any(profile.get(k) for k in ("silent_since", "never", "records_failed"))
+        if profile["pattern"] == "healthy" and export["interval"] == "hour" and plain:
             healthy_hourly.append(export)
     _http_export_in_project_2(store, generation, now, str(uuid.UUID(int=rng.getrandbits(128), version=4)))
     _backfills(store, rng, healthy_hourly, now)
