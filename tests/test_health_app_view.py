@@ -219,7 +219,7 @@ async def test_view_reads_a_long_answer_as_rows_and_shows_what_ran_and_exported_
             [EXPORT_B, "Persons to Postgres", "silent", "2026-11-29T00:00:00Z", 31, None],
             [EXPORT_C, "Sessions to BigQuery", "auto_paused", "2026-11-28T00:00:00Z", None, None],
         ],
-        "errors": [{"no": 1, "error": "Batch export run failed due to exceeding billing limits.", "exports": 1}],
+        "errors": ["Batch export run failed due to exceeding billing limits."],
         "backfills_running": [
             {"batch_export_id": EXPORT_C, "name": "Sessions to BigQuery", "backfill_id": "b", "runs_done": "7/24"}
         ],

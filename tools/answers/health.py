@@ -46,13 +46,14 @@ STATE_ORDER = (
     "partial",
     "auto_paused",
     "degraded",
+    "billing_gap",
     "paused",
     "healthy",
 )
 _SELECTS: dict[str, tuple[str, ...]] = {
-    "attention": STATE_ORDER[:7],
+    "attention": STATE_ORDER[:8],
     "failing": ("failing", "billing", "degraded"),
-    "billing": ("billing",),
+    "billing": ("billing", "billing_gap"),
     "silent": ("silent", "never_exported", "partial"),
     "paused": ("auto_paused", "paused"),
     "auto_paused": ("auto_paused",),
@@ -61,10 +62,11 @@ _SELECTS: dict[str, tuple[str, ...]] = {
 }
 PAGE_SIZE = 100
 MAX_PAGES = 200  # 20,000 exports: a bound on the loop, far past any real project
-READ_BACKS = 100  # runs reads one call makes for failures and silences older than the embedded runs
+READ_BACKS = 150  # runs requests one call makes for failures and silences older than the embedded runs
 READ_BACK_DAYS = 90
 BACKFILL_READS = 10  # backfills lists read for progress in one call
 SILENT_RUNS = 3  # completed runs in a row with 0 records before an export that exports records is silent
+SILENT_EXPECTED = 30  # records the export's usual runs would have exported over the silent ones
 ERROR_FULL = 240  # a latest error as kept for grouping; each export shows a shorter cut of it
 ERROR_CUTS = (120, 80, 56, 40)  # tried in turn until the listed exports fit the budget
 BILLING = "FailedBilling"
@@ -124,28 +126,34 @@ def assess(export: dict[str, Any]) -> dict[str, Any]:
     decided = deciding_runs(embedded)
     newest_first = [decided[start] for start in sorted(decided, reverse=True)]
     finished = [r for r in newest_first if cell_status(r) in ("completed", "failed")]
-    streak = []
+    # The failures since the last success, whatever stopped them (the newest says which state it is).
+    streak: list[dict[str, Any]] = []
     for run in finished:
         if cell_status(run) != "failed":
             break
         streak.append(run)
     failed = [r for r in finished if cell_status(r) == "failed"]
+    billing = [r for r in failed if r.get("status") == BILLING]
     completed = [r for r in finished if cell_status(r) == "completed"]
     whole_history = len(embedded) < 10  # PostHog embeds 10: fewer is every run the export has
     if streak:
         entry["failing_since"] = streak[-1].get("data_interval_start")
         entry["consecutive_failures"] = len(streak)
         entry["failed_run_id"] = streak[0].get("id")
-        if len(streak) == len(finished) and not whole_history:
-            entry["_read_back"] = "failing"  # no success in view: the streak may be longer
-        if streak[0].get("status") == BILLING:
-            entry["billing"] = True
+        if streak[-1] is finished[-1] and not whole_history:
+            entry["_read_back"] = "failing"  # nothing else in view: the streak may be longer
     elif failed:
         entry["failed_run_id"] = failed[0].get("id")
+    if billing:
+        # PostHog checks its billing limit per project: these intervals exported nothing, and a retry fails
+        # the same way until the limit is raised (docs/posthog-api.md, "Runs").
+        entry["billing_failures"] = len(billing)
+        entry["billing_since"] = billing[-1].get("data_interval_start")
     last_success = completed[0] if completed else None
     if last_success is not None and not streak:
         entry["last_success"] = last_success.get("data_interval_end")
-    error = short_error(failed[0].get("latest_error"), ERROR_FULL) if failed else None
+    destination_failures = [r for r in failed if r.get("status") != BILLING]
+    error = short_error(destination_failures[0].get("latest_error"), ERROR_FULL) if destination_failures else None
     if error:
         entry["latest_error"] = error
     _records_flags(entry, completed, whole_history)
@@ -153,7 +161,7 @@ def assess(export: dict[str, Any]) -> dict[str, Any]:
         entry["paused"] = True
         if export.get("last_paused_at"):
             entry["paused_at"] = export.get("last_paused_at")
-    entry["state"] = entry["_assessed"] = _state(export, entry, streak, failed)
+    entry["state"] = entry["_assessed"] = _state(export, entry, streak, destination_failures)
     return entry
 
 
@@ -166,7 +174,7 @@ def _records_flags(entry: dict[str, Any], completed: list[dict[str, Any]], whole
         zero_streak.append(run)
     earlier = [_records(r, "records_completed") for r in completed[len(zero_streak) :]]
     exporting = [n for n in earlier if n is not None]
-    if len(zero_streak) >= SILENT_RUNS and exporting and sum(1 for n in exporting if n > 0) * 2 > len(exporting):
+    if len(zero_streak) >= SILENT_RUNS and exporting and unusual_silence(len(zero_streak), exporting):
         entry["zero_records_since"] = zero_streak[-1].get("data_interval_start")
         entry["zero_record_runs"] = len(zero_streak)
     elif zero_streak and len(zero_streak) == len(completed) and len(zero_streak) >= SILENT_RUNS:
@@ -181,19 +189,32 @@ def _records_flags(entry: dict[str, Any], completed: list[dict[str, Any]], whole
         entry["records_failed_run_id"] = failed_records[0][0].get("id")
 
 
-def _state(export: dict[str, Any], entry: dict[str, Any], streak: list[Any], failed: list[Any]) -> str:
+def unusual_silence(zero_runs: int, earlier: list[int]) -> bool:
+    """Whether `zero_runs` runs in a row with 0 records are unusual for an export whose earlier runs
+    exported `earlier` records: a quiet export (a few records a run) meets runs without any at night;
+    one whose runs usually export records would have exported SILENT_EXPECTED or more by now."""
+    if not earlier:
+        return False
+    usual = sum(earlier) / len(earlier)
+    return sum(1 for n in earlier if n > 0) * 2 > len(earlier) and usual * zero_runs >= SILENT_EXPECTED
+
+
+def _state(export: dict[str, Any], entry: dict[str, Any], streak: list[Any], destination_failures: list[Any]) -> str:
+    """One state by precedence: what most needs a person first."""
     if export.get("paused"):
         return "paused"  # auto_paused once PostHog is asked who paused it
     if streak:
-        return "billing" if entry.get("billing") else "failing"
+        return "billing" if streak[0].get("status") == BILLING else "failing"
     if entry.get("_read_back") == "never":
         return "never_exported"
-    if "zero_records_since" in entry and entry.get("_read_back") != "never":
+    if "zero_records_since" in entry:
         return "silent"
     if entry.get("records_failed"):
         return "partial"
-    if failed:
+    if destination_failures:
         return "degraded"
+    if entry.get("billing_failures"):
+        return "billing_gap"  # intervals the billing limit left unexported still stand
     return "healthy"
 
 
@@ -209,43 +230,52 @@ def _oldest_in_view(export: dict[str, Any]) -> datetime | None:
     return min((s for s in starts if s is not None), default=None)
 
 
-async def _completed_before(
-    upstream: Upstream, export: dict[str, Any], before: datetime, now: datetime
-) -> tuple[list[dict[str, Any]], datetime]:
-    """The export's completed runs whose interval ends by `before`, latest interval first (one page of
-    100), and how far back that page reaches: READ_BACK_DAYS, or less where PostHog has more pages (an
+async def _completed_runs(
+    upstream: Upstream,
+    export: dict[str, Any],
+    start: datetime,
+    end: datetime,
+    newest_first: bool = True,
+    statuses: tuple[str, ...] = ("Completed",),
+) -> tuple[list[dict[str, Any]], datetime | None]:
+    """One page (100) of the export's completed runs with intervals inside [start, end], newest interval
+    first (or oldest), and, when PostHog has more pages, the farthest interval start the page reached (an
     older PostHog, without the status filter, lists failed runs too)."""
     query: dict[str, Any] = {
-        "ordering": "-data_interval_start",
-        "status": "Completed",
-        "start": iso(now - timedelta(days=READ_BACK_DAYS)),
-        "end": iso(before),
+        "ordering": "-data_interval_start" if newest_first else "data_interval_start",
+        "status": list(statuses),
+        "start": iso(start),
+        "end": iso(end),
     }
     page = await upstream.request("GET", path_for(RUNS_PATH, batch_export_id=export.get("id")), query=query)
     listed = [r for r in (page or {}).get("results") or [] if isinstance(r, dict)]
-    reached = now - timedelta(days=READ_BACK_DAYS)
+    reached = None
     if (page or {}).get("next") and listed:
-        reached = min((m for m in (moment(r.get("data_interval_start")) for r in listed) if m), default=reached)
-    return [r for r in listed if r.get("status") == "Completed"], reached
+        starts = [m for m in (moment(r.get("data_interval_start")) for r in listed) if m]
+        reached = (min if newest_first else max)(starts, default=None)
+    return [r for r in listed if r.get("status") in statuses], reached
 
 
-async def read_back(upstream: Upstream, entry: dict[str, Any], export: dict[str, Any], now: datetime) -> None:
-    """What the embedded runs could not tell, from the export's older runs (one request)."""
+async def read_back(
+    upstream: Upstream, entry: dict[str, Any], export: dict[str, Any], now: datetime, budget: list[int]
+) -> None:
+    """What the embedded runs could not tell, from the export's older runs: one request for a failure,
+    at most two for a silence; each read taken from `budget`. Where the answer is not found within
+    READ_BACK_DAYS (or the budget), the entry says how far it looked instead of guessing."""
     why = entry.pop("_read_back", None)
     oldest = _oldest_in_view(export)
     if why is None or oldest is None:
         return
-    runs, reached = await _completed_before(upstream, export, oldest, now)
-    bound = iso(reached)
+    if budget[0] <= 0:
+        entry["read_back"] = "not read: this call's read-back budget is spent (ask for this export by name)"
+        return
+    budget[0] -= 1
+    window_start = now - timedelta(days=READ_BACK_DAYS)
+    runs, reached = await _completed_runs(upstream, export, window_start, oldest)
+    bound = iso(reached or window_start)
     if why == "failing":
-        streak_end = (
-            max(
-                (moment(r.get("data_interval_start")) for r in export.get("latest_runs") or [] if isinstance(r, dict)),
-                key=lambda m: m or oldest,
-                default=oldest,
-            )
-            or oldest
-        )
+        starts = [moment(r.get("data_interval_start")) for r in export.get("latest_runs") or [] if isinstance(r, dict)]
+        streak_end = max((m for m in starts if m is not None), default=oldest)
         if runs:
             since = moment(runs[0].get("data_interval_end")) or oldest
             entry["failing_since"] = iso(since)  # the interval after the last success: nothing exported since
@@ -257,40 +287,98 @@ async def read_back(upstream: Upstream, entry: dict[str, Any], export: dict[str,
             entry["read_back"] = f"no successful run between {bound} and the 10 newest runs"
         return
     exported = next((r for r in runs if (_records(r, "records_completed") or 0) > 0), None)
+    zero_runs = entry.get("zero_record_runs", 0) + (runs.index(exported) if exported is not None else len(runs))
+    usual = [n for n in (_records(r, "records_completed") for r in runs) if n is not None]
+    if exported is not None and not unusual_silence(zero_runs, usual[runs.index(exported) :]):
+        entry.pop("zero_records_since", None)  # a quiet export between records, not a silent one
+        entry.pop("zero_record_runs", None)
+        entry["state"] = "healthy"
+        return
     if exported is not None:
         silent_from = moment(exported.get("data_interval_end"))
         if silent_from is not None:
             entry["zero_records_since"] = iso(silent_from)
-            zero_run_starts = [
-                moment(r.get("data_interval_start")) for r in runs[: runs.index(exported)] if isinstance(r, dict)
-            ]
-            entry["zero_record_runs"] = entry.get("zero_record_runs", 0) + len(zero_run_starts)
-        if entry.get("state") == "never_exported":
-            entry["state"] = "silent"
+            entry["zero_record_runs"] = entry.get("zero_record_runs", 0) + runs.index(exported)
+        entry["state"] = "silent"
         return
-    created = moment(export.get("created_at"))
-    if created is not None and created >= reached:
+    entry["zero_record_runs"] = entry.get("zero_record_runs", 0) + len(runs)
+    created = moment(export.get("created_at")) or window_start
+    if reached is None and created >= window_start:
         entry["state"] = "never_exported"  # every run it completed since it was made exported nothing
-        entry["zero_record_runs"] = entry.get("zero_record_runs", 0) + len(runs)
+        return
+    entry.pop("zero_records_since", None)
+    entry["zero_records_since_before"] = bound
+    # Did it ever export? Its oldest completed runs in the window say (a second request).
+    if budget[0] <= 0:
+        entry["read_back"] = f"0 records since at least {bound}; whether it ever exported was not read"
+        entry["state"] = "silent"
+        return
+    budget[0] -= 1
+    first_runs, _ = await _completed_runs(upstream, export, max(window_start, created), oldest, newest_first=False)
+    if any((_records(r, "records_completed") or 0) > 0 for r in first_runs):
+        entry["state"] = "silent"
+        entry["read_back"] = f"exported records before; 0 records since at least {bound}"
     else:
-        entry["zero_records_since_before"] = bound
-        entry.pop("zero_records_since", None)
-        entry["read_back"] = f"no records between {bound} and the 10 newest runs"
-        if entry.get("state") == "never_exported":
-            entry["state"] = "silent"
+        entry["state"] = "never_exported"
+        entry["read_back"] = f"no records in its first and its latest runs since {iso(max(window_start, created))}"
 
 
 # ------------------------------------------------------------------------------- who paused, what is running
 
 
-async def paused_by_posthog(upstream: Upstream, paused: list[dict[str, Any]]) -> tuple[set[str], str | None]:
-    """The ids of the paused exports PostHog paused itself, and where that came from (None: unknown).
+ACTIVITY_PAGE = 1000  # the activity log's largest numbered page (docs/posthog-api.md, "Activity log")
+ACTIVITY_PAGES = 5
 
-    PostHog's worker pauses an export after too many failures and logs a WARNING line saying so
-    (docs/posthog-api.md, "Logs and the Query API"); one Query API request reads it for every paused
-    export. Without query:read, nothing says it here."""
+
+def _paused_by(entry: dict[str, Any]) -> str | None:
+    """Who an activity-log entry says paused an export: "PostHog" for the workers (no user), or the
+    person; None when the entry is not a pause (PostHog shows `paused` as the field `enabled`)."""
+    changes = (entry.get("detail") or {}).get("changes") or []
+    if not any(c.get("field") == "enabled" and c.get("after") is True for c in changes if isinstance(c, dict)):
+        return None
+    user = entry.get("user")
+    if not isinstance(user, dict) or entry.get("is_system"):
+        return "PostHog"
+    name = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name")).strip()
+    return name or str(user.get("email") or "a person")
+
+
+async def _paused_in_activity_log(upstream: Upstream, paused: list[dict[str, Any]]) -> dict[str, str]:
+    """Who paused each of `paused`, from the project's activity log, newest first, back to the oldest
+    pause (at most ACTIVITY_PAGES pages). Raises PostHog's refusal when the key may not read it."""
+    wanted = {str(e.get("id")) for e in paused}
+    since = min((m for m in (moment(e.get("last_paused_at")) for e in paused) if m), default=None)
+    found: dict[str, str] = {}
+    for page_number in range(1, ACTIVITY_PAGES + 1):
+        query = {"scope": "BatchExport", "page": page_number, "page_size": ACTIVITY_PAGE}
+        page = await upstream.request("GET", ACTIVITY_PATH, query=query)
+        results = [e for e in (page or {}).get("results") or [] if isinstance(e, dict)]
+        for entry in results:
+            item = str(entry.get("item_id"))
+            if item in wanted and item not in found:
+                who = _paused_by(entry)
+                if who is not None:
+                    found[item] = who
+        oldest = min((m for m in (moment(e.get("created_at")) for e in results) if m), default=None)
+        if not (page or {}).get("next") or wanted <= set(found) or (since and oldest and oldest < since):
+            break
+    return found
+
+
+async def paused_by(upstream: Upstream, paused: list[dict[str, Any]]) -> tuple[dict[str, str], str | None]:
+    """Who paused each paused export where PostHog says so, and where it said it (None: nowhere here).
+
+    A pause is an `enabled` change in the activity log, with the person's user or none for PostHog's
+    workers, which pause an export after too many failures (scope activity_log:read); where that is
+    refused, the WARNING line the workers log then, through the Query API (scope query:read): one request
+    either way (docs/posthog-api.md, "Activity log" and "Runs")."""
     if not paused:
-        return set(), None
+        return {}, None
+    try:
+        return await _paused_in_activity_log(upstream, paused), "activity log"
+    except UpstreamError as error:
+        if error.status not in (403, 404, 405):
+            raise
     ids = ", ".join(literal(str(e.get("id"))) for e in paused)
     hogql = (
         "SELECT log_source_id, count() FROM batch_export_log_entries WHERE level = 'WARNING' "
@@ -300,10 +388,10 @@ async def paused_by_posthog(upstream: Upstream, paused: list[dict[str, Any]]) ->
         answer = await upstream.request("POST", QUERY_PATH, json={"query": {"kind": "HogQLQuery", "query": hogql}})
     except UpstreamError as error:
         if error.status in (400, 403, 404, 405):
-            return set(), None
+            return {}, None
         raise
     rows = (answer or {}).get("results") or []
-    return {str(row[0]) for row in rows if isinstance(row, list) and row}, "PostHog's log line"
+    return {str(row[0]): "PostHog" for row in rows if isinstance(row, list) and row}, "log"
 
 
 def _backfill_candidates(exports: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
@@ -427,9 +515,7 @@ def _matches(export: dict[str, Any], params: HealthParams) -> bool:
 
 def _compact(entry: dict[str, Any]) -> dict[str, Any]:
     """An entry as a long list shows it: what its name and state already say left out."""
-    return {
-        k: v for k, v in entry.items() if k not in ("destination_type", "interval", "paused", "billing", "_assessed")
-    }
+    return {k: v for k, v in entry.items() if k not in ("destination_type", "interval", "paused", "_assessed")}
 
 
 async def health(upstream: Upstream, params: HealthParams, request: Any = None) -> dict[str, Any]:
@@ -438,11 +524,13 @@ async def health(upstream: Upstream, params: HealthParams, request: Any = None) 
     exports = await all_exports(upstream, path)
     entries = [(assess(e), e) for e in exports]
     paused = [e for entry, e in entries if entry["state"] == "paused"]
-    by_posthog, told_by = await paused_by_posthog(upstream, paused)
+    who, told_by = await paused_by(upstream, paused)
     for entry, export in entries:
-        if entry["state"] == "paused" and export.get("id") in by_posthog:
-            entry["state"] = entry["_assessed"] = "auto_paused"
-            entry["paused_by"] = "PostHog (too many failures)"
+        if entry["state"] == "paused" and str(export.get("id")) in who:
+            entry["paused_by"] = who[str(export.get("id"))]
+            if entry["paused_by"] == "PostHog":
+                entry["state"] = entry["_assessed"] = "auto_paused"  # after too many failures
+    billed = [entry for entry, _ in entries if entry.get("billing_failures")]
     counts = {"total": len(entries)} | {s: 0 for s in STATE_ORDER}
     for entry, _ in entries:
         counts[entry["state"]] += 1
@@ -451,8 +539,19 @@ async def health(upstream: Upstream, params: HealthParams, request: Any = None) 
     answer: dict[str, Any] = {"project_id": params.project_id, "counts": {k: v for k, v in counts.items() if v}}
     if params.destination_type or params.name_contains:
         answer["matching"] = len(chosen)
+    if billed:
+        starts = sorted(str(e["billing_since"]) for e in billed if e.get("billing_since"))
+        answer["billing"] = {
+            "exports": len(billed),
+            "first_interval": starts[0] if starts else None,
+            "note": "runs stopped by the project's billing limit (FailedBilling): retries fail until it is raised; "
+            "then batch-export-gaps finds what to backfill",
+        }
     if paused and told_by is None:
-        answer["paused_by"] = "unknown: PostHog says who paused an export in its logs (scope query:read)"
+        answer["paused_by"] = (
+            "unknown: PostHog says who paused an export in its activity log (scope activity_log:read) "
+            "or its logs (scope query:read)"
+        )
     if params.offset == 0:
         running, unread = await running_backfills(upstream, exports, now)
         if running:
@@ -468,7 +567,7 @@ async def health(upstream: Upstream, params: HealthParams, request: Any = None) 
         answer["exports"] = await _with_cells(upstream, listed, params.intervals, room - continuation.size(answer), now)
         shown = len(answer["exports"])
     else:
-        answer, shown = await _fitted(upstream, answer, listed, room, now)
+        answer, shown = await _fitted(upstream, answer, listed, room, now, _SELECTS[params.state])
     for entry, _ in listed[:shown]:
         if entry.get("_assessed") != entry["state"]:  # a read back told more than the embedded runs
             answer["counts"][entry["_assessed"]] -= 1
@@ -477,6 +576,7 @@ async def health(upstream: Upstream, params: HealthParams, request: Any = None) 
     for entry in answer["exports"]:
         if isinstance(entry, dict):
             entry.pop("_assessed", None)
+            entry.pop("_cleared", None)
     _omitted(answer, params, shown, listed)
     if not listed and params.offset and params.offset > len(chosen):
         answer["note"] = f"offset {params.offset} is past the {len(chosen)} exports this call lists."
@@ -484,11 +584,11 @@ async def health(upstream: Upstream, params: HealthParams, request: Any = None) 
 
 
 TABLE_ERROR = 60  # characters of each distinct error a table lists
+TABLE_SHORT = (40, 24)  # error and name characters in the table's shortest form
 TABLE_COLUMNS = ("batch_export_id", "name", "state", "since", "count", "error", "failed_run_id")
 TABLE_NOTE = (
-    "Each row of exports follows columns. since: failing (or exporting 0 records, or paused) since, 'before X' "
-    "when not found back to X; count: failed intervals in a row, 0-record runs, or failed records; error: its "
-    "number in errors."
+    "Rows follow columns. since: failing, 0 records, billing or paused since ('before X': not found back to X); "
+    "count: failed intervals, 0-record runs or failed records; error: its place in errors, from 1."
 )
 
 
@@ -501,78 +601,102 @@ def entries_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _since(entry: dict[str, Any]) -> Any:
-    for key in ("failing_since", "zero_records_since", "paused_at"):
+    for key in ("failing_since", "zero_records_since", "paused_at", "billing_since"):
         if entry.get(key):
-            return entry[key]
+            return _to_minute(entry[key])
     for key in ("failing_since_before", "zero_records_since_before"):
         if entry.get(key):
-            return f"before {entry[key]}"
+            return f"before {_to_minute(entry[key])}"
     return None
+
+
+def _to_minute(value: Any) -> Any:
+    """A moment to the minute, in UTC (2026-12-02T13:00Z): what a row needs, in fewer bytes."""
+    at = moment(value)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ") if at else value
 
 
 def _count(entry: dict[str, Any]) -> Any:
-    for key in ("consecutive_failures", "zero_record_runs", "records_failed"):
+    for key in ("consecutive_failures", "zero_record_runs", "records_failed", "billing_failures"):
         if entry.get(key):
             return entry[key]
     return None
 
 
-def _table(entries: list[dict[str, Any]], run_ids: bool) -> tuple[list[list[Any]], list[dict[str, Any]]]:
-    """The entries as rows of TABLE_COLUMNS (the run id column only with `run_ids`), errors numbered."""
-    errors = distinct_errors([_with_error_cut(e, TABLE_ERROR) for e in entries])
-    numbers = {item["error"]: index + 1 for index, item in enumerate(errors)}
+def _table(entries: list[dict[str, Any]], columns: tuple[str, ...]) -> tuple[list[list[Any]], list[str]]:
+    """The entries as rows of `columns`, and the distinct errors the rows number (1 is the first).
+
+    The shorter tables (no run id column) cut names and errors shorter too."""
+    error_chars, name_chars = (TABLE_ERROR, 200) if "failed_run_id" in columns else TABLE_SHORT
+    errors = [item["error"] for item in distinct_errors([_with_error_cut(e, error_chars) for e in entries])]
+    numbers = {error: index + 1 for index, error in enumerate(errors)}
     rows = []
     for entry in entries:
-        error = short_error(entry.get("latest_error"), TABLE_ERROR)
-        row = [entry.get("batch_export_id"), entry.get("name"), entry["state"], _since(entry), _count(entry)]
-        row.append(numbers.get(error) if error else None)
-        if run_ids:
-            row.append(entry.get("failed_run_id"))
-        rows.append(row)
-    return rows, [{"no": index + 1, **item} for index, item in enumerate(errors)]
+        error = short_error(entry.get("latest_error"), error_chars)
+        cells = {
+            "batch_export_id": entry.get("batch_export_id"),
+            "name": short_error(entry.get("name"), name_chars) or entry.get("name"),
+            "state": entry["state"],
+            "since": _since(entry),
+            "count": _count(entry),
+            "error": numbers.get(error) if error else None,
+            "failed_run_id": entry.get("failed_run_id"),
+        }
+        rows.append([cells[c] for c in columns])
+    return rows, errors
 
 
 def _shapes(told: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     """The forms the told exports may take, longest first: whole entries with shorter and shorter errors,
-    then without what their name and state say, then as rows of a table (with, then without, run ids)."""
+    then without what their name and state say, then as rows of a table: with run ids, without them,
+    and at last without names (ids name the exports; every one of them still fits)."""
     forms: list[tuple[str, Any]] = []
     for compact in (False, True):
         for cut in ERROR_CUTS:
             forms.append(("entries", [_with_error_cut(_compact(e) if compact else e, cut) for e in told]))
-    forms.append(("table", True))
-    forms.append(("table", False))
+    forms.append(("table", TABLE_COLUMNS))
+    forms.append(("table", tuple(c for c in TABLE_COLUMNS if c != "failed_run_id")))
+    forms.append(("table", tuple(c for c in TABLE_COLUMNS if c not in ("failed_run_id", "name"))))
     return forms
 
 
 def _shaped(answer: dict[str, Any], form: tuple[str, Any], told: list[dict[str, Any]], n: int) -> dict[str, Any]:
-    """The answer with the first `n` told exports in `form`."""
+    """The answer with the first `n` told exports in `form` (less those a read back found to be fine)."""
     kind, value = form
     if kind == "entries":
-        return {**answer, "exports": value[:n]}
-    rows, errors = _table(told[:n], run_ids=value)
-    columns = list(TABLE_COLUMNS if value else TABLE_COLUMNS[:-1])
-    shaped = {**answer, "columns": columns, "columns_note": TABLE_NOTE, "exports": rows, "errors": errors}
-    if not value:
-        shaped["failed_run_ids"] = "left out to fit every export; batch-export-errors or name_contains gives them"
+        return {**answer, "exports": [e for e in value[:n] if not e.get("_cleared")]}
+    rows, errors = _table([e for e in told[:n] if not e.get("_cleared")], value)
+    shaped = {**answer, "columns": list(value), "columns_note": TABLE_NOTE, "exports": rows, "errors": errors}
+    left_out = [c for c in ("failed_run_id", "name") if c not in value]
+    if left_out:
+        shaped["left_out"] = (
+            f"{' and '.join(left_out)} of each export, to fit every one: name_contains, or batch-export-errors "
+            "for failed run ids, gives them"
+        )
+    if "backfills_running" in answer:  # the same facts in fewer bytes
+        shaped["backfills_running"] = [
+            {k: b[k] for k in ("batch_export_id", "name", "backfill_id", "runs_done") if k in b}
+            for b in answer["backfills_running"]
+        ]
     return shaped
 
 
 async def _fitted(
-    upstream: Upstream, answer: dict[str, Any], listed: list[Any], room: int, now: datetime
+    upstream: Upstream, answer: dict[str, Any], listed: list[Any], room: int, now: datetime, selects: tuple[str, ...]
 ) -> tuple[dict[str, Any], int]:
     """The answer with as many listed exports as fit, each told whole (read back where its embedded runs
     cannot tell), in the longest form that holds them all: shorter forms before fewer exports."""
-    reads = 0
+    budget = [READ_BACKS]
     told: list[dict[str, Any]] = []
     for entry, export in listed:
-        if "_read_back" in entry and reads < READ_BACKS:
-            reads += 1
-            await read_back(upstream, entry, export, now)
-            await progress.report(reads, None, f"read back {reads} exports' older runs")
-        entry.pop("_read_back", None)
+        if "_read_back" in entry:
+            await read_back(upstream, entry, export, now, budget)
+            await progress.report(READ_BACKS - budget[0], None, "read back older runs where the newest cannot tell")
+            if entry["state"] not in selects:
+                entry["_cleared"] = True  # its older runs say it is not in a state this call lists
         told.append(entry)
         # Stop telling once the exports told cannot fit even in the shortest form.
-        if continuation.size(_shaped(answer, ("table", False), told, len(told))) > room:
+        if continuation.size(_shaped(answer, _shapes([])[-1], told, len(told))) > room:
             break
     forms = _shapes(told)
     for form in forms:
