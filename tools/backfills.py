@@ -14,7 +14,7 @@ from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
 from tools.exports import EXPORT_PATH, INTERVAL_WORDS, export_summary, is_newer_posthog, read_export
 from tools.models import Backfill, BackfillPage, BackfillStarted, Cancelled
 from tools.paging import CursorList, cursor_of
-from tools.params import BackfillOrdering, BackfillParams, Params
+from tools.params import UNLISTED, BackfillOrdering, BackfillParams, Params
 from tools.request import build_request
 from tools.times import in_utc, to_instant
 from tools.upstream import Request, Upstream, path_for
@@ -109,7 +109,7 @@ async def create_backfill(upstream: Upstream, params: BackfillCreateParams, requ
 class BackfillsListParams(Params):
     batch_export_id: UUID
     ordering: BackfillOrdering | None = Field(None, description="Sort order (default -created_at).")
-    cursor: str | None = Field(None, max_length=2000, description="omitted.call's cursor, unchanged.")
+    cursor: str | None = Field(None, max_length=2000, json_schema_extra=UNLISTED)  # omitted.call's, unchanged
 
     @field_validator("cursor")
     @classmethod

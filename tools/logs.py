@@ -19,7 +19,7 @@ from tools import continuation
 from tools.declaration import READ, NotPossible, ToolSpec
 from tools.hogql import contains_pattern, literal
 from tools.models import LogPage
-from tools.params import LogLevel, Params, RunParams
+from tools.params import UNLISTED, LogLevel, Params, RunParams
 from tools.runs import read_run
 from tools.times import TIME_FILTER, check_filter, to_instant
 from tools.upstream import Request, Upstream, UpstreamError
@@ -43,7 +43,7 @@ class LogsParams(Params):
     after: str | None = Field(None, pattern=TIME_FILTER, description="Rows after: ISO date/time or -24h, -7d.")
     before: str | None = Field(None, pattern=TIME_FILTER, description="Rows before (same formats).")
     limit: int | None = Field(None, ge=1, le=500, description="Max rows, newest first (default 50).")
-    cursor: str | None = Field(None, max_length=500, description="omitted.call's cursor, unchanged.")
+    cursor: str | None = Field(None, max_length=500, json_schema_extra=UNLISTED)  # omitted.call's, unchanged
 
     @field_validator("after", "before")
     @classmethod

@@ -12,7 +12,7 @@ from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
 from tools.exports import export_summary, read_export
 from tools.models import BackfillStarted, Cancelled, Run, RunPage
 from tools.paging import CursorList, cursor_of
-from tools.params import Params, RunOrdering, RunParams, RunStatus
+from tools.params import UNLISTED, Params, RunOrdering, RunParams, RunStatus
 from tools.request import build_request
 from tools.times import TIME_FILTER, check_filter, utc_filter
 from tools.upstream import Request, Upstream, path_for
@@ -37,7 +37,7 @@ class RunsListParams(Params):
     before: str | None = Field(None, pattern=TIME_FILTER, description="Created until (same formats).")
     start: str | None = Field(None, pattern=TIME_FILTER, description="Interval start from (interval ordering).")
     end: str | None = Field(None, pattern=TIME_FILTER, description="Interval end until (interval ordering).")
-    cursor: str | None = Field(None, max_length=2000, description="omitted.call's cursor, unchanged.")
+    cursor: str | None = Field(None, max_length=2000, json_schema_extra=UNLISTED)  # omitted.call's, unchanged
 
     @field_validator("after", "before", "start", "end")
     @classmethod
@@ -157,7 +157,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-runs-list",
         title="List runs",
-        description="List a batch export's runs, newest first; by default those created in the last 7 days (after=-30d widens).",
+        description="A batch export's runs, newest first; those created in the last 7 days unless after= widens it.",
         method="GET",
         path=RUNS_PATH,
         scope=READ,

@@ -32,7 +32,7 @@ from tools.answers.intervals import FAILED, iso, moment, short_error
 from tools.declaration import READ, ToolSpec
 from tools.hogql import contains_pattern, literal
 from tools.logs import QUERY_SCOPE, RUN_WINDOW_SLACK
-from tools.params import LogLevel, Params, RunParams
+from tools.params import UNLISTED, LogLevel, Params, RunParams
 from tools.runs import read_run
 from tools.times import TIME_FILTER, check_filter, to_instant
 from tools.upstream import Upstream, UpstreamError, path_for
@@ -61,13 +61,15 @@ _STAND_IN = "…"
 
 class ErrorsParams(Params):
     batch_export_id: UUID | None = Field(None, description="Only this export.")
-    run_id: UUID | None = Field(None, description="Only this run's lines, any age (with batch_export_id).")
+    run_id: UUID | None = Field(None, description="Only this run's lines, any age.")
     level: list[LogLevel] = Field(["ERROR"], min_length=1, max_length=5, description="Levels.")
     search: str | None = Field(None, min_length=1, max_length=200, description="Text to find (any case).")
-    after: str | None = Field(None, pattern=TIME_FILTER, description="Since: ISO or -24h (default; a run: its start).")
+    after: str | None = Field(
+        None, pattern=TIME_FILTER, description="Since: ISO or -24h (default; a run's: its start)."
+    )
     before: str | None = Field(None, pattern=TIME_FILTER, description="Until (default now).")
-    limit: int = Field(200, ge=1, le=1000, description="Newest lines read for messages (counts cover all).")
-    cursor: str | None = Field(None, max_length=2000, description="omitted.call's cursor, unchanged.")
+    limit: int = Field(200, ge=1, le=1000, description="Newest lines read for messages; counts cover all.")
+    cursor: str | None = Field(None, max_length=2000, json_schema_extra=UNLISTED)  # omitted.call's, unchanged
 
     @field_validator("after", "before")
     @classmethod

@@ -34,7 +34,7 @@ from tools.backfills import INTERVAL_SECONDS
 from tools.declaration import READ, ToolSpec
 from tools.destinations import DestinationType
 from tools.hogql import literal
-from tools.params import Params
+from tools.params import UNLISTED, Params
 from tools.upstream import Upstream, UpstreamError, path_for
 
 HealthState = Literal["attention", "failing", "billing", "silent", "paused", "auto_paused", "healthy", "all"]
@@ -82,8 +82,9 @@ class HealthParams(Params):
     state: HealthState = Field("attention", description="Which to list; attention: all but paused/healthy.")
     destination_type: DestinationType | None = Field(None, description="Only this destination type.")
     name_contains: str | None = Field(None, min_length=1, max_length=200, description="Name contains (any case).")
-    intervals: int = Field(0, ge=0, le=48, description="Recent intervals per export, as cells.")
-    offset: int = Field(0, ge=0, le=100_000, description="Skip this many (see omitted.call).")
+    # Recent intervals per export, as cells: the health app asks for them (a model reads states).
+    intervals: int = Field(0, ge=0, le=48, json_schema_extra=UNLISTED)
+    offset: int = Field(0, ge=0, le=100_000, json_schema_extra=UNLISTED)  # omitted.call's, unchanged
 
 
 class HealthAnswer(BaseModel):
@@ -745,7 +746,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-health",
         title="Batch export health",
-        description="Every export's state in one call: failing (since when), billing, silent (0 records), auto-paused, backfills running.",
+        description="Every export's state in one call: failing since, billing, 0 records, auto-paused, backfills running.",
         method="GET",
         path="batch_exports/",
         scope=READ,
