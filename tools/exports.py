@@ -6,7 +6,8 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ModelWrapValidatorHandler, ValidationError, model_validator
+from pydantic_core import InitErrorDetails
 
 from tools import continuation, secrets
 from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
@@ -18,6 +19,7 @@ from tools.destinations import (
     SECRET_CONFIG_KEYS,
     DestinationInput,
     check_destination,
+    destination_config_problem,
     missing_integration,
 )
 from tools.models import BatchExport, Deleted, ExportPage, PausedState, UpdateApplied
@@ -59,18 +61,62 @@ class CreateParams(_ExportFields, Params):
     interval: Interval = Field(description="How often a run exports.")
     destination: DestinationInput = Field(description="Where data goes. " + CONFIG_HELP)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem_at_once(cls, data: Any, handler: ModelWrapValidatorHandler[CreateParams]) -> CreateParams:
+        """Missing fields and an incomplete destination in one refusal: a model fixes them in one go, rather
+        than meeting the destination's missing keys only once name and interval are there."""
+        try:
+            return handler(data)
+        except ValidationError as error:
+            found = error.errors()
+            if any(item["loc"][:1] == ("destination",) for item in found) or not isinstance(data, dict):
+                raise
+            problems = _destination_problems(data.get("destination"))
+            if not problems:
+                raise
+            details: list[InitErrorDetails] = [
+                {"type": item["type"], "loc": item["loc"], "input": item["input"], "ctx": item.get("ctx", {})}
+                if item.get("ctx")
+                else {"type": item["type"], "loc": item["loc"], "input": item["input"]}
+                for item in found
+            ]
+            details.append(
+                {"type": "value_error", "loc": (), "input": data, "ctx": {"error": ValueError("; ".join(problems))}}
+            )
+            raise ValidationError.from_exception_data(cls.__name__, details) from None
+
     @model_validator(mode="after")
     def _destination_is_complete(self) -> CreateParams:
-        check_destination(self.destination, partial=False)
-        # Refusals PostHog would make whatever its generation, stated before anyone is asked to approve.
-        if self.destination.integration_id is None and self.destination.type in INTEGRATION_ALWAYS:
-            raise ValueError(missing_integration(self.destination.type))
-        if self.destination.config.get("legacy_parquet_extension") is True:
-            raise ValueError(
-                "destination.config.legacy_parquet_extension cannot be true on a new export: PostHog keeps it only "
-                "for exports that already write the codec into their Parquet file names; drop it"
-            )
+        problems = create_problems(self.destination)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+
+def create_problems(destination: DestinationInput) -> list[str]:
+    """Everything a create's destination lacks or PostHog would refuse whatever its generation, at once."""
+    problems = []
+    config = destination_config_problem(destination.type, destination.config, partial=False)
+    if config:
+        problems.append(config)
+    if destination.integration_id is None and destination.type in INTEGRATION_ALWAYS:
+        problems.append(missing_integration(destination.type))
+    if destination.config.get("legacy_parquet_extension") is True:
+        problems.append(
+            "destination.config.legacy_parquet_extension cannot be true on a new export: PostHog keeps it only "
+            "for exports that already write the codec into their Parquet file names; drop it"
+        )
+    return problems
+
+
+def _destination_problems(raw: Any) -> list[str]:
+    """A create's destination problems when the rest of the call failed too (empty if it does not parse)."""
+    try:
+        destination = DestinationInput.model_validate(raw)
+    except ValidationError:
+        return []
+    return create_problems(destination)
 
 
 class UpdateParams(_ExportFields, ExportParams):

@@ -5,8 +5,8 @@ message with its times, ids and record counts taken out, so the hourly "failed f
 cause is one message. Counts are true counts of every line in the window, never of the lines read.
 
 Two sources (docs/posthog-api.md, "Logs and the Query API"):
-- The Query API (scope query:read) answers the whole project at once: a count per export, the newest
-  lines, then one count per distinct message among them. At most 3 + MESSAGE_COUNTS requests.
+- The Query API (scope query:read) answers the whole project at once: a count per export and message,
+  then the newest lines (their moments and runs). Two requests.
 - Each export's logs route, where the Query API is refused: at most ROUTE_REQUESTS requests a call,
   every line of each export it reads (so its counts are true too), exports in PostHog's list order; the
   answer names how many it read and the call that goes on with the next, and that query:read answers the
@@ -44,7 +44,6 @@ TABLE = "batch_export_log_entries"
 DEFAULT_AFTER = "-24h"
 ROUTE_REQUESTS = 40  # logs-route requests one call may make: far below PostHog's 480 a minute
 ROUTE_PAGE = 500  # the logs route's own cap on `limit`
-MESSAGE_COUNTS = 6  # distinct messages the Query API path counts exactly, most frequent first
 MESSAGES_SHOWN = 3  # distinct messages shown per export
 MESSAGE_CHARS = 200
 QUERY_ROWS = 50_000  # the most rows one HogQL answer carries
@@ -68,7 +67,7 @@ class ErrorsParams(Params):
         None, pattern=TIME_FILTER, description="Since: ISO or -24h (default; a run's: its start)."
     )
     before: str | None = Field(None, pattern=TIME_FILTER, description="Until (default now).")
-    limit: int = Field(200, ge=1, le=1000, description="Newest lines read for messages; counts cover all.")
+    limit: int = Field(200, ge=1, le=1000, description="Newest lines read for their moments; counts cover all.")
     cursor: str | None = Field(None, max_length=2000, json_schema_extra=UNLISTED)  # omitted.call's, unchanged
 
     @field_validator("after", "before")
@@ -136,12 +135,6 @@ def where_clause(params: ErrorsParams, after: datetime, before: datetime) -> str
     return " AND ".join(conditions)
 
 
-def _message_pattern(message: str) -> str:
-    """A LIKE pattern for every line of one distinct message: its own text literal, the stand-ins any."""
-    parts = message.split(_STAND_IN)
-    return "%".join(p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for p in parts)
-
-
 async def _query(upstream: Upstream, hogql: str) -> list[dict[str, Any]]:
     answer = await upstream.request("POST", QUERY_PATH, json={"query": {"kind": "HogQLQuery", "query": hogql}})
     columns = list((answer or {}).get("columns") or [])
@@ -159,7 +152,7 @@ class Tally:
         self.counts: dict[str, int] = {}
         self.messages: dict[str, dict[str, int]] = {}
         self.newest: dict[str, dict[str, Any]] = {}
-        self.exact_messages = True  # every line of each export was read (logs route)
+        self.exact_messages = True  # every line was counted (False: PostHog's answer had its most rows)
         self.at_least: set[str] = set()  # exports with more lines than one call reads (logs route)
 
     def add_line(self, export_id: str, line: dict[str, Any]) -> None:
@@ -172,37 +165,36 @@ class Tally:
 
 
 async def _from_query_api(upstream: Upstream, params: ErrorsParams, after: datetime, before: datetime) -> Tally:
+    """Every line's count by export and message (one request: true counts of every distinct message), then
+    the newest lines for each export's newest moment (a second)."""
     tally = Tally()
-    tally.exact_messages = False
     where = where_clause(params, after, before)
-    counted = await _query(upstream, f"SELECT log_source_id, count() FROM {TABLE} WHERE {where} GROUP BY log_source_id")
-    tally.counts = _counted(counted)
-    await progress.report(1, 3, "counted the lines")
+    counted = await _query(
+        upstream,
+        f"SELECT log_source_id, message, count() FROM {TABLE} WHERE {where} "
+        f"GROUP BY log_source_id, message LIMIT {QUERY_ROWS}",
+    )
+    for row in counted:
+        export_id = str(row.get("log_source_id"))
+        count = int(next(v for k, v in row.items() if k not in ("log_source_id", "message")))
+        message = distinct_message(row.get("message"))
+        tally.counts[export_id] = tally.counts.get(export_id, 0) + count
+        per_export = tally.messages.setdefault(export_id, {})
+        per_export[message] = per_export.get(message, 0) + count
+    if len(counted) >= QUERY_ROWS:
+        tally.exact_messages = False  # more different lines than one answer carries: counts are of those read
+    await progress.report(1, 2, "counted the lines by export and message")
     lines = await _query(
         upstream,
         f"SELECT log_source_id, instance_id, timestamp, level, message FROM {TABLE} WHERE {where} "
         f"ORDER BY timestamp DESC LIMIT {params.limit}",
     )
-    sample: dict[str, int] = {}
     for line in lines:
         export_id = str(line.get("log_source_id"))
         held = tally.newest.get(export_id)
         if held is None or str(line.get("timestamp")) > str(held.get("timestamp")):
             tally.newest[export_id] = line
-        message = distinct_message(line.get("message"))
-        sample[message] = sample.get(message, 0) + 1
-    await progress.report(2, 3, "read the newest lines")
-    # Each distinct message among them counted exactly, per export, one request each (most frequent first).
-    for message, _ in sorted(sample.items(), key=lambda item: -item[1])[:MESSAGE_COUNTS]:
-        pattern = literal(_message_pattern(message))
-        rows = await _query(
-            upstream,
-            f"SELECT log_source_id, count() FROM {TABLE} WHERE {where} AND message LIKE {pattern} "
-            "GROUP BY log_source_id",
-        )
-        for export_id, count in _counted(rows).items():
-            tally.messages.setdefault(export_id, {})[message] = count
-    await progress.report(3, 3, "counted each distinct message")
+    await progress.report(2, 2, "read the newest lines")
     return tally
 
 
@@ -470,10 +462,10 @@ async def errors(upstream: Upstream, params: ErrorsParams, request: Any = None) 
     start = int(position.get("g", 0))
     one = params.batch_export_id is not None
     answer["exports"] = [_group(i, tally, exports.get(i), numbers, one) for i in ordered[start:]]
-    if not tally.exact_messages and any("other_lines" in g for g in answer["exports"]):
+    if not tally.exact_messages:
         answer["note"] = (
-            f"by_message counts, by message no, each export's lines of the {MESSAGE_COUNTS} messages most frequent "
-            f"among the newest {params.limit} lines, exactly; other_lines are its lines with other messages."
+            f"More than {QUERY_ROWS} different lines in the window: counts are of those PostHog answered with; "
+            "narrow the window (after, before) or the levels for true counts."
         )
     return _fit(answer, pinned, position, start, resume_at)
 
