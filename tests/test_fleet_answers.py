@@ -211,3 +211,203 @@ def _error_counts(control: SandboxControl, window: dict[str, str]) -> dict[str, 
         if rows:
             counts[export["id"]] = len(rows)
     return counts
+
+
+# ------------------------------------------------------------------------------------- one health call
+
+
+def _failing_since_truth(control: SandboxControl, export: dict[str, Any]) -> datetime:
+    """The first data interval after the export's last completed one, from every run it has (the truth)."""
+    now = control.now()
+    after = (now - timedelta(days=40)).isoformat()
+    runs = _every_page(control, f"1/batch_exports/{export['id']}/runs/", {"after": after})
+    newest: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        held = newest.get(run["data_interval_start"])
+        if held is None or run["created_at"] > held["created_at"]:
+            newest[run["data_interval_start"]] = run
+    completed = [_at(r["data_interval_end"]) for r in newest.values() if r["status"] == "Completed"]
+    return max(completed)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_one_health_call_names_the_fleet(fleet: Any, mode: str, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox, control, size = fleet
+    scenes = control.scenes()
+    now = _at(scenes["now"])
+    async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, toolsets=())) as app:
+        async with connect(app, mode) as client:
+            control.clear_requests()
+            result = await client.call_tool("batch-export-health", {"project_id": 1})
+            requests = control.requests()
+    answer = data(result)
+    assert _size(text(result)) <= BUDGET
+    assert not [r for r in requests if r.get("status") == 429]
+    listed = {e["batch_export_id"]: e for e in entries_of(answer)}
+    exports = {e["id"]: e for e in _exports(control)}
+    # Every failing export (its first failed run made by now, not paused) is named with its exact failing_since.
+    for failing in scenes["failing"]:
+        export = exports[failing["id"]]
+        if failing["paused"] or _at(failing["first_failed_run_at"]) > now:
+            continue
+        entry = listed.get(failing["id"])
+        assert entry is not None and entry["state"] == "failing", (export["name"], entry)
+        since = entry.get("failing_since") or entry.get("since")
+        assert since and not str(since).startswith("before"), entry
+        first_failed = _at(failing["first_failed_run_at"]) - timedelta(seconds=STEP[export["interval"]])
+        expected = (
+            first_failed if failing["id"] not in scenes["failed_billing"] else _failing_since_truth(control, export)
+        )
+        assert _at(since) == expected, (export["name"], since, expected)
+    # Every export that exports nothing where it used to, and every one that never did.
+    for silent in scenes["silent"]:
+        assert listed[silent["id"]]["state"] == "silent", exports[silent["id"]]["name"]
+    for never in scenes["never_exported"]:
+        assert listed[never]["state"] == "never_exported", exports[never]["name"]
+    # Nothing named silent that the sandbox did not make silent.
+    made_silent = {s["id"] for s in scenes["silent"]} | set(scenes["never_exported"])
+    # Any other one named so is one the seed made too quiet to export a record: its runs say 0 records.
+    day_ago = (now - timedelta(hours=24)).isoformat()
+    for export_id, entry in listed.items():
+        if entry["state"] in ("silent", "never_exported") and export_id not in made_silent:
+            runs = _every_page(control, f"1/batch_exports/{export_id}/runs/", {"after": day_ago})
+            records = [r["records_completed"] for r in runs if r["status"] == "Completed"]
+            assert records and not any(records), (exports[export_id]["name"], records)
+    # Billing: the project's billing failures said as one fact; each listed billing export is one of them.
+    in_view = {i for i, e in exports.items() if any(r["status"] == "FailedBilling" for r in e["latest_runs"])}
+    assert answer.get("billing", {}).get("exports", 0) == len(in_view) and in_view <= set(scenes["failed_billing"])
+    assert {i for i, e in listed.items() if e["state"] in ("billing", "billing_gap")} <= set(scenes["failed_billing"])
+    # Paused by PostHog apart from paused by a person: counted apart, and each listed one right.
+    by_posthog = {p["id"] for p in scenes["paused"] if p["by"] == "posthog"}
+    assert answer["counts"].get("auto_paused", 0) >= len(by_posthog)
+    for export_id, entry in listed.items():
+        if entry["state"] == "auto_paused":
+            assert exports[export_id]["paused"]
+    # Backfills running, with how far along.
+    running = {b["backfill_id"] for b in answer.get("backfills_running", [])}
+    assert running == {b["id"] for b in scenes["running_backfills"]}
+    pages = -(-size // 100)
+    print(f"health at {size}: {_size(text(result))} bytes, {len(requests)} PostHog requests ({pages} pages)")
+
+
+# ------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("key", ["full", "reader"])
+async def test_one_errors_call_counts_truly_within_budget_and_no_429(fleet: Any, key: str, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox, control, size = fleet
+    api_key = DEFAULT_API_KEY if key == "full" else READER
+    async with running_app(settings_for(sandbox.base_url, api_key, tmp_path, toolsets=())) as app:
+        async with connect(app) as client:
+            control.clear_requests()
+            result = await client.call_tool("batch-export-errors", {"project_id": 1})
+            requests = control.requests()
+    answer = data(result)
+    assert _size(text(result)) <= BUDGET
+    assert not [r for r in requests if r.get("status") == 429]
+    truth = _error_counts(control, answer["window"])
+    counts = {g["batch_export_id"]: g["count"] for g in answer["exports"]}
+    if key == "full":
+        assert answer["source"].startswith("Query API") and len(requests) <= 2 + -(-size // 100)
+        assert answer["total"] == sum(truth.values()) and answer["exports_with_lines"] == len(truth)
+        assert all(truth[i] == n for i, n in counts.items())
+        by_message = sum(m["count"] for m in answer["messages"])
+        assert by_message == answer["total"] or "messages_not_shown" in answer
+    else:
+        # Each export read has its true count; the answer says how many it read and how to go on.
+        assert "query:read" in answer["source"] and len(requests) <= 41 + 1
+        assert all(truth.get(i) == n for i, n in counts.items())
+        if size >= 500:
+            assert "omitted" in answer and "query:read" in answer["omitted"]["reason"]
+
+
+async def test_a_run_from_12_days_ago_has_its_lines(fleet: Any, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox, control, size = fleet
+    day = control.now() - timedelta(days=12)
+    export = next(
+        e
+        for e in _exports(control)
+        if e["interval"] == "hour" and not e["paused"] and _at(e["created_at"]) < day - timedelta(days=1)
+    )
+    runs = _every_page(
+        control,
+        f"1/batch_exports/{export['id']}/runs/",
+        {"after": (day - timedelta(hours=2)).isoformat(), "before": day.isoformat()},
+    )
+    run = runs[0]
+    for api_key in (DEFAULT_API_KEY, READER):
+        async with running_app(settings_for(sandbox.base_url, api_key, tmp_path)) as app, connect(app) as client:
+            arguments = {
+                "project_id": 1,
+                "batch_export_id": export["id"],
+                "run_id": run["id"],
+                "level": ["INFO", "ERROR"],
+            }
+            answer = data(await client.call_tool("batch-export-errors", arguments))
+        interval = run["data_interval_start"].replace("T", " ").removesuffix("Z")
+        (group,) = answer["exports"]
+        assert group["count"] == 2 and interval in group["newest"]["message"], api_key  # its start and end lines
+        assert _at(answer["window"]["after"]) < _at(run["created_at"]) < _at(answer["window"]["before"])
+
+
+# ------------------------------------------------------------------------------------- who changed what
+
+
+async def test_what_changed_on_an_export_and_who(make_sandbox: Any, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY, SandboxKey
+
+    sandbox = make_sandbox(
+        exports=5, keys=[SandboxKey(DEFAULT_API_KEY, ALL_SCOPES), SandboxKey(READER, ["batch_export:read"])]
+    )
+    control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
+    export = next(e for e in _exports(control) if e["destination"]["type"] != "HTTP")
+    settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, confirm="never")
+    async with running_app(settings) as app, connect(app) as client:
+        await client.call_tool(
+            "batch-export-update", {"project_id": 1, "batch_export_id": export["id"], "name": "Renamed"}
+        )
+        await client.call_tool("batch-export-pause", {"project_id": 1, "batch_export_id": export["id"]})
+        result = await client.call_tool("batch-export-changes", {"project_id": 1, "batch_export_id": export["id"]})
+    answer = data(result)
+    paused, renamed, *older = answer["changes"]
+    key_user = "Alex Rivera <alex.rivera@acme.example>"  # the sandbox's key belongs to its user 1
+    assert paused["who"] == renamed["who"] == key_user
+    assert paused["fields"] == [{"field": "paused", "before": False, "after": True}]
+    assert renamed["fields"] == [{"field": "name", "before": export["name"], "after": "Renamed"}]
+    assert older and older[-1]["activity"] == "created"
+    assert "sandbox-canary" not in text(result)  # destination secrets never reach the activity log
+    async with running_app(settings_for(sandbox.base_url, READER, tmp_path)) as app, connect(app) as client:
+        refused = await client.call_tool("batch-export-changes", {"project_id": 1})
+    assert refused.is_error and "activity_log:read" in text(refused)
+
+
+async def test_projects_are_named_for_a_key_that_can_read_them(make_sandbox: Any, tmp_path: Path) -> None:
+    from posthog_sandbox import SandboxKey
+
+    key = "phx_recommended_key"
+    sandbox = make_sandbox(keys=[SandboxKey(key, ALL_SCOPES, [1])])
+    async with running_app(settings_for(sandbox.base_url, key, tmp_path)) as app, connect(app) as client:
+        answer = data(await client.call_tool("batch-export-projects", {}))
+    assert answer["projects"] == [{"project_id": 1, "name": "Acme production"}]
+
+
+async def test_an_incomplete_create_names_everything_missing_at_once(make_sandbox: Any, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox = make_sandbox()
+    control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
+    async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)) as app, connect(app) as client:
+        control.clear_requests()
+        result = await client.call_tool(
+            "batch-export-create", {"project_id": 1, "destination": {"type": "AwsS3", "config": {"prefix": "x/"}}}
+        )
+    message = text(result)
+    assert result.is_error and not control.requests()
+    for missing in ("name is required", "interval is required", "bucket_name", "region", "integration_id"):
+        assert missing in message, missing

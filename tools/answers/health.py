@@ -257,8 +257,48 @@ async def _completed_runs(
     return [r for r in listed if r.get("status") in statuses], reached
 
 
+# A completed run's INFO line names its records (docs/posthog-api.md, "Runs"); a count that starts with 1-9 is
+# not 0. The sandbox's HogQL has no NOT, so "not 0 records" is these nine patterns.
+NONZERO_LINES = tuple(f"Batch export for range % finished successfully with {d}% records exported" for d in "123456789")
+LOG_WINDOWS = (7, 30)  # days of log lines asked, the shorter first: most silent exports exported a week ago
+
+
+async def ever_exported(upstream: Upstream, exports: list[dict[str, Any]], now: datetime) -> dict[str, bool]:
+    """Whether each export's runs logged a record in the last 7 days, else in the last 30, from the INFO
+    line every completed run logs: at most two Query API requests for all of them (scope query:read);
+    {} where the Query API is refused, and each export's runs tell instead."""
+    found: dict[str, bool] = {}
+    left = [str(e.get("id")) for e in exports]
+    patterns = " OR ".join(f"message LIKE {literal(line)}" for line in NONZERO_LINES)
+    for days in LOG_WINDOWS:
+        if not left:
+            break
+        ids = ", ".join(literal(i) for i in left)
+        since = literal(iso(now - timedelta(days=days)))
+        hogql = (
+            f"SELECT log_source_id, count() FROM batch_export_log_entries WHERE log_source_id IN ({ids}) "
+            f"AND level = 'INFO' AND timestamp >= {since} AND ({patterns}) GROUP BY log_source_id"
+        )
+        try:
+            answer = await upstream.request("POST", QUERY_PATH, json={"query": {"kind": "HogQLQuery", "query": hogql}})
+        except UpstreamError as error:
+            if error.status in (400, 403, 404, 405):
+                return {}
+            raise
+        rows = (answer or {}).get("results") or []
+        exported = {str(r[0]) for r in rows if isinstance(r, list) and len(r) == 2 and int(r[1]) > 0}
+        found |= {i: True for i in exported}
+        left = [i for i in left if i not in exported]
+    return found | {i: False for i in left}
+
+
 async def read_back(
-    upstream: Upstream, entry: dict[str, Any], export: dict[str, Any], now: datetime, budget: list[int]
+    upstream: Upstream,
+    entry: dict[str, Any],
+    export: dict[str, Any],
+    now: datetime,
+    budget: list[int],
+    exported_before: bool | None = None,
 ) -> None:
     """What the embedded runs could not tell, from the export's older runs: one request for a failure,
     at most two for a silence; each read taken from `budget`. Where the answer is not found within
@@ -266,6 +306,10 @@ async def read_back(
     why = entry.pop("_read_back", None)
     oldest = _oldest_in_view(export)
     if why is None or oldest is None:
+        return
+    if why == "silent" and exported_before is False:
+        entry["state"] = "never_exported"  # its runs' log lines say none ever exported a record
+        entry["read_back"] = f"no run logged a record since {iso(now - timedelta(days=LOG_WINDOWS[-1]))}"
         return
     if budget[0] <= 0:
         entry["read_back"] = "not read: this call's read-back budget is spent (ask for this export by name)"
@@ -309,6 +353,10 @@ async def read_back(
         return
     entry.pop("zero_records_since", None)
     entry["zero_records_since_before"] = bound
+    if exported_before:
+        entry["state"] = "silent"
+        entry["read_back"] = f"exported records before (its log says); 0 records since at least {bound}"
+        return
     # Did it ever export? Its oldest completed runs in the window say (a second request).
     if budget[0] <= 0:
         entry["read_back"] = f"0 records since at least {bound}; whether it ever exported was not read"
@@ -688,10 +736,12 @@ async def _fitted(
     """The answer with as many listed exports as fit, each told whole (read back where its embedded runs
     cannot tell), in the longest form that holds them all: shorter forms before fewer exports."""
     budget = [READ_BACKS]
+    quiet = [export for entry, export in listed if entry.get("_read_back") == "silent"]
+    exported = await ever_exported(upstream, quiet, now)
     told: list[dict[str, Any]] = []
     for entry, export in listed:
         if "_read_back" in entry:
-            await read_back(upstream, entry, export, now, budget)
+            await read_back(upstream, entry, export, now, budget, exported.get(str(export.get("id"))))
             await progress.report(READ_BACKS - budget[0], None, "read back older runs where the newest cannot tell")
             if entry["state"] not in selects:
                 entry["_cleared"] = True  # its older runs say it is not in a state this call lists
