@@ -195,10 +195,48 @@ def test_assess_names_the_streak_and_the_last_success() -> None:
         }
     )
     assert entry["state"] == "failing" and entry["consecutive_failures"] == 2
-    assert entry["failing_since"] == "2026-11-30T11:00:00Z" and entry["last_success"] == "2026-11-30T11:00:00Z"
-    assert entry["latest_error"] == "boom"
+    # Failing since the interval after the last success (which is what last_success would repeat).
+    assert entry["failing_since"] == "2026-11-30T11:00:00Z" and "last_success" not in entry
+    assert entry["latest_error"] == "boom" and entry["failed_run_id"] == "c"
     runs[0]["status"] = "Completed"
     assert assess({"id": "x", "latest_runs": runs, "paused": False})["state"] == "degraded"
+
+
+def _hourly(statuses: list[tuple[str, int | None]]) -> dict[str, Any]:
+    """An hourly export whose embedded runs have these (status, records), newest first."""
+    runs = []
+    for hours_ago, (status, records) in enumerate(statuses):
+        start = f"2026-11-30T{23 - hours_ago:02d}:00:00Z"
+        runs.append(
+            {
+                "id": f"run-{hours_ago}",
+                "status": status,
+                "records_completed": records,
+                "data_interval_start": start,
+                "data_interval_end": start.replace(f"T{23 - hours_ago:02d}", f"T{24 - hours_ago:02d}"),
+                "created_at": start,
+            }
+        )
+    return {"id": "x", "name": "n", "interval": "hour", "paused": False, "latest_runs": runs}
+
+
+def test_assess_tells_billing_silence_and_failed_records_apart() -> None:
+    # The project's billing limit stopped the newest run: billing, not the destination.
+    assert assess(_hourly([("FailedBilling", None)] + [("Completed", 500)] * 9))["state"] == "billing"
+    # An older interval the billing limit left unexported still stands: a billing gap.
+    gap = assess(_hourly([("Completed", 500)] * 3 + [("FailedBilling", None)] + [("Completed", 500)] * 6))
+    assert gap["state"] == "billing_gap" and gap["billing_failures"] == 1
+    # Three runs with 0 records where the export usually exports hundreds: silent since the first.
+    silent = assess(_hourly([("Completed", 0)] * 3 + [("Completed", 400)] * 7))
+    assert silent["state"] == "silent" and silent["zero_records_since"] == "2026-11-30T21:00:00Z"
+    # A quiet export (a record or two a run) meets runs without any: not silent.
+    assert assess(_hourly([("Completed", 0)] * 3 + [("Completed", 2)] * 7))["state"] == "healthy"
+    # Every embedded run exported nothing: what came before is read back (the answer does it, bounded).
+    assert assess(_hourly([("Completed", 0)] * 10)).get("_read_back") == "silent"
+    partial = _hourly([("Completed", 400)] * 10)
+    partial["latest_runs"][1]["records_failed"] = 7
+    entry = assess(partial)
+    assert entry["state"] == "partial" and entry["records_failed"] == 7 and entry["records_failed_run_id"] == "run-1"
 
 
 @pytest.mark.parametrize("mode", MODES)
