@@ -133,9 +133,10 @@ TOOLS = [
     ToolSpec(
         name="batch-export-changes",
         title="Who changed what",
-        description="Who changed an export (or any), when, each field before/after; needs activity_log:read.",
+        description="Who changed an export (or any export), when, and each field before and after.",
         method="GET",
         path=ACTIVITY_PATH,
+        # Listed to every key, so one without activity_log:read that asks is told which scope answers it.
         scope=READ,
         params=ChangesParams,
         output=ChangesAnswer,
