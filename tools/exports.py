@@ -6,8 +6,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, ModelWrapValidatorHandler, ValidationError, model_validator
-from pydantic_core import InitErrorDetails
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tools import continuation, secrets
 from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
@@ -61,37 +60,15 @@ class CreateParams(_ExportFields, Params):
     interval: Interval = Field(description="How often a run exports.")
     destination: DestinationInput = Field(description="Where data goes. " + CONFIG_HELP)
 
-    @model_validator(mode="wrap")
+    @field_validator("destination")
     @classmethod
-    def _every_problem_at_once(cls, data: Any, handler: ModelWrapValidatorHandler[CreateParams]) -> CreateParams:
-        """Missing fields and an incomplete destination in one refusal: a model fixes them in one go, rather
-        than meeting the destination's missing keys only once name and interval are there."""
-        try:
-            return handler(data)
-        except ValidationError as error:
-            found = error.errors()
-            if any(item["loc"][:1] == ("destination",) for item in found) or not isinstance(data, dict):
-                raise
-            problems = _destination_problems(data.get("destination"))
-            if not problems:
-                raise
-            details: list[InitErrorDetails] = [
-                {"type": item["type"], "loc": item["loc"], "input": item["input"], "ctx": item.get("ctx", {})}
-                if item.get("ctx")
-                else {"type": item["type"], "loc": item["loc"], "input": item["input"]}
-                for item in found
-            ]
-            details.append(
-                {"type": "value_error", "loc": (), "input": data, "ctx": {"error": ValueError("; ".join(problems))}}
-            )
-            raise ValidationError.from_exception_data(cls.__name__, details) from None
-
-    @model_validator(mode="after")
-    def _destination_is_complete(self) -> CreateParams:
-        problems = create_problems(self.destination)
+    def _destination_is_complete(cls, destination: DestinationInput) -> DestinationInput:
+        """A field check, so it is reported beside any other field that is missing or wrong: an
+        incomplete create names everything it lacks in one refusal."""
+        problems = create_problems(destination)
         if problems:
             raise ValueError("; ".join(problems))
-        return self
+        return destination
 
 
 def create_problems(destination: DestinationInput) -> list[str]:
@@ -108,15 +85,6 @@ def create_problems(destination: DestinationInput) -> list[str]:
             "for exports that already write the codec into their Parquet file names; drop it"
         )
     return problems
-
-
-def _destination_problems(raw: Any) -> list[str]:
-    """A create's destination problems when the rest of the call failed too (empty if it does not parse)."""
-    try:
-        destination = DestinationInput.model_validate(raw)
-    except ValidationError:
-        return []
-    return create_problems(destination)
 
 
 class UpdateParams(_ExportFields, ExportParams):
