@@ -24,6 +24,7 @@ from benchmarks import (
     cold_start,
     context_cost,
     first_answer,
+    fleet,
     http_load,
     http_throughput,
     memory,
@@ -38,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 NAMES = (
     "context_cost",
     "scenarios",
+    "fleet",
     "cold_start",
     "first_answer",
     "call_overhead",
@@ -100,6 +102,8 @@ async def run_all(only: tuple[str, ...], sizes: dict[str, int]) -> dict[str, Any
                 results[name] = await context_cost.run(sandbox, state)
             elif name == "scenarios":
                 results[name] = await scenarios.run(sandbox, state)
+            elif name == "fleet":
+                results[name] = await fleet.run(sandbox, state)
             elif name == "cold_start":
                 results[name] = await cold_start.run(sandbox, state, sizes["cold_runs"])
             elif name == "first_answer":

@@ -21,6 +21,8 @@ def headline(doc: dict[str, Any]) -> str:
         parts.append(f"tools/list {_kb(c['ours']['total_bytes'])} (FastMCP {c['ratio_fastmcp_to_ours']}x)")
     if "scenarios" in r:
         parts.append(f"intents on target: {_ok(r['scenarios']['all_met'])}")
+    if "fleet" in r:
+        parts.append(f"fleet answers within 16 KB: {_ok(r['fleet']['all_within_budget'])}")
     if "cold_start" in r:
         parts.append(f"cold start {r['cold_start']['ratio']}x floor")
     if "first_answer" in r:
@@ -62,6 +64,10 @@ def markdown(doc: dict[str, Any]) -> str:
         out += _context(r["context_cost"])
     if "scenarios" in r:
         out += _scenarios(r["scenarios"])
+    if "fleet" in r:
+        from benchmarks.fleet import fleet_markdown
+
+        out += fleet_markdown(r["fleet"])
     if "cold_start" in r:
         c = r["cold_start"]
         out += [

@@ -70,7 +70,9 @@ def dispatch(sb: Sandbox, request: Request, raw_body: bytes) -> tuple[int, Any]:
     required = action.scope(sb.generation)
     if action.refusable and sb.config.logs_for_keys == "refused":
         required = None
-    if route.project is None:  # GET /api/personal_api_keys/@current/
+    if route.project is None and required is not None:  # GET /api/projects/: the organization's projects
+        check_scope(key, required, None, sb.generation)
+    elif route.project is None:  # GET /api/personal_api_keys/@current/
         if sb.current_key_requires_scope and key.scopes:  # a legacy key may always read itself
             check_scope(key, "personal_api_key:read", None, sb.generation)
     else:

@@ -16,6 +16,7 @@ from . import destinations as d
 from .config import SandboxKey
 from .errors import ApiError, empty, invalid_choice, not_found, server_error, validation
 from .exports import make_export
+from .organization import PROJECT_NAMES, PROJECTS, USER_ORGANIZATION
 from .pagination import cursor_page, limit_offset, limit_offset_page, page_window
 from .state import USER_ID, Sandbox
 from .store import Store
@@ -511,3 +512,30 @@ def current_key(ctx: Ctx) -> Result:
         "scoped_organizations": [],
         "last_rolled_at": None,
     }
+
+
+# ---------------------------------------------------------------------------------------------- projects
+
+
+def _project(project_id: int) -> dict[str, Any]:
+    """The fields of ProjectBackwardCompatBasicSerializer a client names a project by (docs/posthog-api.md,
+    "Projects"); the sandbox leaves out the project's API token and onboarding flags."""
+    return {
+        "id": project_id,
+        "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"posthog-sandbox-project:{project_id}")),
+        "organization": PROJECTS[project_id],
+        "name": PROJECT_NAMES[project_id],
+    }
+
+
+def list_projects(ctx: Ctx) -> Result:
+    """The projects of the user's organization, newest first (the list is not narrowed by scoped_teams)."""
+    mine = [p for p in sorted(PROJECTS, reverse=True) if PROJECTS[p] == USER_ORGANIZATION]
+    limit, offset = page_window(ctx.query, 100)
+    return 200, limit_offset_page(
+        len(mine), [_project(p) for p in mine[offset : offset + limit]], ctx.url, limit, offset
+    )
+
+
+def retrieve_project(ctx: Ctx) -> Result:
+    return 200, _project(ctx.project)

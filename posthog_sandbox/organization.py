@@ -48,6 +48,7 @@ class User:
 USER_ORGANIZATION = "0195f5c0-0000-7000-8000-00000000000a"
 OTHER_ORGANIZATION = "0195f5c0-0000-7000-8000-00000000000b"
 PROJECTS = {1: USER_ORGANIZATION, 2: USER_ORGANIZATION, 3: OTHER_ORGANIZATION}
+PROJECT_NAMES = {1: "Acme production", 2: "Acme staging", 3: "Globex analytics"}
 CURRENT_PROJECT = 1
 
 # User 1 holds every key; the others are colleagues in the same organization (projects 1 and 2).

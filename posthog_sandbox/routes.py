@@ -19,6 +19,7 @@ READ, WRITE, INTERNAL = "batch_export:read", "batch_export:write", "INTERNAL"
 QUERY_READ = "query:read"
 ACTIVITY_READ = "activity_log:read"
 INTEGRATION_READ, INTEGRATION_WRITE = "integration:read", "integration:write"
+PROJECT_READ = "project:read"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ def query(ctx: Any) -> tuple[int, Any]:
 
 QUERY_ACTION = Action(query, QUERY_READ, QUERY_READ)
 CURRENT_KEY = re.compile(r"^/api/personal_api_keys/(?P<key_id>[^/]+)/?$")
+# ProjectViewSet (docs/posthog-api.md, "Projects"): the list and one project, scope project:read.
+PROJECT_LIST = re.compile(r"^/api/projects/?$")
+PROJECT_DETAIL = re.compile(r"^/api/projects/(?P<project>[^/]+)/?$")
 # Outside batch_exports/ (docs/posthog-api.md, "Activity log", "Integrations"); both generations serve them.
 ACTIVITY_LOG = re.compile(r"^/api/(?:projects|environments)/(?P<project>[^/]+)/activity_log/?$")
 ACTIVITY_LOG_ACTIONS = {"GET": _same(activity_log.list_activity, ACTIVITY_READ)}
@@ -142,6 +146,11 @@ def match(path: str, generation: int) -> Match | None:
         if found["id"] is None:
             return Match(INTEGRATION_LIST_ACTIONS, found["project"], {})
         return Match(INTEGRATION_DETAIL_ACTIONS, found["project"], {"id": found["id"]})
+    if PROJECT_LIST.match(path):
+        return Match({"GET": _same(h.list_projects, PROJECT_READ)}, None, {})
+    found = PROJECT_DETAIL.match(path)
+    if found:
+        return Match({"GET": _same(h.retrieve_project, PROJECT_READ)}, found["project"], {})
     found = CURRENT_KEY.match(path)
     if found and found["key_id"] == "@current":
         return Match({"GET": Action(h.current_key, None, None)}, None, {})

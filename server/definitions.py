@@ -18,6 +18,8 @@ no boolean `additionalProperties` (google-genai's converter cannot read one), no
 (OpenAI strict mode does not take it: the description says it). An optional argument that a
 strict converter makes required can be sent as "not given": a string as "", anything else as
 null, which the listing allows for it.
+A parameter marked `tools.params.UNLISTED` (a continuation's offset, which the `call` an answer
+gives back carries) is enforced and not listed at all.
 """
 
 from __future__ import annotations
@@ -103,7 +105,11 @@ def _without_enforced(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     return {
-        key: ({n: _without_enforced(p) for n, p in value.items()} if key == "properties" else _without_enforced(value))
+        key: (
+            {n: _without_enforced(p) for n, p in value.items() if not p.get("unlisted")}
+            if key == "properties"
+            else _without_enforced(value)
+        )
         for key, value in node.items()
         if key not in ENFORCED_ONLY and not (key == "format" and value not in LISTED_FORMATS)
     }

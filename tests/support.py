@@ -193,3 +193,9 @@ def listed_by_test_servers() -> int:
     from tools.catalog import CATALOG
 
     return sum(1 for spec in CATALOG if not spec.deprecated)
+
+
+BATCH_EXPORT_SCOPES = ("batch_export:read", "batch_export:write")
+"""The sandbox's default key's scopes: every tool but those reading outside batch exports."""
+EVERY_TOOL_SCOPES = (*BATCH_EXPORT_SCOPES, "activity_log:read")
+"""Scopes for a key that may call every tool in the catalog (batch-export-changes reads the activity log)."""

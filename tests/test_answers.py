@@ -22,7 +22,7 @@ from tests.support import (
     settings_for,
     text,
 )
-from tools.answers.health import HealthParams, assess, health
+from tools.answers.health import HealthParams, assess, entries_of, health
 
 FAILED = {"Failed", "FailedRetryable", "FailedBilling", "Terminated", "TimedOut"}
 
@@ -55,17 +55,19 @@ async def test_health_accounts_for_every_export(
             answer = data(result)
             everything = data(await client.call_tool("batch-export-health", {"project_id": 1, "state": "all"}))
     assert answer["counts"]["total"] == len(mine)
-    assert sum(answer["counts"][s] for s in ("failing", "degraded", "paused", "healthy")) == len(mine)
+    assert sum(n for s, n in answer["counts"].items() if s != "total") == len(mine)
     failing = {e["id"] for e in mine if not e["paused"] and newest_interval_failed(state, e["id"])}
     assert failing, "the seed has a failing export"
-    assert {e["batch_export_id"] for e in answer["exports"] if e["state"] == "failing"} == failing
-    assert {e["batch_export_id"] for e in everything["exports"] if e["state"] == "paused"} == {
+    listed = entries_of(answer)
+    assert {e["batch_export_id"] for e in listed if e["state"] in ("failing", "billing")} == failing
+    assert {e["batch_export_id"] for e in entries_of(everything) if e["state"] in ("paused", "auto_paused")} == {
         e["id"] for e in mine if e["paused"]
     }
-    assert {e["batch_export_id"] for e in everything["exports"]} == {e["id"] for e in mine}
-    for entry in answer["exports"]:
-        assert entry["latest_error"] and len(entry["latest_error"]) <= 120
-        assert entry["consecutive_failures"] >= 1 and entry["failing_since"]
+    assert {e["batch_export_id"] for e in entries_of(everything)} == {e["id"] for e in mine}
+    for entry in listed:
+        if entry["state"] in ("failing", "billing"):
+            assert entry["latest_error"] and len(entry["latest_error"]) <= 120 and entry["failed_run_id"]
+            assert entry["consecutive_failures"] >= 1 and entry["failing_since"]
     assert "null" not in text(result)
     assert progress and progress[-1][0] == progress[-1][1] == len(mine)
 
@@ -140,10 +142,10 @@ async def test_health_at_500_pages_and_stays_in_budget() -> None:
     upstream = PagedExports(synthetic(500, 50))
     answer = await health(upstream, HealthParams(project_id=1))
     assert [q["offset"] for _, q in upstream.requests] == [0, 100, 200, 300, 400]
-    assert answer["counts"] == {"total": 500, "failing": 50, "degraded": 0, "paused": 0, "healthy": 450}
+    assert answer["counts"] == {"total": 500, "failing": 50, "healthy": 450}
     size = len(json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode())
     assert size <= 16_000
-    assert len(answer["exports"]) == 50 and "omitted" not in answer
+    assert len(entries_of(answer)) == 50 and "omitted" not in answer
 
 
 async def test_health_never_cuts_silently() -> None:
@@ -152,11 +154,11 @@ async def test_health_never_cuts_silently() -> None:
     first = await health(upstream, HealthParams(project_id=1, state="all"))
     omitted = first["omitted"]
     assert omitted["count"] == 500 - len(first["exports"]) and omitted["call"]["tool"] == "batch-export-health"
-    seen = [e["batch_export_id"] for e in first["exports"]]
+    seen = [e["batch_export_id"] for e in entries_of(first)]
     arguments = omitted["call"]["arguments"]
     for _ in range(20):  # follow the calls the answers name until nothing is left out
         page = await health(upstream, HealthParams(**arguments))
-        seen += [e["batch_export_id"] for e in page["exports"]]
+        seen += [e["batch_export_id"] for e in entries_of(page)]
         if "omitted" not in page:
             break
         arguments = page["omitted"]["call"]["arguments"]
@@ -195,10 +197,48 @@ def test_assess_names_the_streak_and_the_last_success() -> None:
         }
     )
     assert entry["state"] == "failing" and entry["consecutive_failures"] == 2
-    assert entry["failing_since"] == "2026-11-30T11:00:00Z" and entry["last_success"] == "2026-11-30T11:00:00Z"
-    assert entry["latest_error"] == "boom"
+    # Failing since the interval after the last success (which is what last_success would repeat).
+    assert entry["failing_since"] == "2026-11-30T11:00:00Z" and "last_success" not in entry
+    assert entry["latest_error"] == "boom" and entry["failed_run_id"] == "c"
     runs[0]["status"] = "Completed"
     assert assess({"id": "x", "latest_runs": runs, "paused": False})["state"] == "degraded"
+
+
+def _hourly(statuses: list[tuple[str, int | None]]) -> dict[str, Any]:
+    """An hourly export whose embedded runs have these (status, records), newest first."""
+    runs = []
+    for hours_ago, (status, records) in enumerate(statuses):
+        start = f"2026-11-30T{23 - hours_ago:02d}:00:00Z"
+        runs.append(
+            {
+                "id": f"run-{hours_ago}",
+                "status": status,
+                "records_completed": records,
+                "data_interval_start": start,
+                "data_interval_end": start.replace(f"T{23 - hours_ago:02d}", f"T{24 - hours_ago:02d}"),
+                "created_at": start,
+            }
+        )
+    return {"id": "x", "name": "n", "interval": "hour", "paused": False, "latest_runs": runs}
+
+
+def test_assess_tells_billing_silence_and_failed_records_apart() -> None:
+    # The project's billing limit stopped the newest run: billing, not the destination.
+    assert assess(_hourly([("FailedBilling", None)] + [("Completed", 500)] * 9))["state"] == "billing"
+    # An older interval the billing limit left unexported still stands: a billing gap.
+    gap = assess(_hourly([("Completed", 500)] * 3 + [("FailedBilling", None)] + [("Completed", 500)] * 6))
+    assert gap["state"] == "billing_gap" and gap["billing_failures"] == 1
+    # Three runs with 0 records where the export usually exports hundreds: silent since the first.
+    silent = assess(_hourly([("Completed", 0)] * 3 + [("Completed", 400)] * 7))
+    assert silent["state"] == "silent" and silent["zero_records_since"] == "2026-11-30T21:00:00Z"
+    # A quiet export (a record or two a run) meets runs without any: not silent.
+    assert assess(_hourly([("Completed", 0)] * 3 + [("Completed", 2)] * 7))["state"] == "healthy"
+    # Every embedded run exported nothing: what came before is read back (the answer does it, bounded).
+    assert assess(_hourly([("Completed", 0)] * 10)).get("_read_back") == "silent"
+    partial = _hourly([("Completed", 400)] * 10)
+    partial["latest_runs"][1]["records_failed"] = 7
+    entry = assess(partial)
+    assert entry["state"] == "partial" and entry["records_failed"] == 7 and entry["records_failed_run_id"] == "run-1"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -434,7 +474,8 @@ async def test_errors_across_the_project_in_one_call(
     assert {g["batch_export_id"]: g["count"] for g in answer["exports"]} == direct
     assert answer["total"] == sum(direct.values())
     for group in answer["exports"]:
-        assert group["name"] and all(line["level"] == "ERROR" for line in group.get("lines", []))
+        assert group["name"] and group["newest_at"]
+        assert sum(group["by_message"].values()) + group.get("other_lines", 0) == group["count"]
 
 
 @pytest.mark.parametrize("mode", MODES)

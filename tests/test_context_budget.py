@@ -23,9 +23,11 @@ def _size(value: Any) -> int:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_default_listing_stays_within_the_budget(make_sandbox: Any, mode: str, tmp_path: Path) -> None:
-    from posthog_sandbox import DEFAULT_API_KEY
+    from posthog_sandbox import DEFAULT_API_KEY, SandboxKey
+    from tests.support import EVERY_TOOL_SCOPES
 
-    sandbox = make_sandbox()
+    # A key that may use every tool: the longest default listing.
+    sandbox = make_sandbox(keys=[SandboxKey(DEFAULT_API_KEY, list(EVERY_TOOL_SCOPES))])
     async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, toolsets=())) as app:
         async with connect(app, mode) as client:
             tools = [

@@ -22,6 +22,7 @@ from mcp.client.extension import ClientExtension
 from server.host.ui import APP_MIME_TYPE, EXTENSION_ID, HEALTH_APP_URI
 from tests.apps_host import apps_host
 from tests.support import SandboxControl, connect, json_text, running_app, settings_for, text
+from tools.answers.health import STATE_ORDER
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "health-app.png"
@@ -91,7 +92,7 @@ async def test_health_app_on_real_results(seeded: Any, tmp_path: Path) -> None:
                 assert await rows.count() == len(exports) == answer["counts"]["total"]
                 shown = [await rows.nth(i).get_attribute("data-export-id") for i in range(len(exports))]
                 assert shown == [e["batch_export_id"] for e in exports]
-                ranks = {"failing": 0, "degraded": 1, "paused": 2, "healthy": 3}
+                ranks = {s: i for i, s in enumerate(STATE_ORDER)}
                 assert [ranks[e["state"]] for e in exports] == sorted(ranks[e["state"]] for e in exports)
 
                 state = control.state()
@@ -104,6 +105,10 @@ async def test_health_app_on_real_results(seeded: Any, tmp_path: Path) -> None:
                         await row.locator(".cell").nth(i).get_attribute("data-status") for i in range(len(cells))
                     ]
                     assert statuses == [c["status"] for c in cells], export["name"]
+                    # An interval that exported nothing is not shown as a completed one.
+                    for cell, status in zip(cells, statuses, strict=True):
+                        if cell.get("records") == 0 and cell["status"] != "failed":
+                            assert status == "empty", export["name"]
                     shown_failed = {
                         await row.locator(".cell").nth(i).get_attribute("data-run-id")
                         for i, c in enumerate(cells)

@@ -205,3 +205,47 @@ def test_readme_shows_the_screenshot() -> None:
     shot = root / "docs" / "health-app.png"
     assert shot.is_file() and shot.stat().st_size <= 200_000
     assert "docs/health-app.png" in (root / "README.md").read_text()
+
+
+async def test_view_reads_a_long_answer_as_rows_and_shows_what_ran_and_exported_nothing() -> None:
+    """A model's answer over many exports comes as rows of `columns` (tools/answers/health.py); the view
+    shows them as it shows entries, with their states, and an interval that exported 0 records as empty."""
+    table = {
+        "project_id": 7,
+        "counts": {"total": 2000, "billing": 1, "silent": 1, "auto_paused": 1, "healthy": 1997},
+        "columns": ["batch_export_id", "name", "state", "since", "count", "error"],
+        "exports": [
+            [EXPORT_A, "Events to S3", "billing", "2026-11-30T05:00:00Z", 4, 1],
+            [EXPORT_B, "Persons to Postgres", "silent", "2026-11-29T00:00:00Z", 31, None],
+            [EXPORT_C, "Sessions to BigQuery", "auto_paused", "2026-11-28T00:00:00Z", None, None],
+        ],
+        "errors": ["Batch export run failed due to exceeding billing limits."],
+        "backfills_running": [
+            {"batch_export_id": EXPORT_C, "name": "Sessions to BigQuery", "backfill_id": "b", "runs_done": "7/24"}
+        ],
+    }
+    empty = [{**c, "status": "empty", "records": 0} for c in _cells("ccc")]
+    with_cells = {
+        **table,
+        "columns": None,
+        "exports": [
+            {"batch_export_id": EXPORT_B, "name": "Persons to Postgres", "state": "silent", "intervals": empty}
+        ],
+    }
+
+    async def call_tool(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        return _result({k: v for k, v in with_cells.items() if v is not None})
+
+    view = view_for(HEALTH_APP_URI)
+    assert view is not None
+    async with apps_host(call_tool) as host:
+        frame = await host.load(view.html, {"project_id": 7}, _result(table))
+        rows = frame.locator("#grid .row[data-export-id]")
+        await rows.first.wait_for()
+        assert await frame.locator("select#state").input_value() == "attention"
+        summary = await frame.locator("#summary").text_content() or ""
+        assert "1 billing" in summary and "1 silent" in summary and "1 auto paused" in summary
+        assert "7/24" in (await frame.locator("#backfills").text_content() or "")
+        await frame.locator('#grid .cell[data-status="empty"]').first.wait_for()  # the cells the view asked for
+        assert await frame.locator('#grid .cell[data-status="empty"]').count() == 3
+        assert await frame.locator('#grid .cell[data-status="completed"]').count() == 0

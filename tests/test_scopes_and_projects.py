@@ -24,6 +24,7 @@ READ_ONLY_TOOLS = {
     "batch-export-gaps",
     "batch-export-wait",
     "batch-export-projects",
+    "batch-export-changes",
 }
 
 

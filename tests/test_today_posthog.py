@@ -333,8 +333,9 @@ def _read_arguments(tool: Any, ids: dict[str, str]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def large_project() -> Iterator[tuple[Any, dict[str, str]]]:
     from posthog_sandbox import SandboxConfig, start_sandbox
+    from tests.support import EVERY_TOOL_SCOPES
 
-    sandbox = start_sandbox(SandboxConfig(exports=500))
+    sandbox = start_sandbox(SandboxConfig(exports=500, keys=[SandboxKey(DEFAULT_API_KEY, list(EVERY_TOOL_SCOPES))]))
     try:
         with SandboxControl(sandbox.base_url, DEFAULT_API_KEY) as control:
             exports = control.api("GET", "1/batch_exports/", params={"limit": 100}).json()["results"]

@@ -9,7 +9,17 @@ from typing import Any
 
 import pytest
 
-from tests.support import MODES, confirm_with_token, connect, data, guarded_arguments, running_app, settings_for, text
+from tests.support import (
+    EVERY_TOOL_SCOPES,
+    MODES,
+    confirm_with_token,
+    connect,
+    data,
+    guarded_arguments,
+    running_app,
+    settings_for,
+    text,
+)
 
 CANARY = "sandbox-canary"
 LEGACY_KEY = "phx_legacy_unscoped_key"
@@ -32,7 +42,7 @@ async def test_every_tool_end_to_end(make_sandbox: Any, generation: int, mode: s
     key = LEGACY_KEY if generation == 1 else DEFAULT_API_KEY
     sandbox = make_sandbox(
         generation=generation,
-        keys=[SandboxKey(DEFAULT_API_KEY, ["batch_export:read", "batch_export:write"]), SandboxKey(LEGACY_KEY, [])],
+        keys=[SandboxKey(DEFAULT_API_KEY, list(EVERY_TOOL_SCOPES)), SandboxKey(LEGACY_KEY, [])],
     )
     from tests.support import SandboxControl
 

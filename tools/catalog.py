@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tools import backfills, destination_tests, exports, logs, runs
-from tools.answers import destination_check, errors, gaps, health, projects, wait
+from tools.answers import changes, destination_check, errors, gaps, health, projects, wait
 from tools.declaration import ToolSpec
 
 # One tool per PostHog batch-exports endpoint.
@@ -18,6 +18,7 @@ ENDPOINTS: tuple[ToolSpec, ...] = (
 ANSWERS: tuple[ToolSpec, ...] = (
     *health.TOOLS,
     *errors.TOOLS,
+    *changes.TOOLS,
     *destination_check.TOOLS,
     *gaps.TOOLS,
     *wait.TOOLS,

@@ -6,9 +6,9 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from tools import secrets
+from tools import continuation, secrets
 from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
 from tools.destinations import (
     CONFIG_HELP,
@@ -18,6 +18,7 @@ from tools.destinations import (
     SECRET_CONFIG_KEYS,
     DestinationInput,
     check_destination,
+    destination_config_problem,
     missing_integration,
 )
 from tools.models import BatchExport, Deleted, ExportPage, PausedState, UpdateApplied
@@ -60,22 +61,39 @@ class CreateParams(_ExportFields, Params):
     interval: Interval = Field(description="How often a run exports.")
     destination: DestinationInput = Field(description="Where data goes. " + CONFIG_HELP)
 
+    @field_validator("destination")
+    @classmethod
+    def _destination_is_complete(cls, destination: DestinationInput) -> DestinationInput:
+        """A field check, so it is reported beside any other field that is missing or wrong: an
+        incomplete create names everything it lacks in one refusal."""
+        problems = create_problems(destination)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return destination
+
     @model_validator(mode="after")
-    def _destination_is_complete(self) -> CreateParams:
-        check_destination(self.destination, partial=False)
-        # Refusals PostHog would make whatever its generation, stated before anyone is asked to approve.
-        if self.destination.integration_id is None and self.destination.type in INTEGRATION_ALWAYS:
-            raise ValueError(missing_integration(self.destination.type))
-        if self.destination.config.get("legacy_parquet_extension") is True:
-            raise ValueError(
-                "destination.config.legacy_parquet_extension cannot be true on a new export: PostHog keeps it only "
-                "for exports that already write the codec into their Parquet file names; drop it"
-            )
-        if self.destination.type == "Redshift" and (problem := copy_inputs_missing(self.destination.config)):
-            raise ValueError(problem)
+    def _hogql_query_is_supported(self) -> CreateParams:
         if self.model == "hogql" and self.hogql_query and (problem := hogql_query_problem(self.hogql_query)):
             raise ValueError(problem)
         return self
+
+
+def create_problems(destination: DestinationInput) -> list[str]:
+    """Everything a create's destination lacks or PostHog would refuse whatever its generation, at once."""
+    problems = []
+    config = destination_config_problem(destination.type, destination.config, partial=False)
+    if config:
+        problems.append(config)
+    if destination.integration_id is None and destination.type in INTEGRATION_ALWAYS:
+        problems.append(missing_integration(destination.type))
+    if destination.config.get("legacy_parquet_extension") is True:
+        problems.append(
+            "destination.config.legacy_parquet_extension cannot be true on a new export: PostHog keeps it only "
+            "for exports that already write the codec into their Parquet file names; drop it"
+        )
+    if destination.type == "Redshift" and (problem := copy_inputs_missing(destination.config)):
+        problems.append(problem)
+    return problems
 
 
 class UpdateParams(_ExportFields, ExportParams):
@@ -121,9 +139,32 @@ def _runs_digest(export: Any, keep: int = 5) -> Any:
 
 
 def _shape_list(page: Any) -> Any:
+    """Each export with a digest of its runs; PostHog's page links left out: `omitted.call` continues."""
     if isinstance(page, dict) and isinstance(page.get("results"), list):
-        return {**page, "results": [_runs_digest(e) for e in page["results"]]}
+        kept = {k: v for k, v in page.items() if k not in ("next", "previous")}
+        return {**kept, "results": [_runs_digest(e) for e in page["results"]]}
     return page
+
+
+def resume_list(params: ListParams, page: Any, shown: int) -> dict[str, Any] | None:
+    """The call listing the exports after the first `shown` of this page: PostHog pages exports by
+    offset (docs/posthog-api.md, "Pagination"), so it is the same call at offset + shown."""
+    results = page.get("results") if isinstance(page, dict) else None
+    if not isinstance(results, list):
+        return None
+    offset = params.offset or 0
+    following = offset + shown
+    total = page.get("count") if isinstance(page.get("count"), int) else None
+    more = following < total if total is not None else shown < len(results) or bool(page.get("next"))
+    if not more:
+        return None
+    arguments = params.model_dump(mode="json", exclude_none=True) | {"offset": following}
+    left = total - following if total is not None else None
+    if shown < len(results):
+        reason = f"{shown} of the {len(results)} exports on this page fit the answer budget"
+    else:
+        reason = f"exports {offset + 1}-{following} of {total if total is not None else 'more'} shown"
+    return continuation.omitted("batch-export-list", arguments, reason + "; the call continues after them.", left)
 
 
 def _shape_one(export: Any) -> Any:
@@ -458,6 +499,7 @@ TOOLS = [
         output=ExportPage,
         query=("limit", "offset"),
         shape=_shape_list,
+        resume=resume_list,
         read_only=True,
         destructive=False,
         idempotent=True,

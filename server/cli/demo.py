@@ -124,11 +124,11 @@ async def _read_errors(session: Session, out: Transcript, export: dict[str, Any]
         "batch-export-errors", {"project_id": PROJECT, "batch_export_id": export["id"], "after": "-7d"}
     )
     groups = found.get("exports") or []
-    rows = groups[0].get("lines") or [] if groups else []
-    if not rows or any(row.get("level") != "ERROR" for row in rows):
-        raise DemoFailed(f"expected ERROR log lines for {export['name']}, got {len(rows)} lines.")
-    for row in rows:
-        out.line(f"{row['timestamp']}  {row['message']}", indent=4)
+    newest = groups[0].get("newest") if groups else None
+    if not newest or newest.get("level") != "ERROR":
+        raise DemoFailed(f"expected ERROR log lines for {export['name']}, got {groups[0]['count'] if groups else 0}.")
+    out.line(f"{groups[0]['count']} ERROR lines; the newest:", indent=4)
+    out.line(f"{newest['timestamp']}  {newest['message']}", indent=4)
     out.line("The assistant: the destination refuses the credentials, so every daily run fails.", indent=4)
 
 

@@ -43,6 +43,7 @@ _KNOWN = {
     "minItems",
     "description",
     "default",
+    "unlisted",  # tools.params.UNLISTED: held on call, not listed; no bearing on the values
 }
 
 FORMATS = FormatChecker()

@@ -270,7 +270,10 @@ async def test_no_reply_log_or_audit_line_carries_a_secret(
     capfd: pytest.CaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    sandbox = make_sandbox(generation=3, throttle=False)
+    from tests.support import EVERY_TOOL_SCOPES
+
+    # A key that may call every tool (who changed what included: its answer must not leak either).
+    sandbox = make_sandbox(generation=3, throttle=False, keys=[SandboxKey(DEFAULT_API_KEY, list(EVERY_TOOL_SCOPES))])
     control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
     seen = Transcript()
     settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, include_deprecated=True)

@@ -19,6 +19,7 @@ from mcp import Client
 
 from posthog_sandbox.control import SandboxControl
 from server.untrusted import unmark
+from tools.answers.health import entries_of
 
 FAILED = {"Failed", "FailedRetryable", "FailedBilling", "Terminated", "TimedOut"}
 
@@ -86,13 +87,13 @@ def _parse(value: str) -> datetime:
 async def which_are_failing(rec: Recorder, control: SandboxControl) -> None:
     answer = await rec.call("batch-export-health", {"project_id": 1})
     state = control.state()
-    named = {e["batch_export_id"]: e["name"] for e in answer["exports"] if e["state"] == "failing"}
+    named = {e["batch_export_id"]: e.get("name") for e in entries_of(answer) if e["state"] in ("failing", "billing")}
     active = [e for e in state["exports"] if e["team_id"] == 1 and not e["deleted"] and not e["paused"]]
     with_runs = {r["batch_export"] for r in state["runs"]}
     if all(e["id"] in with_runs for e in active):
         # Every run is in the state: the newest interval of each export decides, exactly.
         expected = failing_exports(state)
-        rec.played.right = named == expected and "omitted" not in answer
+        rec.played.right = set(named) == set(expected) and "omitted" not in answer
     else:
         # A large seed keeps most runs out of the state listing: read each export's newest runs from
         # the sandbox's own API instead, and let the newest data interval decide, as above.
@@ -101,7 +102,7 @@ async def which_are_failing(rec: Recorder, control: SandboxControl) -> None:
             page = control.api("GET", "1/batch_exports/", params={"limit": 100, "offset": offset}).json()
             runs += [r for e in page["results"] for r in e.get("latest_runs") or []]
         expected = failing_exports({**state, "runs": runs})
-        rec.played.right = named == expected and "omitted" not in answer
+        rec.played.right = set(named) == set(expected) and "omitted" not in answer
     rec.played.why = f"{len(named)} named; {len(expected)} failing by the sandbox's state"
 
 
@@ -112,17 +113,20 @@ async def why_did_last_nights_run_fail(rec: Recorder, control: SandboxControl) -
     export_id = sorted(failing)[0]
     name = failing[export_id]
     health = await rec.call("batch-export-health", {"project_id": 1, "name_contains": name})
-    entry = next(e for e in health["exports"] if e["name"] == name)
+    entry = next(e for e in entries_of(health) if e["name"] == name)
     errors = await rec.call(
         "batch-export-errors", {"project_id": 1, "batch_export_id": entry["batch_export_id"], "after": "-2d"}
     )
     runs = [r for r in state["runs"] if r["batch_export"] == export_id and r["status"] in FAILED]
     newest = max(runs, key=lambda r: r["created_at"])
-    lines = errors["exports"][0]["lines"] if errors["exports"] else []
-    # The newest error line is about the newest failed run's interval, and says what the run says.
+    line = errors["exports"][0].get("newest") if errors["exports"] else None
+    # The newest error line is about the newest failed run's interval, says what the run says, and names it.
     interval = newest["data_interval_start"].replace("T", " ").removesuffix("Z")
     rec.played.right = (
-        bool(lines) and interval in lines[0]["message"] and (newest["latest_error"] or "")[:60] in lines[0]["message"]
+        line is not None
+        and interval in line["message"]
+        and (newest["latest_error"] or "")[:60] in line["message"]
+        and errors["exports"][0].get("failed_run_id") == newest["id"]
     )
     rec.played.why = f"newest failed run {newest['id']}: {'found' if rec.played.right else 'missed'}"
 
