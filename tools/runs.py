@@ -157,7 +157,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-runs-list",
         title="List runs",
-        description="A batch export's runs, newest first; those created in the last 7 days unless after= widens it.",
+        description="An export's runs, newest first; the last 7 days unless after= widens it.",
         method="GET",
         path=RUNS_PATH,
         scope=READ,

@@ -158,7 +158,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-wait",
         title="Wait for a run or backfill",
-        description="Wait (4 s unless told, <= 50) for a run or backfill to finish; gives the state and, if unfinished, the next call.",
+        description="Wait up to timeout_seconds (<= 50) for a run or backfill; its state and, if unfinished, the next call.",
         method="GET",
         path="batch_exports/{batch_export_id}/",
         scope=READ,
