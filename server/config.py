@@ -11,6 +11,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from server.http.addresses import is_loopback
+from tools.answers.capacity import DEFAULT_LIMIT as DEFAULT_BACKFILL_LIMIT
 
 ConfirmPolicy = Literal["always", "destructive", "never"]
 ApiRoute = Literal["projects", "environments"]
@@ -70,6 +71,8 @@ class Settings:
     """Requests per caller per window; None: the default when callers authenticate, 0: off."""
     rate_window: float = 60.0
     auth_failure_limit: int = 10
+    backfill_limit: int = DEFAULT_BACKFILL_LIMIT
+    """PostHog's limit of backfills running at once in a project (its deployment setting); plans stay within it."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -107,6 +110,9 @@ class Settings:
             "rate_window": float(_count("POSTHOG_MCP_RATE_WINDOW", env.get("POSTHOG_MCP_RATE_WINDOW"), 60) or 0),
             "auth_failure_limit": _count(
                 "POSTHOG_MCP_AUTH_FAILURE_LIMIT", env.get("POSTHOG_MCP_AUTH_FAILURE_LIMIT"), 10
+            ),
+            "backfill_limit": _count(
+                "POSTHOG_MCP_BACKFILL_LIMIT", env.get("POSTHOG_MCP_BACKFILL_LIMIT"), DEFAULT_BACKFILL_LIMIT
             ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -149,6 +155,11 @@ class Settings:
             )
         if self.rate_window <= 0:
             raise ConfigError("POSTHOG_MCP_RATE_WINDOW must be a positive whole number of seconds.")
+        if self.backfill_limit < 1:
+            raise ConfigError(
+                "POSTHOG_MCP_BACKFILL_LIMIT must be at least 1: PostHog's limit of backfills running at once in a "
+                "project (its BATCH_EXPORT_MAX_CONCURRENT_BACKFILLS_PER_TEAM setting)."
+            )
 
     @property
     def client_auth(self) -> bool:

@@ -65,7 +65,8 @@ def every_argument(control: SandboxControl) -> dict[str, dict[str, Any]]:
         "start": (now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "end": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    full["batch-export-gaps-backfill"] = {**full["batch-export-gaps-backfill"], **window}
+    scope = {"destination_type": "Snowflake", "name_contains": "Snowflake", "offset": 0}
+    full["batch-export-gaps-backfill"] = {**full["batch-export-gaps-backfill"], **window, **scope}
     return full
 
 
