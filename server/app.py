@@ -253,7 +253,11 @@ class App:
             return results.failure(str(error), secrets, {"upstream": error.as_dict()})
         except NotPossible as reason:
             return results.failure(str(reason), secrets)
-        return results.success(data, secrets)
+        resume = spec.resume
+        if resume is None:
+            return results.success(data, secrets)
+        # A list cut to the budget continues exactly after its last item shown (tools/continuation.py).
+        return results.success(data, secrets, lambda shown: resume(model, data, shown))
 
 
 async def discover_access(client: PostHogClient, settings: Settings) -> KeyAccess:

@@ -1,14 +1,21 @@
 """The one place that shapes what a tool returns: secrets stripped, size kept in budget,
-structuredContent plus the same JSON as text for clients that read only text."""
+structuredContent plus the same JSON as text for clients that read only text.
+
+The budget is the fleet rule (docs/architecture.md): at most 16 KB of text an answer. A list cut to fit
+says what it left out and the call that continues after the last item shown, in the one shape
+`tools/continuation.py` gives every tool; PostHog's `next`/`previous` page links are dropped then,
+since following them would skip what was cut.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import mcp.types as types
 
+from tools import continuation
 from tools import secrets as secret_walker
 
 # Results, previews, the audit trail and the log filter walk secrets one way (tools/secrets.py).
@@ -17,30 +24,62 @@ strip_secrets = secret_walker.strip
 redact = secret_walker.redact
 secret_values = secret_walker.collect
 
-# Roughly 12k tokens: enough for a page of runs or logs, small enough not to flood a context.
-MAX_RESULT_BYTES = 48_000
+# About 4k tokens: what one answer may cost a model's context, at any project size.
+MAX_RESULT_BYTES = continuation.BUDGET
+# Kept free when fitting: redacting the caller's secrets may lengthen the text a little.
+_REDACTION_ROOM = 256
+_NOTE_ROOM = 700  # the omitted note a cut list gets
+_SHORTEST_CUT = 200  # strings are never cut shorter than this many characters
+
+Resume = Callable[[int], dict[str, Any] | None]
 
 
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def fit_budget(value: Any) -> Any:
-    """Cut a long `results` list so the answer stays within MAX_RESULT_BYTES, and say so."""
-    if not (isinstance(value, dict) and isinstance(value.get("results"), list)):
-        return value
-    if len(dumps(value)) <= MAX_RESULT_BYTES:
-        return value
-    results = value["results"]
-    kept = len(results)
-    while kept > 1 and len(dumps({**value, "results": results[:kept]})) > MAX_RESULT_BYTES:
-        kept = max(1, kept * 3 // 4)
-    return {
-        **value,
-        "results": results[:kept],
-        "truncated": f"showing {kept} of {len(results)} results to stay within the context budget; "
-        "narrow the query (limit, filters) or page on.",
-    }
+def fit_budget(value: Any, resume: Resume | None = None, budget: int = MAX_RESULT_BYTES) -> Any:
+    """The answer within `budget` bytes without losing anything silently.
+
+    A list tool's page (`results`, with `resume` from its declaration) is cut to the items that fit and
+    gets the `omitted` note `resume` gives for that many (also when nothing is cut but more follow).
+    Anything still too long (one huge item, or an answer without a list) has its longest texts shortened,
+    each saying how long it was.
+    """
+    limit = budget - _REDACTION_ROOM
+    if isinstance(value, dict) and isinstance(value.get("results"), list) and resume is not None:
+        results = value["results"]
+        shown = len(results)
+        if continuation.size(value) > limit:
+            shown = continuation.fit_prefix(value, "results", limit, room=_NOTE_ROOM)
+        more = resume(shown)
+        value = {**value, "results": results[:shown]}
+        if shown < len(results):
+            value = {k: v for k, v in value.items() if k not in ("next", "previous", "omitted")}
+        if more is not None:
+            value["omitted"] = more
+    if continuation.size(value) > limit:
+        value = _shorten_texts(value, limit)
+    return value
+
+
+def _shorten_texts(value: Any, limit: int) -> Any:
+    """Cut the longest strings in `value`, each marked with its full length, until it fits `limit`."""
+    cut = max(_SHORTEST_CUT, limit // 2)
+    while continuation.size(value) > limit and cut >= _SHORTEST_CUT:
+        value = _cut_strings(value, cut)
+        cut //= 2
+    return value
+
+
+def _cut_strings(value: Any, cut: int) -> Any:
+    if isinstance(value, str) and len(value) > cut:
+        return f"{value[:cut]}… (cut to fit the answer budget: {len(value)} characters in all)"
+    if isinstance(value, dict):
+        return {k: _cut_strings(v, cut) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut_strings(v, cut) for v in value]
+    return value
 
 
 def without_nulls(value: Any) -> Any:
@@ -52,8 +91,9 @@ def without_nulls(value: Any) -> Any:
     return value
 
 
-def success(value: Any, secrets: Iterable[str] = ()) -> types.CallToolResult:
-    shaped = redact(fit_budget(without_nulls(strip_secrets(value))), secrets)
+def success(value: Any, secrets: Iterable[str] = (), resume: Resume | None = None) -> types.CallToolResult:
+    """A tool's answer; `resume(shown)` is its declaration's continuation for a list cut at `shown`."""
+    shaped = redact(fit_budget(without_nulls(strip_secrets(value)), resume), secrets)
     return types.CallToolResult(content=[types.TextContent(type="text", text=dumps(shaped))], structured_content=shaped)
 
 

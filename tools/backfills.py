@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
 from tools.exports import EXPORT_PATH, INTERVAL_WORDS, export_summary, is_newer_posthog, read_export
 from tools.models import Backfill, BackfillPage, BackfillStarted, Cancelled
-from tools.paging import cursor_of, with_next_cursor
+from tools.paging import CursorList, cursor_of
 from tools.params import BackfillOrdering, BackfillParams, Params
 from tools.request import build_request
 from tools.times import in_utc, to_instant
@@ -109,12 +109,27 @@ async def create_backfill(upstream: Upstream, params: BackfillCreateParams, requ
 class BackfillsListParams(Params):
     batch_export_id: UUID
     ordering: BackfillOrdering | None = Field(None, description="Sort order (default -created_at).")
-    cursor: str | None = Field(None, max_length=2000, description="The previous page's next_cursor.")
+    cursor: str | None = Field(None, max_length=2000, description="omitted.call's cursor, unchanged.")
 
     @field_validator("cursor")
     @classmethod
     def _bare_cursor(cls, value: str | None) -> str | None:
         return cursor_of(value) if value else value
+
+
+def backfill_ordering(params: BackfillsListParams) -> tuple[str, bool]:
+    """The field backfills are listed by, and whether newest first (PostHog's default: -created_at)."""
+    ordering = params.ordering or "-created_at"
+    return ordering.lstrip("-"), ordering.startswith("-")
+
+
+BACKFILLS = CursorList("batch-export-backfills-list", "backfills", backfill_ordering)
+BACKFILLS_PAGE = 50  # PostHog's fixed page size for backfills (docs/posthog-api.md, "Pagination")
+
+
+async def list_backfills(upstream: Upstream, params: BackfillsListParams, request: Request) -> Any:
+    """A page of backfills continuing exactly after the last one shown, however the answer is cut."""
+    return await BACKFILLS.page(upstream, request, params, BACKFILLS_PAGE)
 
 
 async def preview_backfill_cancel(upstream: Upstream, params: BackfillParams) -> Preview:
@@ -180,7 +195,8 @@ TOOLS = [
         params=BackfillsListParams,
         output=BackfillPage,
         query=("ordering", "cursor"),
-        shape=with_next_cursor,
+        handler=list_backfills,
+        resume=BACKFILLS.resume,
         read_only=True,
         destructive=False,
         idempotent=True,

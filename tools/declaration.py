@@ -99,6 +99,9 @@ class Applied:
 # Callable over the base class would not accept them (parameters are contravariant).
 PreviewFn = Callable[[Upstream, Any], Awaitable[Preview]]
 HandlerFn = Callable[[Upstream, Any, Request], Awaitable[Any]]
+# (parameters, the shaped answer, how many of its `results` are shown) -> the `omitted` note that
+# continues after the last one shown (tools/continuation.py), or None when nothing follows.
+ResumeFn = Callable[[Any, Any, int], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,10 @@ class ToolSpec:
     JSON body; for GET and DELETE they are not sent (they are for the handler). `handler`
     receives the built request and amends it where a tool needs more than the plain
     request; `shape` trims a response for the model's context; `preview` describes a
-    write before it happens, `plan` several (guarded tools must have one of them).
+    write before it happens, `plan` several (guarded tools must have one of them). A list
+    tool's `resume` names the call that continues after any number of its results, so the
+    result shaper can cut a page to the answer budget without losing what it cut
+    (tools/continuation.py).
     """
 
     name: str
@@ -149,6 +155,7 @@ class ToolSpec:
     plan: PlanSteps | None = None
     """A guarded tool writes either once (`preview`) or as a plan of several writes (`plan`)."""
     handler: HandlerFn | None = None
+    resume: ResumeFn | None = None
     deprecated: bool = False
     ui_resource: str | None = None
     """A `ui://` app a host may render the result in (the MCP Apps extension); the result stays

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from tools import secrets
+from tools import continuation, secrets
 from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
 from tools.destinations import (
     CONFIG_HELP,
@@ -113,9 +113,32 @@ def _runs_digest(export: Any, keep: int = 5) -> Any:
 
 
 def _shape_list(page: Any) -> Any:
+    """Each export with a digest of its runs; PostHog's page links left out: `omitted.call` continues."""
     if isinstance(page, dict) and isinstance(page.get("results"), list):
-        return {**page, "results": [_runs_digest(e) for e in page["results"]]}
+        kept = {k: v for k, v in page.items() if k not in ("next", "previous")}
+        return {**kept, "results": [_runs_digest(e) for e in page["results"]]}
     return page
+
+
+def resume_list(params: ListParams, page: Any, shown: int) -> dict[str, Any] | None:
+    """The call listing the exports after the first `shown` of this page: PostHog pages exports by
+    offset (docs/posthog-api.md, "Pagination"), so it is the same call at offset + shown."""
+    results = page.get("results") if isinstance(page, dict) else None
+    if not isinstance(results, list):
+        return None
+    offset = params.offset or 0
+    following = offset + shown
+    total = page.get("count") if isinstance(page.get("count"), int) else None
+    more = following < total if total is not None else shown < len(results) or bool(page.get("next"))
+    if not more:
+        return None
+    arguments = params.model_dump(mode="json", exclude_none=True) | {"offset": following}
+    left = total - following if total is not None else None
+    if shown < len(results):
+        reason = f"{shown} of the {len(results)} exports on this page fit the answer budget"
+    else:
+        reason = f"exports {offset + 1}-{following} of {total if total is not None else 'more'} shown"
+    return continuation.omitted("batch-export-list", arguments, reason + "; the call continues after them.", left)
 
 
 def _shape_one(export: Any) -> Any:
@@ -428,6 +451,7 @@ TOOLS = [
         output=ExportPage,
         query=("limit", "offset"),
         shape=_shape_list,
+        resume=resume_list,
         read_only=True,
         destructive=False,
         idempotent=True,

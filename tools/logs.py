@@ -15,6 +15,7 @@ from uuid import UUID
 
 from pydantic import Field, field_validator
 
+from tools import continuation
 from tools.declaration import READ, NotPossible, ToolSpec
 from tools.hogql import contains_pattern, literal
 from tools.models import LogPage
@@ -29,6 +30,7 @@ QUERY_SCOPE = "query:read"
 LOG_TABLE = "batch_export_log_entries"
 _LOG_COLUMNS = ("timestamp", "level", "message", "instance_id")
 DEFAULT_LIMIT = 50
+MAX_ROWS = 500  # the logs route's own cap on `limit`
 # Workers log a moment before a run row is created and after it is marked finished.
 RUN_WINDOW_SLACK = timedelta(minutes=2)
 
@@ -41,11 +43,66 @@ class LogsParams(Params):
     after: str | None = Field(None, pattern=TIME_FILTER, description="Rows after: ISO date/time or -24h, -7d.")
     before: str | None = Field(None, pattern=TIME_FILTER, description="Rows before (same formats).")
     limit: int | None = Field(None, ge=1, le=500, description="Max rows, newest first (default 50).")
+    cursor: str | None = Field(None, max_length=500, description="omitted.call's cursor, unchanged.")
 
     @field_validator("after", "before")
     @classmethod
     def _real_times(cls, value: str | None) -> str | None:
         return check_filter(value)
+
+    @field_validator("cursor")
+    @classmethod
+    def _our_cursor(cls, value: str | None) -> str | None:
+        if value is not None:
+            rows_before(value)  # a ValueError says what is wrong with it
+        return value
+
+
+# Log rows have no id and PostHog pages them by neither offset (the route's `limit` is also its query's
+# limit) nor cursor: the rows after a cut are those up to the last shown row's timestamp, less the rows
+# at that timestamp already shown (docs/posthog-api.md, "Logs and the Query API").
+def logs_cursor(timestamp: str, shown_at_it: int) -> str:
+    return continuation.encode_cursor({"t": timestamp, "s": shown_at_it})
+
+
+def rows_before(cursor: str | None) -> tuple[datetime, int] | None:
+    """(the timestamp rows continue at, inclusive; how many rows at it were shown) of a logs cursor."""
+    data = continuation.decode_cursor(cursor, "t", "s")
+    if data is None:
+        if cursor:
+            raise ValueError("cursor is not one this server gave out; pass omitted.call's cursor unchanged")
+        return None
+    moment = _moment(data["t"])
+    if moment is None or not isinstance(data["s"], int) or data["s"] < 0:
+        raise ValueError("cursor is not one this server gave out; pass omitted.call's cursor unchanged")
+    return moment, data["s"]
+
+
+def _at(row: Any) -> datetime | None:
+    return _moment(row.get("timestamp")) if isinstance(row, dict) else None
+
+
+def resume_logs(params: LogsParams, answer: Any, shown: int) -> dict[str, Any] | None:
+    """The call continuing after the first `shown` rows of this answer (the declaration's `resume`)."""
+    results = answer.get("results") if isinstance(answer, dict) else None
+    if not isinstance(results, list) or shown >= len(results):
+        return answer.get("omitted") if isinstance(answer, dict) else None
+    return _after_row(params, results[:shown], f"{shown} of {len(results)} rows fit the answer budget")
+
+
+def _after_row(params: LogsParams, shown: list[Any], reason: str) -> dict[str, Any] | None:
+    last = _at(shown[-1]) if shown else None
+    if last is None:
+        return None
+    at_last = sum(1 for row in shown if _at(row) == last)
+    earlier = rows_before(params.cursor)
+    if earlier is not None and earlier[0] == last:
+        at_last += earlier[1]  # the rows at this moment skipped on the way here were shown before
+    arguments = params.model_dump(mode="json", exclude_none=True)
+    if params.after and params.after.startswith("-"):
+        arguments["after"] = _utc(to_instant(params.after))  # the same window on every call that follows
+    arguments["cursor"] = logs_cursor(_utc(last), at_last)
+    return continuation.omitted("batch-export-logs", arguments, reason + "; older rows may follow")
 
 
 def _compact(page: Any) -> Any:
@@ -131,7 +188,22 @@ async def read_logs(upstream: Upstream, params: LogsParams, request: Request) ->
         if finished is not None:
             end = finished + RUN_WINDOW_SLACK
             before = min(before, end) if before else end
-    query = {k: v for k, v in request.query.items() if k not in ("level", "after", "before")}
+    resumed = rows_before(params.cursor)
+    skip = 0
+    if resumed is not None:
+        # Up to the last row shown, inclusive (the route's `before` is exclusive), less those shown.
+        through = resumed[0] + timedelta(microseconds=1)
+        before = min(before, through) if before else through
+        skip = resumed[1]
+    # The rows already shown at the resume moment are read again and dropped: ask for that many more.
+    limit = min(MAX_ROWS, (params.limit or DEFAULT_LIMIT) + skip)
+    if limit <= skip:
+        raise NotPossible(
+            f"{skip} log rows share one timestamp here, more than PostHog reads in one request ({MAX_ROWS}); "
+            "narrow the call with level or search instead of following this cursor."
+        )
+    query = {k: v for k, v in request.query.items() if k not in ("level", "after", "before", "limit", "cursor")}
+    query["limit"] = limit
     if params.level:
         # One value works on every PostHog; the newer API takes several comma-separated.
         query["level"] = ",".join(params.level)
@@ -144,13 +216,51 @@ async def read_logs(upstream: Upstream, params: LogsParams, request: Request) ->
     except UpstreamError as refusal:
         if not _refused_for_key(refusal):
             raise
-        return await _logs_through_query_api(upstream, params, after, before, refusal)
-    shaped = _compact(page)
-    return {**shaped, "source": "logs_route"} if isinstance(shaped, dict) else shaped
+        # The Query API's `<=` takes the last row's moment as it is.
+        until = resumed[0] if resumed is not None and before == resumed[0] + timedelta(microseconds=1) else before
+        answer = await _logs_through_query_api(upstream, params, after, until, refusal, limit)
+    else:
+        shaped = _compact(page)
+        if not isinstance(shaped, dict):
+            return shaped
+        answer = {
+            **{k: v for k, v in shaped.items() if k not in ("next", "previous", "count")},
+            "source": "logs_route",
+        }
+    rows = answer.get("results")
+    if not isinstance(rows, list):
+        return answer
+    read = len(rows)
+    if resumed is not None:
+        rows = _without_shown(rows, resumed)
+    answer["results"] = rows[: params.limit or DEFAULT_LIMIT]
+    rows = answer["results"]
+    if read >= limit and rows:
+        more = _after_row(params, rows, f"the newest {len(rows)} rows shown")
+        if more is not None:
+            answer["omitted"] = more
+    return answer
+
+
+def _without_shown(rows: list[Any], resumed: tuple[datetime, int]) -> list[Any]:
+    """The rows less the first `resumed[1]` at the resume moment (newest first, so they lead)."""
+    moment, skip = resumed
+    kept = []
+    for row in rows:
+        if skip and _at(row) == moment:
+            skip -= 1
+            continue
+        kept.append(row)
+    return kept
 
 
 async def _logs_through_query_api(
-    upstream: Upstream, params: LogsParams, after: datetime | None, before: datetime | None, refusal: UpstreamError
+    upstream: Upstream,
+    params: LogsParams,
+    after: datetime | None,
+    before: datetime | None,
+    refusal: UpstreamError,
+    limit: int,
 ) -> dict[str, Any]:
     hogql = logs_hogql(
         str(params.batch_export_id),
@@ -158,7 +268,7 @@ async def _logs_through_query_api(
         search=params.search,
         after=after,
         before=before,
-        limit=params.limit or DEFAULT_LIMIT,
+        limit=limit,
     )
     try:
         answer = await upstream.request("POST", QUERY_PATH, json={"query": {"kind": "HogQLQuery", "query": hogql}})
@@ -178,7 +288,6 @@ async def _logs_through_query_api(
     rows = _query_rows(answer)
     return {
         "results": rows,
-        "count": len(rows),
         "source": "query_api",
         "note": f"PostHog refused the logs route for this key ({refusal.detail}); these lines come from "
         f"its Query API ({LOG_TABLE}).",
@@ -200,6 +309,7 @@ TOOLS = [
         output=LogPage,
         query=("level", "search", "after", "before", "limit"),
         handler=read_logs,
+        resume=resume_logs,
         read_only=True,
         destructive=False,
         idempotent=True,

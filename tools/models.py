@@ -51,17 +51,14 @@ class LogEntry(_Tolerant):
 
 class ExportPage(_Tolerant):
     results: list[BatchExport]
-    next: str | None = None
 
 
 class RunPage(_Tolerant):
     results: list[Run]
-    next: str | None = None
 
 
 class BackfillPage(_Tolerant):
     results: list[Backfill]
-    next: str | None = None
 
 
 class LogPage(_Tolerant):

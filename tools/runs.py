@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
 from tools.exports import export_summary, read_export
 from tools.models import BackfillStarted, Cancelled, Run, RunPage
-from tools.paging import cursor_of, with_next_cursor
+from tools.paging import CursorList, cursor_of
 from tools.params import Params, RunOrdering, RunParams, RunStatus
 from tools.request import build_request
 from tools.times import TIME_FILTER, check_filter, utc_filter
@@ -37,7 +37,7 @@ class RunsListParams(Params):
     before: str | None = Field(None, pattern=TIME_FILTER, description="Created until (same formats).")
     start: str | None = Field(None, pattern=TIME_FILTER, description="Interval start from (interval ordering).")
     end: str | None = Field(None, pattern=TIME_FILTER, description="Interval end until (interval ordering).")
-    cursor: str | None = Field(None, max_length=2000, description="The previous page's next_cursor.")
+    cursor: str | None = Field(None, max_length=2000, description="omitted.call's cursor, unchanged.")
 
     @field_validator("after", "before", "start", "end")
     @classmethod
@@ -73,20 +73,22 @@ def compact_run(run: Any) -> Any:
     return {k: v for k, v in run.items() if v is not None and k not in _NOISE}
 
 
+def run_ordering(params: RunsListParams) -> tuple[str, bool]:
+    """The field runs are listed by, and whether newest first (PostHog's default: -created_at)."""
+    ordering = params.ordering or ("-data_interval_start" if params.start or params.end else "-created_at")
+    return ordering.lstrip("-"), ordering.startswith("-")
+
+
+RUNS = CursorList("batch-export-runs-list", "runs", run_ordering, compact_run)
+
+
 async def list_runs(upstream: Upstream, params: RunsListParams, request: Request) -> Any:
-    """`limit` is ours, not PostHog's (a page holds 100 runs): the page is cut here."""
+    """At most `limit` runs (ours, not PostHog's: its page holds 100), continuing exactly after the last
+    one shown (tools/paging.py `CursorList`)."""
     if (params.start or params.end) and params.ordering is None:
         # PostHog ignores start/end under its default ordering.
         request = dataclasses.replace(request, query={**request.query, "ordering": "-data_interval_start"})
-    page = await upstream.send(request)
-    if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-        return page
-    limit = params.limit or 20
-    runs = page["results"]
-    shaped = with_next_cursor({**page, "results": [compact_run(r) for r in runs[:limit]]})
-    if len(runs) > limit:
-        shaped["more"] = f"{len(runs) - limit} more run(s) on this page: raise limit (up to 100) to see them."
-    return shaped
+    return await RUNS.page(upstream, request, params, params.limit or 20)
 
 
 async def read_run(upstream: Upstream, params: RunParams) -> dict[str, Any]:
@@ -163,6 +165,7 @@ TOOLS = [
         output=RunPage,
         query=("status", "ordering", "after", "before", "start", "end", "cursor"),
         handler=list_runs,
+        resume=RUNS.resume,
         read_only=True,
         destructive=False,
         idempotent=True,
