@@ -24,8 +24,9 @@ from .controls import control_routes
 from .errors import ApiError
 from .faults import FaultRule
 from .handlers import Ctx
+from .organization import CURRENT_PROJECT, PROJECTS, USER_ORGANIZATION
 from .routes import match
-from .state import CURRENT_PROJECT, PROJECTS, USER_ORGANIZATION, Sandbox
+from .state import Sandbox
 
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 

@@ -7,7 +7,7 @@ import sys
 import time
 
 from .config import DEFAULT_SCOPES, SandboxConfig, SandboxKey
-from .state import PROJECTS, USER_ORGANIZATION
+from .organization import PROJECTS, USER_ORGANIZATION
 
 
 def parse_key(text: str) -> SandboxKey:

@@ -92,6 +92,25 @@ class SandboxControl:
         result: dict[str, Any] = self.control("POST", f"exports/{export_id}/outcome", {"outcome": outcome, **extra})
         return result
 
+    def add_integration(
+        self,
+        kind: str,
+        integration_id: str,
+        config: dict[str, Any] | None = None,
+        sensitive_config: dict[str, Any] | None = None,
+        team_id: int = 1,
+    ) -> dict[str, Any]:
+        """A new integration of any kind (even one PostHog's API cannot create); as the API shows it."""
+        body = {
+            "kind": kind,
+            "integration_id": integration_id,
+            "config": config or {},
+            "sensitive_config": sensitive_config or {},
+            "team_id": team_id,
+        }
+        result: dict[str, Any] = self.control("POST", "integrations", body)
+        return result
+
     # -------------------------------------------------------------------------------------- faults, log
 
     def fault(self, **rule: Any) -> None:

@@ -1,5 +1,5 @@
 """Test controls under `/_sandbox/` (never under `/api/`, no auth): clock, outcomes, faults, request log,
-state, throttle and reset. JSON in, JSON out; errors use the same envelope as the API."""
+state, integrations, throttle and reset. JSON in, JSON out; errors use the same envelope as the API."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import serializers, simulation
+from . import integrations, serializers, simulation
 from .errors import ApiError, not_found, validation
 from .faults import parse_rule
+from .organization import KEY_USER, PROJECTS
 from .state import Sandbox
 from .timeutil import drf, parse_drf_datetime
 
@@ -144,6 +145,27 @@ def control_routes() -> list[Route]:
                 "integrations": store.list_integrations(),
             }
 
+    @_json_route("/_sandbox/integrations", ["POST"])
+    def add_integration(sb: Sandbox, request: Request, body: Any) -> Any:
+        """Any kind, including those PostHog's API cannot create (aws-redshift, OAuth kinds)."""
+        if not isinstance(body, dict):
+            raise validation("Expected a JSON object.")
+        kind, team_id = body.get("kind"), body.get("team_id", 1)
+        if kind not in integrations.KINDS:
+            raise validation(f"'kind' must be one of PostHog's integration kinds, got {kind!r}.", "kind")
+        if team_id not in PROJECTS:
+            raise validation(f"'team_id' must be one of {sorted(PROJECTS)}.", "team_id")
+        name = body.get("integration_id")
+        if not isinstance(name, str) or not name:
+            raise validation("'integration_id' must be a non-empty string (the name PostHog shows).", "integration_id")
+        config, secrets = body.get("config", {}), body.get("sensitive_config", {})
+        if not isinstance(config, dict) or not isinstance(secrets, dict):
+            raise validation("'config' and 'sensitive_config' must be objects.")
+        created_by = body.get("created_by", KEY_USER.id)
+        with sb.transaction() as now:
+            id_ = integrations.add(sb.store, team_id, kind, name, config, secrets, now, created_by)
+            return 201, integrations.render(sb.store, {"id": id_, "kind": kind})
+
     @_json_route("/_sandbox/throttle", ["POST"])
     def throttle(sb: Sandbox, request: Request, body: Any) -> Any:
         enabled = body.get("enabled") if isinstance(body, dict) else None
@@ -159,5 +181,16 @@ def control_routes() -> list[Route]:
         sb.reset()
         return _clock(sb)
 
-    routes += [get_clock, advance_clock, set_clock, set_outcome, faults, requests, state, throttle, reset]
+    routes += [
+        get_clock,
+        advance_clock,
+        set_clock,
+        set_outcome,
+        faults,
+        requests,
+        state,
+        add_integration,
+        throttle,
+        reset,
+    ]
     return routes

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import heapq
 import uuid
 from collections.abc import Iterator
@@ -10,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import activity_log, history, serializers, simulation
 from . import destinations as d
-from . import history, serializers, simulation
 from .config import SandboxKey
 from .errors import ApiError, empty, invalid_choice, not_found, server_error, validation
 from .exports import make_export
@@ -119,7 +120,9 @@ def list_exports(ctx: Ctx) -> Result:
 
 def create_export(ctx: Ctx) -> Result:
     fields = validate_export(ctx.validation_context(None, partial=False), ctx.body)
-    return 201, render_export(ctx, make_export(ctx.store, ctx.gen, ctx.project, fields, ctx.now))
+    export = make_export(ctx.store, ctx.gen, ctx.project, fields, ctx.now)
+    activity_log.record(ctx.store, None, export, USER_ID, ctx.now)
+    return 201, render_export(ctx, export)
 
 
 def retrieve_export(ctx: Ctx, id: str) -> Result:
@@ -128,6 +131,7 @@ def retrieve_export(ctx: Ctx, id: str) -> Result:
 
 def update_export(ctx: Ctx, id: str, partial: bool = False) -> Result:
     export = get_export(ctx, id)
+    before = copy.deepcopy(export)
     fields = validate_export(ctx.validation_context(export, partial=partial), ctx.body)
     reschedule = any(k in fields for k in ("interval", "interval_offset", "timezone")) or (
         export["paused"] and fields.get("paused") is False
@@ -146,6 +150,7 @@ def update_export(ctx: Ctx, id: str, partial: bool = False) -> Result:
     if reschedule:
         export["next_tick"] = simulation.next_tick_after(export, ctx.now)
     ctx.store.put_export(export)
+    activity_log.record(ctx.store, before, export, USER_ID, ctx.now)
     return 200, render_export(ctx, export)
 
 
@@ -155,6 +160,7 @@ def partial_update_export(ctx: Ctx, id: str) -> Result:
 
 def destroy_export(ctx: Ctx, id: str) -> Result:
     export = get_export(ctx, id)
+    activity_log.record_delete(ctx.store, export, USER_ID, ctx.now)
     export["deleted"] = True
     ctx.store.put_export(export)
     # Gen-3 cancels what is Running only, not what is still Starting (docs/posthog-api.md, "Exports and
@@ -173,8 +179,10 @@ def destroy_export(ctx: Ctx, id: str) -> Result:
 def pause_export(ctx: Ctx, id: str) -> Result:
     export = get_export(ctx, id)
     if not export["paused"]:
+        before = dict(export)
         export.update(paused=True, last_paused_at=ctx.now, last_updated_at=ctx.now)
         ctx.store.put_export(export)
+        activity_log.record(ctx.store, before, export, USER_ID, ctx.now)
     return 200, {"paused": True}
 
 
@@ -182,9 +190,11 @@ def unpause_export(ctx: Ctx, id: str) -> Result:
     export = get_export(ctx, id)
     backfill = parse_unpause_backfill(ctx.body, ctx.gen)
     if export["paused"]:
+        before = dict(export)
         export.update(paused=False, last_updated_at=ctx.now)
         export["next_tick"] = simulation.next_tick_after(export, ctx.now)
         ctx.store.put_export(export)
+        activity_log.record(ctx.store, before, export, USER_ID, ctx.now)
         if backfill and export.get("last_paused_at") and export["last_paused_at"] < ctx.now:
             simulation.new_backfill(ctx.store, export, export["last_paused_at"], ctx.now, _row_written_at(ctx))
     return 200, {"paused": False}

@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import simulation
+from . import activity_log, simulation
 from .destinations import HISTORY_ERRORS
 from .exports import make_export
 from .history import HISTORY
@@ -219,6 +219,7 @@ def seed_large(store: Store, generation: int, earliest: datetime, now: datetime,
     _http_export_in_project_2(store, generation, now, str(uuid.UUID(int=rng.getrandbits(128), version=4)))
     _backfills(store, rng, healthy_hourly, now)
     simulation.catch_up(store, now, generation, earliest)
+    activity_log.seed_history(store, store.list_exports(include_deleted=True))  # who created and paused them
 
 
 def _http_export_in_project_2(store: Store, generation: int, now: datetime, export_id: str) -> None:

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import activity_log, integrations, query_api
 from . import handlers as h
-from . import query_api
 
 READ, WRITE, INTERNAL = "batch_export:read", "batch_export:write", "INTERNAL"
 QUERY_READ = "query:read"
+ACTIVITY_READ = "activity_log:read"
+INTEGRATION_READ, INTEGRATION_WRITE = "integration:read", "integration:write"
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,19 @@ PROJECT_PREFIX = re.compile(r"^/api/(?:projects|environments)/(?P<project>[^/]+)
 QUERY = re.compile(r"^/api/(?:projects|environments)/(?P<project>[^/]+)/query/?$")
 QUERY_ACTION = Action(query_api.query, QUERY_READ, QUERY_READ)
 CURRENT_KEY = re.compile(r"^/api/personal_api_keys/(?P<key_id>[^/]+)/?$")
+# Outside batch_exports/ (docs/posthog-api.md, "Activity log", "Integrations"); both generations serve them.
+ACTIVITY_LOG = re.compile(r"^/api/(?:projects|environments)/(?P<project>[^/]+)/activity_log/?$")
+ACTIVITY_LOG_ACTIONS = {"GET": _same(activity_log.list_activity, ACTIVITY_READ)}
+INTEGRATIONS = re.compile(r"^/api/(?:projects|environments)/(?P<project>[^/]+)/integrations(?:/(?P<id>[^/]+))?/?$")
+INTEGRATION_LIST_ACTIONS = {
+    "GET": _same(integrations.list_integrations, INTEGRATION_READ),
+    "POST": _same(integrations.create_integration, INTEGRATION_WRITE),
+}
+# No update: IntegrationViewSet has no UpdateModelMixin, so PUT and PATCH are 405.
+INTEGRATION_DETAIL_ACTIONS = {
+    "GET": _same(integrations.retrieve_integration, INTEGRATION_READ),
+    "DELETE": _same(integrations.destroy_integration, INTEGRATION_WRITE),
+}
 
 
 @dataclass
@@ -99,6 +114,14 @@ def match(path: str, generation: int) -> Match | None:
     found = QUERY.match(path)
     if found:
         return Match({"POST": QUERY_ACTION}, found["project"], {})
+    found = ACTIVITY_LOG.match(path)
+    if found:
+        return Match(ACTIVITY_LOG_ACTIONS, found["project"], {})
+    found = INTEGRATIONS.match(path)
+    if found:
+        if found["id"] is None:
+            return Match(INTEGRATION_LIST_ACTIONS, found["project"], {})
+        return Match(INTEGRATION_DETAIL_ACTIONS, found["project"], {"id": found["id"]})
     found = CURRENT_KEY.match(path)
     if found and found["key_id"] == "@current":
         return Match({"GET": Action(h.current_key, None, None)}, None, {})

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import simulation
+from . import activity_log, simulation
 from .exports import make_export
 from .store import Store
 
@@ -23,6 +23,8 @@ SEED_NAMES = (
     "Events to BigQuery (backfilling)",
     "Project 2 events to HTTP",
 )
+
+SNOWFLAKE_FIRST_NAME = "Snowflake events"  # what the Snowflake export was called before its rename
 
 _BIGQUERY_SECRETS = {
     "private_key": "-----BEGIN PRIVATE KEY-----\nsandbox-canary-bigquery-private-key\n-----END PRIVATE KEY-----\n",
@@ -194,3 +196,6 @@ def seed(store: Store, gen: int, earliest: datetime, now: datetime) -> None:
     end = (now - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     simulation.new_backfill(store, _stored(store, bigquery["id"]), end - timedelta(hours=48), end, backfill_created)
     advance_to(now)
+    # Who made and changed them (docs/sandbox.md, "Seed data"): the Snowflake export was renamed a day in.
+    renames = {snowflake["id"]: (SNOWFLAKE_FIRST_NAME, t0 + timedelta(days=1))}
+    activity_log.seed_history(store, store.list_exports(include_deleted=True), renames)

@@ -8,33 +8,18 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import history, simulation
+from . import history, integrations, simulation
 from .auth import Throttle
 from .config import SandboxConfig, SandboxKey
 from .faults import Faults, RequestLog
 from .large_seed import seed_large
+from .organization import KEY_USER
 from .seed import seed
 from .store import Store
 from .timeutil import UTC, from_db, to_db, utcnow
 
-# The key user belongs to organization A (projects 1 and 2, current project 1); project 3 is in another one.
-USER_ORGANIZATION = "0195f5c0-0000-7000-8000-00000000000a"
-OTHER_ORGANIZATION = "0195f5c0-0000-7000-8000-00000000000b"
-PROJECTS = {1: USER_ORGANIZATION, 2: USER_ORGANIZATION, 3: OTHER_ORGANIZATION}
-CURRENT_PROJECT = 1
-USER_ID = 1
-
-# Integrations seeded in every new database: id -> kind, per project (project 2 uses 2xx).
-INTEGRATION_KINDS = {
-    1: "aws-s3",
-    2: "snowflake",
-    3: "postgresql",
-    4: "google-cloud-service-account",
-    5: "databricks",
-    6: "azure-blob",
-    7: "s3-compatible",
-    8: "aws-redshift",
-}
+# Every key acts as this user (docs/sandbox.md, "Keys, projects and integrations").
+USER_ID = KEY_USER.id
 
 
 class Sandbox:
@@ -67,9 +52,7 @@ class Sandbox:
             self.store.set_meta("generation", str(self.generation))
             earliest = (start - timedelta(days=60)).replace(hour=0, minute=0, second=0, microsecond=0)
             self.store.set_meta("earliest_data", to_db(earliest))
-            for project in (1, 2):
-                for offset, kind in INTEGRATION_KINDS.items():
-                    self.store.add_integration(project * 100 + offset, project, kind)
+            integrations.seed(self.store, start)  # in every new database (docs/sandbox.md)
             if self.config.exports is not None:
                 seed_large(self.store, self.generation, self.earliest_data, start, self.config.exports)
             elif self.config.seed:

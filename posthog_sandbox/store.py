@@ -32,6 +32,12 @@ CREATE INDEX IF NOT EXISTS backfills_export ON backfills (export_id);
 CREATE TABLE IF NOT EXISTS logs (seq INTEGER PRIMARY KEY AUTOINCREMENT, export_id TEXT, timestamp TEXT,
                                  level TEXT, message TEXT, instance_id TEXT);
 CREATE INDEX IF NOT EXISTS logs_export ON logs (export_id, timestamp);
+CREATE TABLE IF NOT EXISTS integration_details (id INTEGER PRIMARY KEY, integration_id TEXT, config TEXT,
+                                                sensitive_config TEXT, errors TEXT, created_at TEXT, created_by INTEGER);
+CREATE TABLE IF NOT EXISTS activity_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT, team_id INTEGER, scope TEXT,
+                                         item_id TEXT, activity TEXT, user_id INTEGER, created_at TEXT, detail TEXT);
+CREATE INDEX IF NOT EXISTS activity_log_team ON activity_log (team_id, created_at);
+CREATE INDEX IF NOT EXISTS activity_log_item ON activity_log (team_id, scope, item_id);
 """
 
 DATETIME_FIELDS = {
@@ -103,7 +109,16 @@ class Store:
 
     def wipe(self) -> None:
         with self.transaction():
-            for table in ("meta", "integrations", "exports", "runs", "backfills", "logs"):
+            for table in (
+                "meta",
+                "integrations",
+                "exports",
+                "runs",
+                "backfills",
+                "logs",
+                "integration_details",  # integrations.py
+                "activity_log",  # activity_log.py
+            ):
                 self.conn.execute(f"DELETE FROM {table}")
 
     # meta
