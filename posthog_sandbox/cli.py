@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of the five demo exports",
     )
     parser.add_argument(
+        "--hostile",
+        action="store_true",
+        help="with --exports: write hostile text (invisible and control characters, escape sequences, "
+        "injected instructions) into some export names, errors and log lines; GET /_sandbox/hostile lists them",
+    )
+    parser.add_argument(
         "--logs-for-keys",
         choices=("allowed", "refused"),
         default="allowed",
@@ -82,11 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from .server import start_sandbox
-
-    config = SandboxConfig(
+def _config(args: argparse.Namespace) -> SandboxConfig:
+    return SandboxConfig(
         generation=args.generation,
         db_path=args.db,
         keys=args.key,
@@ -94,10 +97,22 @@ def main(argv: list[str] | None = None) -> int:
         speed=args.speed,
         throttle=not args.no_throttle,
         exports=args.exports,
+        hostile=args.hostile,
         logs_for_keys=args.logs_for_keys,
         backfill_row_delay=args.backfill_row_delay,
         project_timezone=args.project_timezone,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .server import start_sandbox
+
+    try:
+        config = _config(args)
+    except ValueError as exc:  # a combination the sandbox refuses, e.g. --hostile without --exports
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         running = start_sandbox(config, host=args.host, port=args.port)
     except (OSError, RuntimeError) as exc:

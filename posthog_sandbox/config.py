@@ -42,6 +42,8 @@ class SandboxConfig:
     project_timezone: str = "UTC"
     # Project 1 seeded with this many exports instead of the demo set (None: the demo set).
     exports: int | None = None
+    # The large seed writes hostile text into some names, errors and log lines (docs/sandbox.md, "Hostile text").
+    hostile: bool = False
 
     def __post_init__(self) -> None:
         if self.logs_for_keys not in ("allowed", "refused"):
@@ -50,6 +52,8 @@ class SandboxConfig:
             raise ValueError("backfill_row_delay must be >= 0 seconds")
         if self.exports is not None and not 0 <= self.exports <= 5000:
             raise ValueError("exports must be between 0 and 5000")
+        if self.hostile and self.exports is None:
+            raise ValueError("hostile seeds hostile text into the large seed: set exports (--exports N) as well")
 
     def accepted_keys(self) -> list[SandboxKey]:
         if self.keys is None:

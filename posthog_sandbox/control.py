@@ -131,3 +131,42 @@ class SandboxControl:
 
     def throttle(self, enabled: bool) -> None:
         self.control("POST", "throttle", {"enabled": enabled})
+
+    # -------------------------------------------------------------------------------------- scenes
+
+    def scenes(self) -> dict[str, Any]:
+        """Which exports play which scene of the large seed (silent, never exported, failing since when,
+        long failures, FailedBilling window, paused by PostHog or a person, outages, running backfills)."""
+        result: dict[str, Any] = self.control("GET", "scenes")
+        return result
+
+    def outage(
+        self,
+        destination: str,
+        start: str,
+        end: str,
+        match: dict[str, Any] | None = None,
+        error: str | None = None,
+        project: int | None = None,
+    ) -> dict[str, Any]:
+        """Make `destination` (narrowed by config values in `match`) fail every run that starts in [start, end)."""
+        body = {"destination": destination, "start": start, "end": end, "match": match, "error": error}
+        result: dict[str, Any] = self.control("POST", "outages", {**body, "project": project})["outage"]
+        return result
+
+    def outages(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.control("GET", "outages")["outages"]
+        return result
+
+    def clear_outages(self) -> None:
+        self.control("DELETE", "outages")
+
+    def hostile(self) -> dict[str, Any]:
+        """The hostile strings the seed wrote (and the ordinary non-Latin ones), with their kinds."""
+        result: dict[str, Any] = self.control("GET", "hostile")
+        return result
+
+    def run_backfills(self, count: int, project: int = 1) -> dict[str, Any]:
+        """Start backfills until `count` are active in `project` (PostHog's cap counts them at once)."""
+        result: dict[str, Any] = self.control("POST", "backfills/running", {"count": count, "project": project})
+        return result

@@ -16,6 +16,7 @@ from . import integrations, serializers, simulation
 from .errors import ApiError, not_found, validation
 from .faults import parse_rule
 from .organization import KEY_USER, PROJECTS
+from .scene_controls import scene_routes
 from .state import Sandbox
 from .timeutil import drf, parse_drf_datetime
 
@@ -193,4 +194,5 @@ def control_routes() -> list[Route]:
         throttle,
         reset,
     ]
+    routes += scene_routes(_json_route)  # scenes, outages, hostile text, running backfills
     return routes

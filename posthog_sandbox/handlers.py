@@ -234,7 +234,7 @@ def export_logs(ctx: Ctx, id: str) -> Result:
     rows = []
     for row in logs_of(ctx.store, export):
         if "after" in bounds and not row["timestamp"] > bounds["after"]:
-            continue
+            break  # rows come newest first: every later one is older still
         if "before" in bounds and not row["timestamp"] < bounds["before"]:
             continue
         if levels and row["level"] not in levels:
@@ -336,7 +336,7 @@ def _start_backfill(ctx: Ctx, export_id: str) -> tuple[dict[str, Any], datetime 
                 429,
                 "server_error",
                 "too_many_concurrent_backfills",
-                f"This team already has {len(running)} batch export backfills running. Wait for some "
+                f"This team already has {cap} batch export backfills running. Wait for some "
                 "to finish or cancel them before creating more.",
             )
     start, end = parse_backfill_bounds(body, export, ctx.gen, ctx.now, ctx.sb.earliest_data)

@@ -22,10 +22,18 @@ from .timeutil import INTERVALS, floor_to_interval, from_db, str_range_bound
 
 HISTORY = "_history"
 # Recently computed runs (export id, tick) -> run: list pages and log reads meet the same runs again and again.
-_RUNS: OrderedDict[tuple[str, int, datetime, str, datetime], dict[str, Any]] = OrderedDict()
+_RUNS: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
 _RUNS_KEPT = 50_000
 PATTERNS = ("healthy", "failing_since", "intermittent", "failing_then_paused", "paused")
 INTERMITTENT_FAILURE_PERCENT = 25
+# A few Completed runs of an export with the `records_failed` scene report failed records (one run in three).
+RECORDS_FAILED_ONE_IN = 3
+# The workers' own lines (docs/posthog-api.md, "Runs": auto-pause and billing).
+AUTO_PAUSED_MESSAGE = (
+    "Batch export was automatically paused due to exceeding failure threshold and exhausting all automated "
+    "retries.The batch export can be unpaused after addressing any errors."
+)
+BILLING_MESSAGE = "Batch export run failed due to exceeding billing limits. No data has been exported."
 
 
 def profile(export: dict[str, Any]) -> dict[str, Any] | None:
@@ -65,6 +73,31 @@ class History:
         self.rate = float(h["rate"])  # records per hour at the daily average
         self.error = h.get("error")
         self.destination = export["destination"]["type"]
+        # The scenes (posthog_sandbox/scenes.py): zero records since a date or always, failed records on
+        # some Completed runs, the project's billing window, and who paused the export.
+        self.silent_since = _parse(h.get("silent_since"))
+        self.never = bool(h.get("never"))
+        self.records_failed = bool(h.get("records_failed"))
+        billing = h.get("billing")
+        self.billing = (from_db(billing[0]), from_db(billing[1])) if billing else None
+        self.paused_by = h.get("paused_by")
+        self.paused_at = paused
+        # Outage windows of its destination (posthog_sandbox/outages.py): part of what a run depends on.
+        self.outages = tuple(
+            (from_db(o["start"]), from_db(o["end"]), str(o["error"])) for o in export.get("_outages") or ()
+        )
+        # everything else a run depends on, for the cache key
+        self.variant = (
+            self.pattern,
+            self.error,
+            self.failing_since,
+            self.rate,
+            self.silent_since,
+            self.never,
+            self.records_failed,
+            self.billing,
+            self.outages,
+        )
 
     # ------------------------------------------------------------------------------------------ ticks
 
@@ -84,6 +117,12 @@ class History:
     # ------------------------------------------------------------------------------------------ runs
 
     def _status(self, tick: datetime, t: int) -> tuple[str, str | None]:
+        # PostHog checks the team's billing first, when the run starts: nothing else happens then.
+        if self.billing is not None and self.billing[0] <= tick < self.billing[1]:
+            return "FailedBilling", None
+        for start, end, error in self.outages:
+            if start <= tick < end:
+                return "Failed", error
         failing = self.pattern in ("failing_since", "failing_then_paused")
         if failing and self.failing_since is not None and tick >= self.failing_since:
             return "Failed", self.error or HISTORY_ERRORS[self.destination][0]
@@ -93,6 +132,8 @@ class History:
         return "Completed", None
 
     def _records(self, start: datetime, t: int) -> int:
+        if self.never or (self.silent_since is not None and start + self.step >= self.silent_since):
+            return 0  # the source had nothing for it: the run still completes (a silent failure)
         hours = self.step / timedelta(hours=1)
         # traffic follows the day: quiet at night (UTC), busy in the afternoon
         daily = 0.35 + 0.65 * (1 - abs(((start.hour + 9) % 24) - 12) / 12) if hours < 24 else 1.0
@@ -102,7 +143,7 @@ class History:
     def run(self, tick: datetime) -> dict[str, Any]:
         """The run created at `tick` (callers never change it: the same dict may be handed out again)."""
         # everything a run depends on: two sandboxes in one process may share an export id, not a history
-        key = (self.export["id"], self.seed, self.until, self.destination, tick)
+        key = (self.export["id"], self.seed, self.until, self.destination, self.variant, tick)
         cached = _RUNS.get(key)
         if cached is None:
             cached = _RUNS[key] = self._make_run(tick)
@@ -118,21 +159,32 @@ class History:
         status, error = self._status(tick, t)
         records = self._records(start, t)
         duration = self._duration(t)
-        finished = tick + duration
+        finished: datetime | None = tick + duration
+        completed = records_failed = total = bytes_exported = None
+        if status == "Completed":
+            total, completed = records, records
+            if self.records_failed and records and _mix(self.seed, t, 16) % RECORDS_FAILED_ONE_IN == 0:
+                records_failed = max(1, records * (1 + _mix(self.seed, t, 17) % 15) // 100)
+                completed = records - records_failed
+            bytes_exported = completed * (150 + _mix(self.seed, 14) % 250)
+        elif status == "FailedBilling":
+            finished = None  # the run is made already failed; nothing finishes it
+        else:
+            total = records
         return {
             "id": _uuid(self.seed, t, 1),
             "status": status,
-            "records_completed": records if status == "Completed" else None,
-            "records_failed": None,
+            "records_completed": completed,
+            "records_failed": records_failed,
             "latest_error": error,
             "data_interval_start": start,
             "data_interval_end": tick,
             "cursor": None,
             "created_at": tick,
             "finished_at": finished,
-            "last_updated_at": finished,
-            "records_total_count": records,
-            "bytes_exported": records * (150 + _mix(self.seed, 14) % 250) if status == "Completed" else None,
+            "last_updated_at": finished or tick,
+            "records_total_count": total,
+            "bytes_exported": bytes_exported,
             "batch_export": self.export["id"],
             "batch_export_on_demand": None,
             "backfill": None,
@@ -153,22 +205,26 @@ class History:
     # ------------------------------------------------------------------------------------------ logs
 
     def logs_desc(self, lo: datetime | None = None, hi: datetime | None = None) -> Iterator[dict[str, Any]]:
-        """Log rows with a timestamp within [lo, hi], newest first (two per run: start and finish)."""
+        """Log rows with a timestamp within [lo, hi], newest first (two per run: start and finish; the
+        auto-pause warning after the run that tipped it)."""
         first_tick = None if lo is None else lo - timedelta(seconds=1800)
         for tick in self.ticks_desc(first_tick, hi):
             run = self.run(tick)
             rng = f"{str_range_bound(run['data_interval_start'])} - {str_range_bound(run['data_interval_end'])}"
-            if run["status"] == "Completed":
-                level = "INFO"
-                message = f"Batch export for range {rng} finished successfully with {run['records_completed']} records exported"
-            else:
-                level = "ERROR"
-                message = f"Batch export for range {rng} failed with a non-recoverable error: {run['latest_error']}"
             started = tick + timedelta(seconds=30)
-            for timestamp, row_level, row_message in (
-                (run["finished_at"], level, message),
-                (started, "INFO", f"Starting batch export for range {rng}"),
-            ):
+            rows: list[tuple[datetime, str, str]] = []
+            if self.paused_by == "posthog" and tick == self.last_tick and self.paused_at is not None:
+                rows.append((self.paused_at, "WARNING", AUTO_PAUSED_MESSAGE))
+            if run["status"] == "Completed":
+                message = f"Batch export for range {rng} finished successfully with {run['records_completed']} records exported"
+                rows.append((run["finished_at"], "INFO", message))
+            elif run["status"] == "FailedBilling":
+                rows.append((started + timedelta(seconds=1), "WARNING", BILLING_MESSAGE))
+            else:
+                message = f"Batch export for range {rng} failed with a non-recoverable error: {run['latest_error']}"
+                rows.append((run["finished_at"], "ERROR", message))
+            rows.append((started, "INFO", f"Starting batch export for range {rng}"))
+            for timestamp, row_level, row_message in rows:
                 if (hi is None or timestamp <= hi) and (lo is None or timestamp >= lo):
                     yield {
                         "log_source_id": self.export["id"],

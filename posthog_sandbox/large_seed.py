@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import activity_log, simulation
+from . import activity_log, hostile, scenes, simulation
 from .destinations import HISTORY_ERRORS
 from .exports import make_export
 from .history import HISTORY
@@ -146,8 +146,12 @@ def _patterns(rng: random.Random, n: int) -> list[str]:
     return out
 
 
-def seed_large(store: Store, generation: int, earliest: datetime, now: datetime, n: int) -> None:
-    """Seed project 1 with `n` exports (inside the initialising transaction); project 2 gets its HTTP export."""
+def seed_large(
+    store: Store, generation: int, earliest: datetime, now: datetime, n: int, hostile_text: bool = False
+) -> None:
+    """Seed project 1 with `n` exports (inside the initialising transaction); project 2 gets its HTTP export.
+    The scenes (`scenes.py`) and, with `hostile_text`, the hostile strings (`hostile.py`) are given before
+    anything is stored."""
     rng = random.Random(f"posthog-sandbox-exports-{n}")
     types = GEN3_TYPES if generation >= 3 else GEN1_TYPES
     intervals = list(INTERVAL_WEIGHTS)
@@ -155,7 +159,7 @@ def seed_large(store: Store, generation: int, earliest: datetime, now: datetime,
     until = now - timedelta(minutes=COMPUTED_UNTIL_MINUTES)
     patterns = _patterns(rng, n)
     names: set[str] = set()
-    healthy_hourly: list[dict[str, Any]] = []
+    seeded: list[dict[str, Any]] = []
     for index in range(n):
         type_ = types[index % len(types)]  # every destination type, evenly
         interval = intervals[index % len(intervals)] if index < len(intervals) else rng.choices(intervals, weights)[0]
@@ -213,8 +217,16 @@ def seed_large(store: Store, generation: int, earliest: datetime, now: datetime,
             export["_outcome"] = {"outcome": "intermittent", "error": None, "records": None}
         # the simulation takes over after the computed past
         export["next_tick"] = simulation.next_tick_after(export, until)
+        seeded.append(export)
+    scenes.apply(seeded, n, now)
+    if hostile_text:
+        hostile.apply(seeded)
+    healthy_hourly = []
+    for export in seeded:
         store.put_export(export)
-        if pattern == "healthy" and interval == "hour":
+        profile = export[HISTORY]
+        plain = not any(profile.get(k) for k in ("silent_since", "never", "records_failed"))
+        if profile["pattern"] == "healthy" and export["interval"] == "hour" and plain:
             healthy_hourly.append(export)
     _http_export_in_project_2(store, generation, now, str(uuid.UUID(int=rng.getrandbits(128), version=4)))
     _backfills(store, rng, healthy_hourly, now)

@@ -20,6 +20,7 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import outages
 from .destinations import DEFAULT_ERRORS, DEFAULT_RETRYABLE_ERROR, INTERMITTENT_ERRORS
 from .store import Store
 from .timeutil import INTERVALS, floor_to_interval, step, str_range_bound
@@ -244,6 +245,10 @@ def _advance_run(store: Store, run: dict[str, Any], export: dict[str, Any], now:
         run["finished_at"] = finish_at
         run["last_updated_at"] = finish_at
         destination = export["destination"]["type"]
+        # a destination outage (posthog_sandbox/outages.py) on when the run started decides before the outcome
+        outage_error = outages.error_at(export, run["created_at"])
+        if outage_error is not None:
+            outcome = {"outcome": "fail", "error": outage_error, "records": outcome.get("records")}
         failing = outcome["outcome"] == "fail" or (
             outcome["outcome"] == "intermittent" and zlib.crc32(f"{export['id']}|{rng}".encode()) % 4 == 0
         )

@@ -54,7 +54,9 @@ class Sandbox:
             self.store.set_meta("earliest_data", to_db(earliest))
             integrations.seed(self.store, start)  # in every new database (docs/sandbox.md)
             if self.config.exports is not None:
-                seed_large(self.store, self.generation, self.earliest_data, start, self.config.exports)
+                seed_large(
+                    self.store, self.generation, self.earliest_data, start, self.config.exports, self.config.hostile
+                )
             elif self.config.seed:
                 seed(self.store, self.generation, self.earliest_data, start)
 
