@@ -10,13 +10,13 @@ leaves for later is named in the preview, and the receipt gives the call that pl
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from tools import continuation
 from tools.answers import capacity
 from tools.answers.gap_scan import BACKFILLS_PATH, RUNS_PATH, Found, GapsParams, Scan, backfills_of, scan
 from tools.answers.intervals import iso, moment
@@ -38,7 +38,6 @@ from tools.versions import export_version
 
 __all__ = ["TOOLS", "GapsParams", "find_gaps"]
 
-BUDGET_BYTES = 16_000  # what a model's context pays for one answer
 ROWS_BYTES = 11_000  # the rows of a preview or receipt; the rest of the answer fits in what is left
 
 
@@ -54,8 +53,7 @@ class Receipt(BaseModel):
     started: list[dict[str, Any]]
 
 
-def _size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+_size = continuation.size
 
 
 def _range(found_range: dict[str, Any]) -> dict[str, Any]:
@@ -65,10 +63,6 @@ def _range(found_range: dict[str, Any]) -> dict[str, Any]:
         "runs": found_range["runs"],
     }
     return out | {k: found_range[k] for k in ("failed", "missing") if found_range[k]}
-
-
-def _omitted(count: int, reason: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {"count": count, "reason": reason, "call": {"tool": tool, "arguments": arguments}}
 
 
 # --- one export ---------------------------------------------------------------------------------
@@ -152,7 +146,7 @@ async def gaps(upstream: Upstream, params: GapsParams, request: Any = None) -> d
         }
     if found.found:
         answer["repair"] = _repair(params, found)
-    room = BUDGET_BYTES - _size(answer) - 700  # the omitted note
+    room = continuation.FIT - _size(answer) - 700  # the omitted note
     shown = 0
     for item in found.found:
         entry = _entry(item)
@@ -165,7 +159,7 @@ async def gaps(upstream: Upstream, params: GapsParams, request: Any = None) -> d
     # Where the next call starts: after the last export shown, or where the request bound stopped the scan.
     if shown < len(found.found):
         resume = found.selected.index(found.found[shown].export)
-        why = f"{shown} of {len(found.found)} exports with gaps fit the {BUDGET_BYTES // 1000} KB answer"
+        why = f"{shown} of {len(found.found)} exports with gaps fit the {continuation.BUDGET // 1000} KB answer"
     elif not found.complete:
         resume = found.reached
         why = f"one call reads runs and backfills with at most {found.requests} PostHog requests"
@@ -173,11 +167,11 @@ async def gaps(upstream: Upstream, params: GapsParams, request: Any = None) -> d
         resume = None
     if resume is not None:
         left = len(found.selected) - resume
-        answer["omitted"] = _omitted(
-            left,
-            f"{why}; the {left} export(s) from the {resume + 1}th (oldest first) are not looked at here",
+        answer["omitted"] = continuation.omitted(
             "batch-export-gaps",
             params.scope() | {"offset": resume},
+            f"{why}; the {left} export(s) from the {resume + 1}th (oldest first) are not looked at here",
+            left,
         )
     elif not found.found:
         answer["note"] = "No failed or missing intervals in this window, in any export selected."
