@@ -212,7 +212,7 @@ class App:
             with progress.reporting(ctx.session.report_progress):
                 return await perform(spec, model, upstream)
 
-        if guarded and spec.plan is not None:
+        if guarded and spec.plan is not None and spec.plan.asked(model):
             steps = spec.plan
             plan = PlanCall(
                 make=lambda: steps.make(upstream, model),

@@ -8,7 +8,9 @@ formats, enums, bounds, what is required. Limits that only protect the server (s
 list lengths, the exact grammar of a time filter whose description names its formats,
 unknown keys) are enforced on every call by the tool's parameter model, with an error that
 names the argument (`server/app.py` `describe_invalid`); `enforced_input_schema` is the
-schema with them, which the generated bad-input tests draw from.
+schema with them, which the generated bad-input tests draw from. A parameter marked
+`tools.params.UNLISTED` (a continuation's offset, which the `call` an answer gives back carries)
+is enforced and not listed at all.
 """
 
 from __future__ import annotations
@@ -90,7 +92,11 @@ def _without_enforced(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     return {
-        key: ({n: _without_enforced(p) for n, p in value.items()} if key == "properties" else _without_enforced(value))
+        key: (
+            {n: _without_enforced(p) for n, p in value.items() if not p.get("unlisted")}
+            if key == "properties"
+            else _without_enforced(value)
+        )
         for key, value in node.items()
         if key not in ENFORCED_ONLY
     }

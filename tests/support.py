@@ -80,6 +80,9 @@ def _guarded_tools() -> tuple[str, ...]:
         for name, entry in tools.items()
         if not entry["deprecated"]
         and "confirmation_token" in entry["definitions"]["default"]["inputSchema"]["properties"]
+        # The sandbox's default key may use batch exports only; the integrations' write is guarded-tested with
+        # a key that has integration:write (tests/test_fleet_rotation.py).
+        and entry["definitions"]["default"]["_meta"]["posthog/requiredScopes"][0].startswith("batch_export:")
     ]
     # Deletes last, so every other call still finds its target; otherwise catalog order.
     order = {spec.name: index for index, spec in enumerate(CATALOG)}

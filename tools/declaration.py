@@ -115,6 +115,11 @@ class PlanSteps:
     recheck: Callable[[Upstream, Any, PlannedWrite, Applied], Awaitable[str | None]]
     write: Callable[[Upstream, Any, PlannedWrite], Awaitable[dict[str, Any]]]
     receipt: Callable[[Any, Plan, Applied], dict[str, Any]]
+    applies: Callable[[Any], bool] | None = None
+    """For a tool that also writes once (its `preview`): whether these arguments ask for a plan."""
+
+    def asked(self, params: Any) -> bool:
+        return self.applies is None or self.applies(params)
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")

@@ -10,6 +10,12 @@ from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic.config import JsonDict
+
+# A parameter marked UNLISTED is held by the tool's model on every call but left out of the schema
+# tools/list shows (server/definitions.py): a continuation's offset, which only the `call` an answer gives
+# back carries, or a filter a tool takes "with the same arguments" as another that lists it.
+UNLISTED: JsonDict = {"unlisted": True}
 
 Model = Literal["events", "persons", "sessions", "hogql"]
 Interval = Literal["hour", "day", "week", "every 5 minutes", "every 15 minutes"]

@@ -31,7 +31,7 @@ from tools.declaration import NotPossible
 from tools.destinations import DestinationType
 from tools.exports import read_export
 from tools.paging import cursor_of
-from tools.params import Params
+from tools.params import UNLISTED, Params
 from tools.times import TIME_FILTER, check_filter, to_instant
 from tools.upstream import HttpMethod, Upstream, path_for
 
@@ -46,12 +46,12 @@ RUNS_PAGE = 100  # PostHog's page of runs (docs/posthog-api.md, "Pagination")
 
 
 class GapsParams(Params):
-    batch_export_id: UUID | None = Field(None, description="One export (default: all).")
-    destination_type: DestinationType | None = Field(None, description="Only this destination type.")
-    name_contains: str | None = Field(None, min_length=1, max_length=200, description="Name contains (any case).")
+    batch_export_id: UUID | None = Field(None, description="One export (default all).")
+    destination_type: DestinationType | None = Field(None, description="Only this type.")
+    name_contains: str | None = Field(None, min_length=1, max_length=200, description="Name contains.")
     start: str = Field("-7d", pattern=TIME_FILTER, description="From: ISO date/time or -7d.")
     end: str | None = Field(None, pattern=TIME_FILTER, description="Until (default now).")
-    offset: int = Field(0, ge=0, le=100_000, description="Skip this many exports (see omitted.call).")
+    offset: int = Field(0, ge=0, description="See omitted.call.", json_schema_extra=UNLISTED)
 
     @field_validator("start", "end")
     @classmethod
@@ -79,6 +79,16 @@ class GapsParams(Params):
     def scope(self) -> dict[str, Any]:
         """The arguments that say what was searched, as the caller gave them (defaults left out)."""
         return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True) | {"project_id": self.project_id}
+
+
+class GapsBackfillParams(GapsParams):
+    """The same arguments; the fleet filters come from batch-export-gaps' `repair.call`, so only the
+    common ones are listed a second time."""
+
+    destination_type: DestinationType | None = Field(None, description="Only this type.", json_schema_extra=UNLISTED)
+    name_contains: str | None = Field(
+        None, min_length=1, max_length=200, description="Name contains.", json_schema_extra=UNLISTED
+    )
 
 
 class Counting:

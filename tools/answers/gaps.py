@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tools import continuation
 from tools.answers import capacity
-from tools.answers.gap_scan import BACKFILLS_PATH, RUNS_PATH, Found, GapsParams, Scan, backfills_of, scan
+from tools.answers.gap_scan import BACKFILLS_PATH, Found, GapsBackfillParams, GapsParams, Scan, backfills_of, scan
 from tools.answers.intervals import iso, moment
 from tools.backfills import effective_bounds
 from tools.declaration import (
@@ -44,7 +44,7 @@ ROWS_BYTES = 11_000  # the rows of a preview or receipt; the rest of the answer 
 class GapsAnswer(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    window: dict[str, str]
+    window: dict[str, Any]
 
 
 class Receipt(BaseModel):
@@ -408,9 +408,9 @@ TOOLS = [
     ToolSpec(
         name="batch-export-gaps",
         title="Find missing intervals",
-        description="Failed or never-run data intervals not since re-run, as ranges: one export or every one (default last 7 days).",
+        description="Failed or never-run intervals, as ranges: one export or all (default 7 days).",
         method="GET",
-        path=RUNS_PATH,
+        path="batch_exports/",
         scope=READ,
         params=GapsParams,
         output=GapsAnswer,
@@ -422,11 +422,11 @@ TOOLS = [
     ToolSpec(
         name="batch-export-gaps-backfill",
         title="Backfill missing intervals",
-        description="Backfill exactly what batch-export-gaps finds (same arguments), as one plan within PostHog's limit.",
+        description="Backfill what batch-export-gaps finds (same arguments), as one plan.",
         method="POST",
-        path=BACKFILLS_PATH,
+        path="batch_exports/",
         scope=WRITE,
-        params=GapsParams,
+        params=GapsBackfillParams,
         output=Receipt,
         plan=PlanSteps(make=plan_backfills, recheck=recheck_backfill, write=send_backfill, receipt=backfill_receipt),
         read_only=False,
