@@ -153,6 +153,17 @@ def guarded_arguments(control: SandboxControl) -> dict[str, dict[str, Any]]:
         "batch-export-run-cancel": {"project_id": 1, "batch_export_id": bigquery, "run_id": running["id"]},
         "batch-export-backfill-cancel": {"project_id": 1, "batch_export_id": bigquery, "backfill_id": backfill["id"]},
         "batch-export-delete": {"project_id": 1, "batch_export_id": postgres},
+        # Listed to keys with integration:write only (tests/test_fleet_rotation.py uses it).
+        "batch-export-integration-create": {
+            "project_id": 1,
+            "kind": "snowflake",
+            "config": {
+                "name": "guarded-snowflake",
+                "account": "acme-xy12345",
+                "user": "posthog",
+                "password": f"{SECRET_CANARY}-guard",
+            },
+        },
     }
 
 

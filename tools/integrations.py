@@ -111,7 +111,8 @@ async def held_refusal(upstream: Upstream, export: dict[str, Any], keys: list[st
     kind = (served or {}).get("kind") or "the"
     return (
         f"PostHog keeps {', '.join(keys)} of export {export.get('name')!r} in {named(served, used)}, not in the "
-        f"export's config, and refuses them there; {len(sharing)} export(s) share that integration. To change the "
+        f"export's config, and refuses {'it' if len(keys) == 1 else 'them'} there; {len(sharing)} export(s) share "
+        "that integration. To change the "
         f"credential: create a new {kind} integration with it (batch-export-integration-create, scope "
         f"{INTEGRATION_WRITE}) and move the exports to it (batch-export-update with on_integration {used} and "
         f"destination.integration_id the new id), or change it in {IN_POSTHOG}."
