@@ -92,13 +92,18 @@ def _without_enforced(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     return {
-        key: (
-            {n: _without_enforced(p) for n, p in value.items() if not p.get("unlisted")}
-            if key == "properties"
-            else _without_enforced(value)
-        )
+        key: ({n: _without_enforced(p) for n, p in value.items()} if key == "properties" else _without_enforced(value))
         for key, value in node.items()
         if key not in ENFORCED_ONLY
+    }
+
+
+def unlisted(spec: ToolSpec) -> set[str]:
+    """The parameters marked `tools.params.UNLISTED`: held on call, not listed."""
+    return {
+        name
+        for name, field in spec.params.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("unlisted")
     }
 
 
@@ -107,13 +112,18 @@ def input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict
     listed: dict[str, Any] = _without_enforced(
         enforced_input_schema(spec, pinned_project=pinned_project, guarded=guarded)
     )
+    hidden = unlisted(spec)
+    listed["properties"] = {name: prop for name, prop in listed["properties"].items() if name not in hidden}
     return listed
 
 
 def enforced_input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict[str, Any]:
     """The listed schema plus the limits a call is held to."""
     schema = compact_schema(spec.params, null_means_absent=False)
-    properties = dict(schema.get("properties", {}))
+    # The marker is ours, not JSON Schema: it says what is listed, and leaves the schema here.
+    properties = {
+        name: {k: v for k, v in prop.items() if k != "unlisted"} for name, prop in schema.get("properties", {}).items()
+    }
     required = [r for r in schema.get("required", [])]
     if pinned_project:
         properties.pop("project_id", None)

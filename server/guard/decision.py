@@ -314,7 +314,7 @@ class Guard:
             self._audit(call, progress, decision, target=write.target, write=index + 1, action=write.label, **fields)
 
         applied = await PlanApplier(self.state, lock_name, note).apply(plan, plan_call)
-        receipt = plan_call.receipt(plan, applied)
+        receipt = {"plan_id": progress.plan, **plan_call.receipt(plan, applied)}
         counts = _counts(applied)
         told = ", ".join(f"{n} {what}" for what, n in counts.items() if n) or "nothing sent"
         message = f"Plan {progress.plan} applied: {told}. {plan.summary}"

@@ -379,13 +379,6 @@ def backfill_receipt(params: GapsParams, plan: Plan, applied: Applied) -> dict[s
     if deferred:
         receipt["deferred"] = deferred
     scope = params.scope()
-    if deferred or applied.not_sent or applied.failed:
-        receipt["next"] = {
-            "tool": "batch-export-gaps-backfill",
-            "arguments": scope,
-            "does": "plans what is still missing (ranges started here are left out while their backfills run); "
-            "call it once running backfills finish",
-        }
     follow: dict[str, Any] = {"all": {"tool": "batch-export-gaps", "arguments": scope}}
     if applied.started:
         first, result = applied.started[0]
@@ -401,6 +394,14 @@ def backfill_receipt(params: GapsParams, plan: Plan, applied: Applied) -> dict[s
             }
         follow["health"] = {"tool": "batch-export-health", "arguments": {"project_id": params.project_id}}
     receipt["follow"] = follow
+    if deferred or applied.not_sent or applied.failed:
+        # Last: the exact call that plans what this one left.
+        receipt["next"] = {
+            "tool": "batch-export-gaps-backfill",
+            "arguments": scope,
+            "does": "plans what is still missing (ranges started here are left out while their backfills run); "
+            "call it once running backfills finish",
+        }
     return receipt
 
 

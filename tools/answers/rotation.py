@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools import secrets
+from tools import continuation, secrets
 from tools.answers.destination_check import CheckParams, check_destination_steps
 from tools.answers.health import all_exports
 from tools.declaration import MAX_PLAN_WRITES, Applied, NotPossible, Plan, PlannedWrite, PlanSteps
@@ -25,6 +25,7 @@ from tools.upstream import Upstream, UpstreamError, path_for
 from tools.versions import export_version
 
 ROWS = 60  # exports listed by name in a preview; the others are counted (the receipt names every one)
+RECEIPT_ROWS_BYTES = 11_000  # the receipt's rows; the rest of it fits in what is left of 16 KB
 
 
 def _oldest_first(exports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -197,32 +198,47 @@ async def send_update(upstream: Upstream, params: UpdateParams, write: PlannedWr
     return {"version": export_version(answer or {}), "integration": stored.get("integration")}
 
 
+def _fitting(rows: list[dict[str, Any]], room: int) -> int:
+    return continuation.longest_fitting(rows, lambda prefix: continuation.size(list(prefix)) <= room)
+
+
 def update_receipt(params: UpdateParams, plan: Plan, applied: Applied) -> dict[str, Any]:
-    receipt: dict[str, Any] = {
+    sections = {
         "started": [
             {"batch_export_id": w.target, **{k: v for k, v in r.items() if v is not None}} for w, r in applied.started
-        ]
+        ],
+        "skipped": [{"batch_export_id": w.target, "export": w.label, "why": why} for w, why in applied.skipped],
+        "failed": [{"batch_export_id": w.target, "export": w.label, "why": why} for w, why in applied.failed],
+        "not_sent": [{"batch_export_id": w.target, "export": w.label, "why": why} for w, why in applied.not_sent],
     }
-    for name, rows in (("skipped", applied.skipped), ("failed", applied.failed), ("not_sent", applied.not_sent)):
-        if rows:
-            receipt[name] = [{"batch_export_id": w.target, "export": w.label, "why": why} for w, why in rows]
+    receipt: dict[str, Any] = {}
+    room, folded = RECEIPT_ROWS_BYTES, 0
+    for name, rows in sections.items():
+        kept = _fitting(rows, room)
+        room -= continuation.size(rows[:kept])
+        folded += len(rows) - kept
+        if rows or name == "started":
+            receipt[name] = rows[:kept]
+    if folded:
+        receipt["folded"] = f"{folded} row(s) left out to fit the answer; the audit trail has every write of this plan"
     deferred = plan.details.get("not_now") or []
     if deferred:
         receipt["deferred"] = deferred
     arguments = params.model_dump(mode="json", exclude_none=True, exclude={"offset"})
     if params.all_of_type:
         arguments["offset"] = (params.offset or 0) + len(plan.writes)  # the same selection, after these
-    if deferred or applied.not_sent or applied.failed or applied.skipped:
-        receipt["next"] = {
-            "tool": "batch-export-update",
-            "arguments": arguments,
-            "does": "plans the exports this plan left (moved ones no longer use the old integration)",
-        }
     assert params.destination is not None
     receipt["follow"] = {
         "tool": "batch-export-health",
         "arguments": {"project_id": params.project_id, "destination_type": params.destination.type},
     }
+    if deferred or applied.not_sent or applied.failed or applied.skipped:
+        # Last: the exact call that plans what this one left (a secret it sends is the caller's to add again).
+        receipt["next"] = {
+            "tool": "batch-export-update",
+            "arguments": arguments,
+            "does": "plans the exports this plan left (moved ones no longer use the old integration)",
+        }
     return receipt
 
 
