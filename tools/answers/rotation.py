@@ -170,6 +170,7 @@ async def plan_updates(upstream: Upstream, params: UpdateParams) -> Plan:
                 + ([f"... and {len(later) - 20} more"] if len(later) > 20 else []),
             }
         ]
+    details["destination_type"] = destination.type
     details["destination_config"] = secrets.mask(destination.config, "(secret, changed)")
     details["selected"] = params.model_dump(
         mode="json", exclude_none=True, include={"on_integration", "all_of_type", "offset"}
