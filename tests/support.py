@@ -183,17 +183,29 @@ def assert_output_valid(tool: types.Tool, result: types.CallToolResult) -> None:
     jsonschema.Draft202012Validator(tool.output_schema).validate(result.structured_content)
 
 
-def listed_by_a_default_server() -> int:
-    """How many tools a server started with no toolset or tool settings lists to a key with every scope."""
-    from server.visibility import listed_by_default
+BATCH_EXPORT_SCOPES = ("batch_export:read", "batch_export:write")
+"""The sandbox's default key's scopes: every tool but the integration ones (they need their own)."""
+EVERY_TOOL_SCOPES = (*BATCH_EXPORT_SCOPES, "integration:read", "integration:write")
+"""Scopes for a key that may call every tool in the catalog."""
+
+
+def listed_by_a_default_server(scopes: tuple[str, ...] | None = None) -> int:
+    """How many tools a server started with no toolset or tool settings lists to a key with these scopes
+    (None: every scope)."""
+    from server.config import Settings
+    from server.visibility import KeyAccess, listed_by_default, why_hidden
     from tools.catalog import CATALOG
 
-    return sum(1 for spec in CATALOG if listed_by_default(spec))
+    if scopes is None:
+        return sum(1 for spec in CATALOG if listed_by_default(spec))
+    return sum(1 for spec in CATALOG if why_hidden(spec, Settings(), KeyAccess(scopes=scopes)) is None)
 
 
-def listed_by_test_servers() -> int:
-    """How many tools a key with every scope sees on a `settings_for` server (every toolset, no
-    allow-list): the catalog less deprecated tools."""
+def listed_by_test_servers(scopes: tuple[str, ...] = BATCH_EXPORT_SCOPES) -> int:
+    """How many tools a key with these scopes (the sandbox's default key's) sees on a `settings_for` server
+    (every toolset, no allow-list): the catalog less deprecated tools and those the scopes do not allow."""
+    from server.visibility import KeyAccess
     from tools.catalog import CATALOG
 
-    return sum(1 for spec in CATALOG if not spec.deprecated)
+    access = KeyAccess(scopes=scopes)
+    return sum(1 for spec in CATALOG if not spec.deprecated and access.allows(spec.scope))
