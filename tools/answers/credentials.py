@@ -17,7 +17,15 @@ from tools import continuation
 from tools.answers.health import all_exports
 from tools.declaration import ToolSpec
 from tools.destinations import INTEGRATION_KIND, DestinationType
-from tools.integrations import INTEGRATION_READ, INTEGRATION_WRITE, NAMED_KINDS, integrations_of, stored_integration
+from tools.integrations import (
+    IN_POSTHOG,
+    INTEGRATION_READ,
+    INTEGRATION_WRITE,
+    NAMED_KINDS,
+    REQUIRED,
+    integrations_of,
+    stored_integration,
+)
 from tools.params import UNLISTED, Params
 from tools.upstream import Upstream
 
@@ -69,11 +77,7 @@ async def credentials(upstream: Upstream, params: CredentialsParams, request: An
         entry: dict[str, Any] = {"id": integration_id}
         if served_one is not None:
             entry |= {k: served_one[k] for k in ("kind", "display_name", "config", "errors") if served_one.get(k)}
-            entry["rotates"] = (
-                "create another, then move the exports to it"
-                if served_one.get("kind") in NAMED_KINDS
-                else "create the same identity again: every export using it changes at once"
-            )
+            entry["rotates"] = _rotates(str(served_one.get("kind")))
         entry["used_by"] = len(using)
         entry["destination_types"] = sorted({str((e.get("destination") or {}).get("type")) for e in using})
         entry["exports"] = [_export_ref(e) for e in using[: None if params.integration_id else NAMES_SHOWN]]
@@ -114,6 +118,15 @@ async def credentials(upstream: Upstream, params: CredentialsParams, request: An
             "batch-export-integrations", arguments, f"{kept} integrations fit the answer", left
         )
     return answer
+
+
+def _rotates(kind: str) -> str:
+    """How a credential of this kind changes (docs/posthog-api.md, "Integrations")."""
+    if kind not in REQUIRED:
+        return f"PostHog's API cannot create this kind: change it in {IN_POSTHOG}"
+    if kind in NAMED_KINDS:
+        return "create another (batch-export-integration-create), then move the exports to it"
+    return "create the same identity again (batch-export-integration-create): every export using it changes at once"
 
 
 def _of_types(by_id: dict[int, dict[str, Any]], params: CredentialsParams) -> set[int]:
