@@ -295,3 +295,47 @@ async def test_a_backfill_started_a_moment_ago_is_met_by_posthogs_refusal_and_th
     posted = [r["status"] for r in control.requests() if r["method"] == "POST"]
     assert posted == [429]  # one refusal, and nothing sent after it
     assert receipt["next"]["arguments"] == arguments
+
+
+async def test_the_whole_project_in_bounded_calls_that_continue_exactly(make_sandbox: Any, tmp_path: Path) -> None:
+    """Every export of 500, a week: each call stays within its request bound and 16 KB, and following
+    omitted.call visits every export once (none shown twice, the last call leaves nothing out)."""
+    from tools.answers.gap_scan import CAPACITY_READS, REQUEST_BOUND
+
+    # PostHog's rate limit (480 a minute) would hold the fourth call a minute: pacing is not what is tested here.
+    sandbox = make_sandbox(exports=500, throttle=False)
+    control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
+    arguments: dict[str, Any] = {"project_id": 1, "start": "-7d"}
+    seen: list[str] = []
+    offsets = []
+    async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, toolsets=())) as app:
+        async with connect(app) as client:
+            for _ in range(40):  # bounded: far more calls than 500 exports need
+                control.clear_requests()
+                result = await client.call_tool("batch-export-gaps", arguments)
+                answer = data(result)
+                assert len(text(result).encode()) <= 16_000
+                pages = 5  # the export list, 100 a page
+                assert len(control.requests()) <= pages + REQUEST_BOUND + CAPACITY_READS
+                seen += [g["batch_export_id"] for g in answer["gaps"]]
+                offsets.append(arguments.get("offset", 0))
+                if "omitted" not in answer:
+                    break
+                assert answer["omitted"]["call"]["tool"] == "batch-export-gaps"
+                arguments = answer["omitted"]["call"]["arguments"]
+            else:
+                raise AssertionError("the continuation never ended")
+    assert len(offsets) > 1, "a week of 500 exports takes more than one bounded call"
+    assert offsets == sorted(set(offsets)), offsets
+    assert len(seen) == len(set(seen)), "an export was shown twice"
+    # Every export whose newest run failed, for an interval that started within the week, has a gap shown.
+    week_ago = control.now() - timedelta(days=7)
+    failing = set()
+    for offset in range(0, 500, 100):
+        page = control.api("GET", "1/batch_exports/", params={"limit": 100, "offset": offset}).json()["results"]
+        for export in page:
+            runs = sorted(export["latest_runs"], key=lambda r: r["created_at"], reverse=True)
+            newest = runs[0] if runs else None
+            if newest and newest["status"] in FAILED and _moment(newest["data_interval_start"]) >= week_ago:
+                failing.add(export["id"])
+    assert failing and failing <= set(seen), "every export whose newest run failed this week has gaps shown"

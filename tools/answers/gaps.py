@@ -118,9 +118,40 @@ def _repair(params: GapsParams, found: Scan) -> dict[str, Any]:
     }
 
 
+def _cut_ranges(entry: dict[str, Any], params: GapsParams, found: Scan, room: int) -> dict[str, Any]:
+    """An export's entry cut to the ranges that fit `room`, with the call that lists the rest (the same
+    export, from the first range left out)."""
+    ranges = entry["ranges"]
+    more_room = room - 600  # the note below
+    kept = continuation.longest_fitting(ranges, lambda p: _size({**entry, "ranges": list(p)}) <= more_room)
+    kept = max(kept, 1)
+    rest = ranges[kept:]
+    cut = {**entry, "ranges": ranges[:kept]}
+    if rest:
+        arguments = {
+            "project_id": params.project_id,
+            "batch_export_id": entry["batch_export_id"],
+            "start": rest[0]["start_at"],
+            "end": iso(found.end),
+        }
+        cut["more_ranges"] = continuation.omitted(
+            "batch-export-gaps", arguments, f"{len(ranges)} ranges: more than the answer holds", len(rest)
+        )
+    return cut
+
+
 async def gaps(upstream: Upstream, params: GapsParams, request: Any = None) -> dict[str, Any]:
     if params.batch_export_id is not None:
         one = await find_gaps(upstream, params)
+        if continuation.size(one) > continuation.FIT - 1200:
+            room = continuation.FIT - 1200 - continuation.size({**one, "ranges": []})
+            kept = max(1, continuation.longest_fitting(one["ranges"], lambda p: _size(list(p)) <= room))
+            rest = one["ranges"][kept:]
+            one["ranges"] = one["ranges"][:kept]
+            arguments = params.scope() | {"start": rest[0]["start_at"], "end": one["window"]["end"]}
+            one["omitted"] = continuation.omitted(
+                "batch-export-gaps", arguments, f"{kept} ranges fit the answer; the rest start later", len(rest)
+            )
         if one["ranges"]:
             runs = sum(r.get("runs", 0) for r in one["ranges"])
             one["next"] = {
@@ -151,6 +182,11 @@ async def gaps(upstream: Upstream, params: GapsParams, request: Any = None) -> d
     for item in found.found:
         entry = _entry(item)
         cost = _size(entry) + 1
+        if cost > room and shown == 0:
+            # One export with more ranges than the whole answer holds: its first ranges, and the exact call
+            # for the rest of it, so every call makes progress and nothing is lost.
+            entry = _cut_ranges(entry, params, found, room)
+            cost = _size(entry) + 1
         if cost > room:
             break
         room -= cost
