@@ -1,8 +1,8 @@
 """Cold start: from spawning the stdio server to the answer of tools/list, median of repeated runs,
 against the floor (benchmarks/floor_server.py) spawned the same way, runs interleaved.
 
-Ours includes its start-up call to PostHog (GET /api/personal_api_keys/@current/ to learn the
-key's scopes), answered here by the local sandbox over loopback."""
+Ours includes its call to PostHog (GET /api/personal_api_keys/@current/ to learn the key's scopes),
+which tools/list waits for, answered here by the local sandbox over loopback."""
 
 from __future__ import annotations
 

@@ -17,14 +17,18 @@ from mcp import Client
 
 from benchmarks.common import ROOT, Sandbox, export_id, free_port, rss_mb, server_env, stop, summary, wait_until_up
 
+# The load runs against a sandbox without its throttle, a PostHog with rate limiting off: the server's budget
+# is told so, since what is measured is the transport, not PostHog's limits (tests/test_budget_replicas.py
+# measures those).
+UNTHROTTLED = "crud=1000000/minute;query=1000000/minute,1000"
+
 
 class HttpServer:
     def __init__(self, sandbox: Sandbox, state: Path) -> None:
         self.port = free_port()
         command = [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", str(self.port)]
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=server_env(sandbox, state), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        env = {**server_env(sandbox, state), "POSTHOG_MCP_POSTHOG_LIMITS": UNTHROTTLED}
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.url = f"http://127.0.0.1:{self.port}/mcp"
 
     def __enter__(self) -> HttpServer:

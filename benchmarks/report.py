@@ -264,21 +264,26 @@ def _first_answer(f: dict[str, Any]) -> list[str]:
     out = [
         "## Time to first answer (spawn to the answer of the first message, stdio)",
         "",
-        "| first message | ours median | ours max | floor median | ratio | within 1 s |",
-        "|---|---:|---:|---:|---:|---|",
+        "| first message | ours | ours `--sandbox` | floor | ratio | `--sandbox` ratio | <= 1.2x | CPU ratio, `--sandbox` |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for opening in ("server/discover", "initialize"):
         o = f[opening]
         out.append(
-            f"| `{opening}` | {o['ours_median_ms']} ms | {o['ours_max_ms']} ms | {o['floor_median_ms']} ms | "
-            f"{o['ratio']}x | {_ok(o['within_budget'])} |"
+            f"| `{opening}` | {o['ours_median_ms']} ms | {o['ours_sandbox_median_ms']} ms | {o['floor_median_ms']} ms | "
+            f"{o['ratio']}x | {o['sandbox_ratio']}x | {_ok(o['within_target'])} | "
+            f"{o['cpu_ratio']}x, {o['cpu_sandbox_ratio']}x |"
         )
     imports = f["import_ms"]
     out += [
         "",
-        f"{f['runs']} runs each, interleaved; the floor is the one-tool mcp SDK server. 1 s is how long `@ai-sdk/mcp` waits "
-        "for `server/discover` before it falls back to `initialize`.",
-        f"`python -X importtime`: `import server.app` {imports['server.app']} ms, "
+        f"Medians of {f['runs']} runs each, interleaved; the floor is the one-tool mcp SDK server. The CPU ratio "
+        "compares the CPU time each process spent until its answer (from /proc), which the machine's other load "
+        "inflates much less than the wall time. The first answer "
+        "comes from the settings alone: the key's scopes (and, with `--sandbox`, the sandbox) load behind it, and "
+        "`tools/list` waits for them. `@ai-sdk/mcp` waits 1 s for `server/discover`, then sends `initialize` on the "
+        "same pipe, which the server accepts.",
+        f"`python -X importtime`: `import server.cli.commands, server.stdio` {imports['server.cli.commands + server.stdio']} ms, "
         f"`import mcp.server, mcp.server.stdio` {imports['mcp.server + stdio']} ms (medians).",
         "",
     ]

@@ -63,6 +63,8 @@ def replica(sandbox: Sandbox, state: Path, redis_url: str | None) -> Iterator[st
     env = server_env(sandbox, state) | {"POSTHOG_MCP_CONFIRM_SECRET": CONFIRM_SECRET}
     if redis_url:
         env["POSTHOG_MCP_REDIS_URL"] = redis_url
+    else:
+        env["POSTHOG_MCP_SINGLE_REPLICA"] = "true"  # the one-process setup: a secret without Redis is its own
     command = [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", str(port)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

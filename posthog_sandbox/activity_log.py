@@ -213,7 +213,13 @@ def seed_history(
                 )
             )
         if export.get("paused") and export.get("last_paused_at"):
-            by_workers = (export.get(HISTORY) or {}).get("pattern") == "failing_then_paused"
+            history = export.get(HISTORY) or {}
+            # The scenes say who paused it (posthog_sandbox/scenes.py); older seeds only know the pattern.
+            by_workers = (
+                history["paused_by"] == "posthog"
+                if "paused_by" in history
+                else history.get("pattern") == "failing_then_paused"
+            )
             paused = dict(current, paused=True)
             rows.append(
                 _row(

@@ -126,6 +126,11 @@ def _fault_response(rule: FaultRule) -> Response:
             status_code=rule.status or 200,
             media_type="application/json",
         )
+    if rule.detail is not None:
+        # PostHog's own envelope, carrying text it stored or was told (a name, a destination's message).
+        status = rule.status or 400
+        body = errors.generic_for_status(status)
+        return JSONResponse({**body, "detail": rule.detail}, status)
     status = rule.status or 502
     if rule.html:
         return Response(
@@ -209,7 +214,9 @@ class SandboxApp(Starlette):
             await _drop_connection(send)
             return
         try:
-            if rule and (rule.status or rule.html or rule.malformed_json or rule.database_unavailable):
+            if rule and (
+                rule.status or rule.html or rule.malformed_json or rule.database_unavailable or rule.detail is not None
+            ):
                 await _fault_response(rule)(scope, receive, capture)
             else:
                 await super().__call__(scope, receive, capture)

@@ -79,6 +79,18 @@ GEN3_FIELDS: dict[str, Spec] = {
     "HTTP": {"url": ("str", True), "token": ("str", True)},
     "NoOp": {"arg": ("str", False)},
 }
+# The legacy `S3` type is still a choice of the model and its workflow inputs are still declared, so its config
+# is checked like any other before the view refuses the type itself (docs/posthog-api.md, "Exports and
+# destinations").
+GEN3_FIELDS["S3"] = {
+    **_S3_COMMON,
+    "aws_access_key_id": ("str", False),
+    "aws_secret_access_key": ("str", False),
+    "encryption": ("str", False),
+    "kms_key_id": ("str", False),
+    "endpoint_url": ("str", False),
+    "use_virtual_style_addressing": ("bool", False),
+}
 
 GEN1_FIELDS: dict[str, Spec] = {
     "S3": {
@@ -147,6 +159,7 @@ GEN1_FIELDS: dict[str, Spec] = {
 
 # Enum values of `destination.type` (the model's choices) per generation.
 GEN3_TYPES = [
+    "S3",
     "AwsS3",
     "S3Compatible",
     "Snowflake",
@@ -215,6 +228,38 @@ INTEGRATION_KIND = {
     "AzureBlob": "azure-blob",
 }
 INTEGRATION_CREATE_ONLY = {"Postgres", "Redshift"}
+COPY_STICKY_MESSAGE = (
+    "Cannot switch '{field}' from an integration to inline credentials. "
+    "Send a different integration ID to swap, or omit the field to keep the current one."
+)
+INVALID_HOST_MESSAGE = "Invalid host. Enter a hostname or IP address without credentials, scheme, or path."
+UNREACHABLE_HOST_MESSAGE = (
+    "Could not reach this host. Check that the hostname is correct and reachable from the internet."
+)
+LEGACY_S3_MESSAGE = (
+    "The 'S3' destination type is deprecated and can no longer be used. "
+    "Use 'AwsS3' for AWS S3, or 'S3Compatible' for S3-compatible storage."
+)
+# Gen-3 config keys declared optional (`X | None`) in the workflow inputs: a `null` passes their type check.
+# Every other declared str/int/bool key refuses `null` as a wrong type (docs/posthog-api.md, "Exports and
+# destinations").
+NULLABLE_FIELDS = {
+    "compression",
+    "max_file_size_mb",
+    "encryption",
+    "kms_key_id",
+    "role",
+    "user",
+    "password",
+    "host",
+    "port",
+    "project_id",
+    "private_key",
+    "private_key_id",
+    "token_uri",
+    "client_email",
+    "endpoint_url",
+}
 # Types whose integration must be sent with every destination write, update included: no fallback to
 # the stored one. Snowflake and the S3 family fall back; Postgres and Redshift need one on create only.
 INTEGRATION_ON_EVERY_WRITE = {"BigQuery", "Databricks", "AzureBlob", "Redshift"}

@@ -42,6 +42,7 @@ def make_export(
         "end_at": fields.get("end_at"),
         "hogql_query": fields.get("hogql_query"),
         "schema": fields.get("schema"),
+        "_columns": fields.get("_columns"),  # a hogql model's output columns (it has no schema)
         "filters": fields.get("filters"),
         "timezone": fields.get("timezone") or "UTC",
         "interval_offset": fields.get("interval_offset"),

@@ -19,6 +19,7 @@ class FaultRule:
     malformed_json: bool = False
     html: bool = False
     database_unavailable: bool = False  # 503 `database_unavailable` with Retry-After: 1, the write not applied
+    detail: str | None = None  # the envelope's detail (status 400 unless given): an error that quotes stored text
     count: int = 1  # -1 = until cleared
     method: str | None = None
     path_contains: str | None = None
@@ -42,6 +43,8 @@ def parse_rule(body: Any) -> FaultRule:
         raise validation("'count' must be a positive integer or -1.", "count")
     if rule.retry_after is not None:
         rule.retry_after = str(rule.retry_after)
+    if rule.detail is not None and not isinstance(rule.detail, str):
+        raise validation("'detail' must be a string.", "detail")
     return rule
 
 

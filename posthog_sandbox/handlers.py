@@ -273,7 +273,9 @@ def destination_test(ctx: Ctx) -> Result:
 
 
 def _run_step(ctx: Ctx, body: Any, export: dict[str, Any] | None) -> Result:
-    fields = validate_export(ctx.validation_context(None, partial=False), body)
+    # An existing export's step is validated against that export, so its destination type cannot change
+    # (docs/posthog-api.md, "Destination tests").
+    fields = validate_export(ctx.validation_context(export, partial=False), body)
     steps = _test_steps(ctx, fields["destination"]["type"])
     if steps is None:
         if ctx.gen >= 3:
@@ -378,7 +380,13 @@ def _render_backfill(ctx: Ctx, backfill: dict[str, Any], export: dict[str, Any])
 
 
 def list_backfills(ctx: Ctx, batch_export_id: str) -> Result:
-    export = get_export(ctx, batch_export_id, include_deleted=True)
+    # The listing filters the project's backfills by the id it is given: an id no export of this project has
+    # lists nothing rather than 404 (docs/posthog-api.md, "Backfills"). A malformed id stays 404.
+    if _uuid(batch_export_id) is None:
+        raise not_found()
+    export = ctx.store.get_export(str(_uuid(batch_export_id)))
+    if export is None or export["team_id"] != ctx.project:
+        return 200, {"next": None, "previous": None, "results": []}
     ordering = ctx.query.get("ordering") or "-created_at"
     if ordering not in ("created_at", "-created_at", "start_at", "-start_at"):
         ordering = "-created_at"
@@ -462,12 +470,12 @@ def list_runs(ctx: Ctx, batch_export_id: str) -> Result:
 
     runs.sort(key=key, reverse=ordering.startswith("-"))
     page = cursor_page(runs, key, ctx.url, ctx.query.get("cursor"), 100)
-    page["results"] = [serializers.run(r) for r in page["results"]]
+    page["results"] = [serializers.run(r, ctx.gen) for r in page["results"]]
     return 200, page
 
 
 def retrieve_run(ctx: Ctx, batch_export_id: str, id: str) -> Result:
-    return 200, serializers.run(_get_run(ctx, batch_export_id, id)[1])
+    return 200, serializers.run(_get_run(ctx, batch_export_id, id)[1], ctx.gen)
 
 
 def retry_run(ctx: Ctx, batch_export_id: str, id: str) -> Result:

@@ -69,7 +69,10 @@ class History:
         self.until = from_db(h["until"])
         self.failing_since = _parse(h.get("failing_since"))
         paused = _parse(h.get("paused_at"))
-        self.last_tick = floor_to_interval(min(self.until, paused) if paused else self.until, self.interval)
+        self.offset = export.get("interval_offset")  # a daily export's offset_hour, in seconds
+        self.last_tick = floor_to_interval(
+            min(self.until, paused) if paused else self.until, self.interval, self.offset
+        )
         self.rate = float(h["rate"])  # records per hour at the daily average
         self.error = h.get("error")
         self.destination = export["destination"]["type"]
@@ -103,7 +106,9 @@ class History:
 
     def ticks_desc(self, lo: datetime | None = None, hi: datetime | None = None) -> Iterator[datetime]:
         """Ticks (run creation instants) within [lo, hi] and the history, newest first."""
-        tick = self.last_tick if hi is None or hi >= self.last_tick else floor_to_interval(hi, self.interval)
+        tick = (
+            self.last_tick if hi is None or hi >= self.last_tick else floor_to_interval(hi, self.interval, self.offset)
+        )
         bottom = self.first if lo is None or lo < self.first else lo
         while tick >= bottom:
             yield tick

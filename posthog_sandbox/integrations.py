@@ -216,8 +216,19 @@ def _seeded(team: int) -> dict[int, tuple[str, str, dict[str, Any], dict[str, An
             {"name": "acme-redshift", "aws_account_id": "123456789012", "user": "posthog_export"},
             aws,
         ),
+        # A second of each kind an export may swap to (PostHog's update tests swap integrations).
+        9: ("aws-s3", "acme-prod-aws-2", {"name": "acme-prod-aws-2", "aws_account_id": "123456789012"}, aws),
+        10: (
+            "databricks",
+            f"2-{databricks_host}",
+            {"server_hostname": f"2-{databricks_host}"},
+            {
+                "client_id": "sandbox-canary-databricks-client-id-2",
+                "client_secret": "sandbox-canary-databricks-secret-2",
+            },
+        ),
         # "B": a second Snowflake credential (key-pair) created a few days ago, to rotate exports onto.
-        9: (
+        11: (
             "snowflake",
             "acme-snowflake-b",
             {
@@ -231,7 +242,7 @@ def _seeded(team: int) -> dict[int, tuple[str, str, dict[str, Any], dict[str, An
     }
 
 
-SNOWFLAKE_B = 9  # offset of the rotation target: integration 109 in project 1, 209 in project 2
+SNOWFLAKE_B = 11  # offset of the rotation target: integration 111 in project 1, 211 in project 2
 
 
 def seed(store: Store, now: datetime) -> None:

@@ -4,8 +4,10 @@ The same N gives the same project every time (names, ids, configs, patterns; tim
 sandbox's clock): every destination type and interval, about 10% failing in the patterns operators meet
 (failing every run since a date, failing now and then, failing and then paused), about 10% paused, 30 days
 of runs at each export's interval with record counts that follow the day, log lines for every run, and a
-few backfills, running and finished. Past runs are computed, not stored (see `history.py`), so N = 500
-starts in well under a second; project 2 keeps its one HTTP export.
+few backfills, running and finished. Among them, the fleet-scale scenes (`scenes.py`: silent failures, a
+billing window, long failures, auto-pause...) and, when asked, hostile text (`hostile.py`). Past runs are
+computed, not stored (see `history.py`), so N = 2,000 starts in well under a second; project 2 keeps its one
+HTTP export.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ HISTORY_DAYS = 30
 COMPUTED_UNTIL_MINUTES = 10
 
 INTERVAL_WEIGHTS = {"hour": 55, "day": 27, "week": 5, "every 15 minutes": 8, "every 5 minutes": 5}
+# The hour (UTC) a daily export runs at (its `offset_hour`): many at midnight, many in working hours.
+DAILY_HOURS = (0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 10, 11, 12, 12, 13, 14, 14, 15, 18, 20, 22)
 GEN3_TYPES = [
     "AwsS3",
     "Snowflake",
@@ -158,6 +162,7 @@ def seed_large(
     weights = list(INTERVAL_WEIGHTS.values())
     until = now - timedelta(minutes=COMPUTED_UNTIL_MINUTES)
     patterns = _patterns(rng, n)
+    offsets = random.Random(f"posthog-sandbox-offsets-{n}")  # its own stream: the other draws stay as they were
     names: set[str] = set()
     seeded: list[dict[str, Any]] = []
     for index in range(n):
@@ -175,13 +180,14 @@ def seed_large(
             suffix += 1
         names.add(name)
         step = INTERVALS[interval]
+        offset = offsets.choice(DAILY_HOURS) * 3600 if interval == "day" else None
         age = (
             timedelta(days=HISTORY_DAYS + rng.randrange(0, 400))
             if rng.random() < 0.85
             else timedelta(days=rng.randrange(3, HISTORY_DAYS))
         )  # most exports are older than the 30 days shown; some were made within them
         created = (now - age).replace(second=0, microsecond=0) - timedelta(minutes=index)
-        first = floor_to_interval(max(created, now - timedelta(days=HISTORY_DAYS)), interval) + step
+        first = floor_to_interval(max(created, now - timedelta(days=HISTORY_DAYS)), interval, offset) + step
         pattern = patterns[index]
         history: dict[str, Any] = {
             "seed": rng.getrandbits(62),
@@ -204,6 +210,7 @@ def seed_large(
         destination: dict[str, Any] = {"type": type_, "config": _config(type_, generation, slug, index)}
         destination["integration"] = INTEGRATIONS.get(type_) if generation >= 3 else None
         fields: dict[str, Any] = {"name": name, "destination": destination, "interval": interval, "model": model}
+        fields["interval_offset"] = offset
         export_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         export = make_export(store, generation, 1, fields, created, export_id, save=False)
         export[HISTORY] = history

@@ -2,6 +2,7 @@
 
 Scopes: `read`/`write` mean `batch_export:read`/`batch_export:write`; `INTERNAL` is grantable only via `*`;
 `None` means the action maps to no scope (personal keys get 403, docs/posthog-api.md, "Keys and scopes").
+The routes outside `batch_exports/` name their own scopes (`query:read`, `activity_log:read`, `integration:*`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import activity_log, integrations, query_api
+from . import activity_log, errors, integrations
 from . import handlers as h
 
 READ, WRITE, INTERNAL = "batch_export:read", "batch_export:write", "INTERNAL"
@@ -75,7 +76,26 @@ BATCH_EXPORT_ROUTES: list[tuple[re.Pattern[str], dict[str, Action]]] = [
 
 PROJECT_PREFIX = re.compile(r"^/api/(?:projects|environments)/(?P<project>[^/]+)/batch_exports(?P<rest>(?:/[^/]+)*)/?$")
 QUERY = re.compile(r"^/api/(?:projects|environments)/(?P<project>[^/]+)/query/?$")
-QUERY_ACTION = Action(query_api.query, QUERY_READ, QUERY_READ)
+# Without sqlglot (the optional extra `sandbox`) the route answers as a PostHog that does not serve the
+# Query API; clients that fall back to the logs route (batch-export-errors does) keep working.
+QUERY_NEEDS_SQLGLOT = (
+    "This sandbox's Query API parses HogQL with sqlglot, which is not installed: install the optional extra "
+    "with pip install 'posthog-batch-exports-mcp[sandbox]' (or uv sync --extra sandbox)."
+)
+
+
+def query(ctx: Any) -> tuple[int, Any]:
+    """The Query API, imported on first use: its parser is optional and weighs more than the rest of the sandbox."""
+    try:
+        from . import query_api
+    except ModuleNotFoundError as missing:
+        if (missing.name or "").partition(".")[0] != "sqlglot":
+            raise
+        raise errors.not_found(QUERY_NEEDS_SQLGLOT) from None
+    return query_api.query(ctx)
+
+
+QUERY_ACTION = Action(query, QUERY_READ, QUERY_READ)
 CURRENT_KEY = re.compile(r"^/api/personal_api_keys/(?P<key_id>[^/]+)/?$")
 # Outside batch_exports/ (docs/posthog-api.md, "Activity log", "Integrations"); both generations serve them.
 ACTIVITY_LOG = re.compile(r"^/api/(?:projects|environments)/(?P<project>[^/]+)/activity_log/?$")

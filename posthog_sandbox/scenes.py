@@ -68,7 +68,7 @@ def apply(exports: list[dict[str, Any]], n: int, now: datetime) -> None:
     with_failed_records = healthy[len(silent) + len(never) : len(silent) + len(never) + _share(n, 0.01)]
     for export in silent:
         hours = rng.uniform(30, 96)
-        since = floor_to_interval(now - timedelta(hours=hours), export["interval"])
+        since = floor_to_interval(now - timedelta(hours=hours), export["interval"], export["interval_offset"])
         export[HISTORY]["silent_since"] = to_db(since)
         export["_outcome"] = {**export["_outcome"], "records": 0}  # the runs the simulation makes find none too
     for export in never:
@@ -104,7 +104,7 @@ def _auto_pause(export: dict[str, Any]) -> None:
     billing window are FailedBilling, which the count leaves out)."""
     profile = export[HISTORY]
     step = INTERVALS[export["interval"]]
-    tick = _first_tick_at_or_after(from_db(profile["failing_since"]), export["interval"])
+    tick = _first_tick_at_or_after(from_db(profile["failing_since"]), export)
     until = from_db(profile["until"])
     profile.pop("paused_at", None)
     past = History(export)
@@ -122,8 +122,9 @@ def _auto_pause(export: dict[str, Any]) -> None:
     profile.update(paused_at=to_db(export["last_paused_at"]), paused_by="person")
 
 
-def _first_tick_at_or_after(moment: datetime, interval: str) -> datetime:
-    tick = floor_to_interval(moment, interval)
+def _first_tick_at_or_after(moment: datetime, export: dict[str, Any]) -> datetime:
+    interval = export["interval"]
+    tick = floor_to_interval(moment, interval, export.get("interval_offset"))
     return tick if tick >= moment else tick + INTERVALS[interval]
 
 
@@ -163,7 +164,7 @@ def describe(store: Store, now: datetime, backfill_limit: int) -> dict[str, Any]
         pattern = profile["pattern"]
         if pattern in ("failing_since", "failing_then_paused"):
             since = past.failing_since
-            first = _first_tick_at_or_after(since, export["interval"]) if since else None
+            first = _first_tick_at_or_after(since, export) if since else None
             out["failing"].append(
                 {
                     "id": ident,

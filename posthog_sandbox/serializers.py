@@ -29,8 +29,15 @@ def destination(export: dict[str, Any], generation: int) -> dict[str, Any]:
     return {"type": dest["type"], "config": config, "integration": dest.get("integration")}
 
 
-def run(value: dict[str, Any]) -> dict[str, Any]:
+# Fields the older (Gen-1) run model does not have (docs/posthog-api.md, "Runs").
+GEN1_MISSING_RUN_FIELDS = ("records_failed", "batch_export_on_demand")
+
+
+def run(value: dict[str, Any], generation: int = 3) -> dict[str, Any]:
     out = {k: v for k, v in value.items() if not k.startswith("_")}
+    if generation < 3:
+        for key in GEN1_MISSING_RUN_FIELDS:
+            out.pop(key, None)
     for key in ("data_interval_start", "data_interval_end", "created_at", "finished_at", "last_updated_at"):
         out[key] = drf(out[key])
     return out
@@ -51,7 +58,7 @@ def export(value: dict[str, Any], generation: int, latest_runs: list[dict[str, A
         "last_paused_at": drf(value.get("last_paused_at")),
         "start_at": drf(value.get("start_at")),
         "end_at": drf(value.get("end_at")),
-        "latest_runs": [run(r) for r in latest_runs],
+        "latest_runs": [run(r, generation) for r in latest_runs],
     }
     if generation >= 3:
         out.update(

@@ -6,6 +6,7 @@ error raised is the one DRF would report.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from datetime import date, datetime
@@ -131,13 +132,43 @@ def compile_query(query: str, events_schema: bool) -> dict[str, Any]:
     return {"fields": fields, "values": {}, "hogql_query": query}
 
 
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_FIELD_CHAIN = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
+_INTERVAL_PLACEHOLDERS = ("data_interval_start", "data_interval_end")
+_SUPPORTED_PLACEHOLDERS = "Only {data_interval_start} and {data_interval_end} are supported in batch export queries"
+
+
+def check_hogql_model_query(query: str, compiled: dict[str, Any]) -> None:
+    """The hogql model's own query rules, in PostHog's order (docs/posthog-api.md, "Exports and
+    destinations"): placeholders other than the run's interval bounds, then columns without a name."""
+    placeholders = [match.strip() for match in _PLACEHOLDER.findall(query)]
+    if any(name == "filters" or not _FIELD_CHAIN.fullmatch(name) for name in placeholders):
+        raise validation(f"Unsupported placeholder. {_SUPPORTED_PLACEHOLDERS}", "hogql_query")
+    for name in placeholders:
+        if name not in _INTERVAL_PLACEHOLDERS:
+            raise validation(f"Unknown placeholder '{{{name}}}'. {_SUPPORTED_PLACEHOLDERS}", "hogql_query")
+    for field in compiled["fields"]:
+        named = field["alias"] != field["expression"] or field["expression"] == "*"
+        if not named and not _FIELD_CHAIN.fullmatch(field["expression"]):
+            raise validation(
+                "Every column in the SELECT clause must be a field or have an alias (e.g. `count() AS event_count`)",
+                "hogql_query",
+            )
+
+
 # ---------------------------------------------------------------------------------------------- destination
 
 
-def _check_config_types(config: dict[str, Any], spec: d.Spec, attr: str) -> dict[str, Any]:
-    """Coerce string→bool and string→int like the service; otherwise report the first mismatch."""
+def _check_config_types(config: dict[str, Any], spec: d.Spec, attr: str, null_checked: bool) -> dict[str, Any]:
+    """Coerce string→bool and string→int like the service; otherwise report the first mismatch.
+
+    With `null_checked` (Gen-3) a `null` is a wrong type for a declared str/int/bool key that is not optional,
+    so it is refused here, before any integration rule (docs/posthog-api.md, "Exports and destinations")."""
     for key, value in config.items():
         expected = (spec.get(key) or d.BASE_FIELDS.get(key) or ("any", False))[0]
+        if value is None and null_checked and key in spec and expected in ("str", "int", "bool"):
+            if key not in d.NULLABLE_FIELDS:
+                raise validation(f"Configuration has invalid type: got 'NoneType', expected '{expected}'", attr)
         if value is None or expected == "any":
             continue
         ok = {
@@ -213,7 +244,7 @@ def _destination(ctx: ValidationContext, value: Any) -> dict[str, Any]:
         for key, (_, is_required) in spec.items():
             if is_required and key not in config:
                 raise validation(f"Configuration missing required field: '{key}'", config_attr)
-    _check_config_types(config, spec, config_attr)
+    _check_config_types(config, spec, config_attr, null_checked=gen >= 3)
 
     # validate_destination
     stored = instance["destination"] if instance else None
@@ -223,6 +254,8 @@ def _destination(ctx: ValidationContext, value: Any) -> dict[str, Any]:
             "export and create a new one with the new destination type.",
             "destination",
         )
+    if gen >= 3 and type_ == "S3":
+        raise validation(d.LEGACY_S3_MESSAGE, "destination")
     if gen >= 3 and config.get("legacy_parquet_extension") is True and not _writes_legacy_extension(stored):
         raise validation(d.LEGACY_PARQUET_EXTENSION_MESSAGE, "destination")
     merged = d.deep_merge(stored["config"], config) if stored and stored["type"] == type_ else dict(config)
@@ -285,12 +318,6 @@ def _validate_destination_rules(
             )
     if type_ == "HTTP" and gen >= 3 and config.get("url") not in d.HTTP_ALLOWED_URLS:
         raise validation(f"Invalid destination URL: {config.get('url')}", "destination")
-    if type_ == "Postgres" and gen >= 3 and config.get("host"):
-        host = str(config["host"])
-        if "://" in host or "@" in host or "/" in host:
-            raise validation(
-                "Invalid host. Enter a hostname or IP address without credentials, scheme, or path.", "destination"
-            )
     if type_ == "Redshift":
         if gen >= 3 and integration is not None and not config.get("host"):
             raise validation(
@@ -299,15 +326,10 @@ def _validate_destination_rules(
                 "destination",
             )
         if config.get("mode") == "COPY":
-            inputs = config.get("copy_inputs")
-            if not inputs:
-                raise validation("Missing required inputs for 'COPY'", "destination")
-            if not isinstance(inputs, dict) or not inputs.get("s3_bucket") or not inputs.get("region_name"):
-                raise validation("Missing required input for 'COPY'", "destination")
-            if not inputs.get("bucket_credentials"):
-                raise validation("Missing required bucket credentials for 'COPY'", "destination")
-            if not inputs.get("authorization"):
-                raise validation("Missing required credentials for 'COPY'", "destination")
+            if gen >= 3:
+                _check_copy_inputs(ctx, config.get("copy_inputs"))
+            else:
+                _check_copy_inputs_gen1(config.get("copy_inputs"))
     if type_ == "Snowflake" and gen < 3:
         auth = config.get("authentication_type") or "password"
         if auth == "password" and not config.get("password"):
@@ -316,6 +338,142 @@ def _validate_destination_rules(
             raise validation("Private key is required if authentication type is key pair", "destination")
     if type_ == "Workflows":
         raise permission_denied("Backfilling Workflows is not enabled for this team.")
+    if gen >= 3 and type_ in ("Postgres", "Redshift") and config.get("host") is not None:
+        # Last of the rules, as in PostHog's view (docs/posthog-api.md, "Exports and destinations").
+        _check_host(config["host"])
+
+
+def _copy_integration_id(value: Any) -> int | None:
+    """The integration id a COPY credential names: an int or a numeric string (stored scalars come back as
+    text), never a boolean."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _check_copy_inputs(ctx: ValidationContext, inputs: Any) -> None:
+    """Redshift COPY staging inputs, in PostHog's order (docs/posthog-api.md, "Exports and destinations")."""
+    if not inputs:
+        raise validation("Missing required inputs for 'COPY'", "destination")
+    if not isinstance(inputs, dict) or {"s3_bucket", "region_name", "authorization", "bucket_credentials"} - set(
+        inputs
+    ):
+        raise validation("Missing required input for 'COPY'", "destination")
+    stored = ((ctx.instance or {}).get("destination") or {}).get("config") or {}
+    stored_copy = stored.get("copy_inputs")
+    stored_inputs: dict[str, Any] = stored_copy if isinstance(stored_copy, dict) else {}
+    bucket_credentials, authorization = inputs["bucket_credentials"], inputs["authorization"]
+    ids = {
+        "bucket_credentials": _copy_integration_id(bucket_credentials),
+        "authorization": _copy_integration_id(authorization),
+    }
+    for field_name, integration_id in ids.items():
+        if (
+            ctx.instance is not None
+            and integration_id is None
+            and _copy_integration_id(stored_inputs.get(field_name)) is not None
+        ):
+            raise validation(d.COPY_STICKY_MESSAGE.format(field=field_name), "destination")
+        if integration_id is None:
+            continue
+        integration = ctx.get_integration(integration_id)
+        if integration is None or integration["kind"] != "aws-s3":
+            raise validation(f"'{field_name}' does not reference an AWS S3 integration of this project.", "destination")
+    keys = {"aws_access_key_id", "aws_secret_access_key"}
+    if ids["bucket_credentials"] is None and (
+        not isinstance(bucket_credentials, dict) or keys - set(bucket_credentials)
+    ):
+        raise validation("Missing required bucket credentials for 'COPY'", "destination")
+    if ids["authorization"] is None:
+        if isinstance(authorization, dict):
+            if keys - set(authorization):
+                raise validation("Missing required credentials for 'COPY'", "destination")
+        elif isinstance(authorization, str):
+            if not authorization.strip():
+                raise validation("Missing required IAM role for 'COPY'", "destination")
+        else:
+            raise validation(
+                "Authorization for 'COPY' must be an IAM role ARN, AWS credentials, or an integration ID.",
+                "destination",
+            )
+
+
+def _check_copy_inputs_gen1(inputs: Any) -> None:
+    """The first generation's COPY checks: present and non-empty values only."""
+    if not inputs:
+        raise validation("Missing required inputs for 'COPY'", "destination")
+    if not isinstance(inputs, dict) or not inputs.get("s3_bucket") or not inputs.get("region_name"):
+        raise validation("Missing required input for 'COPY'", "destination")
+    if not inputs.get("bucket_credentials"):
+        raise validation("Missing required bucket credentials for 'COPY'", "destination")
+    if not inputs.get("authorization"):
+        raise validation("Missing required credentials for 'COPY'", "destination")
+
+
+_HOSTNAME_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_BARE_HOSTNAME = re.compile(rf"{_HOSTNAME_LABEL}(?:\.{_HOSTNAME_LABEL})*\.?")
+_INTERNAL_SUFFIXES = (
+    ".local",
+    ".internal",
+    ".svc.cluster.local",
+    ".cluster.local",
+    ".consul",
+    ".lan",
+    ".home",
+    ".corp",
+    ".localdomain",
+    ".home.arpa",
+    ".intranet",
+    ".priv",
+)
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+def _check_host(host: Any) -> None:
+    """A Postgres or Redshift host PostHog's servers may reach (docs/posthog-api.md, "Exports and
+    destinations"): its form first, then its name and address. PostHog also resolves a name and refuses one
+    that resolves nowhere or to an internal address; the sandbox reaches no DNS and takes any other name."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    if isinstance(host, str) and host.strip():
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+    canonical = _canonical_host(host) if isinstance(host, str) else ""
+    if ip is None and (not canonical or len(canonical) > 253 or not _BARE_HOSTNAME.fullmatch(canonical)):
+        raise validation(d.INVALID_HOST_MESSAGE, "destination")
+    if ip is None:
+        try:
+            ip = ipaddress.ip_address(canonical)
+        except ValueError:
+            ip = None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    blocked = canonical in ("169.254.169.254", "metadata.google.internal", "localhost", "127.0.0.1", "::1") or any(
+        canonical.endswith(suffix) for suffix in _INTERNAL_SUFFIXES
+    )
+    if ip is not None:
+        blocked = (
+            blocked
+            or any(
+                (ip.is_private, ip.is_loopback, ip.is_link_local, ip.is_multicast, ip.is_reserved, ip.is_unspecified)
+            )
+            or ip in _CGNAT
+        )
+    if blocked:
+        raise validation(d.UNREACHABLE_HOST_MESSAGE, "destination")
+
+
+def _canonical_host(host: str) -> str:
+    try:
+        host = host.encode("idna").decode("ascii")
+    except ValueError:
+        pass
+    return host.lower().rstrip(".")
 
 
 # ---------------------------------------------------------------------------------------------- export
@@ -376,7 +534,14 @@ def validate_export(ctx: ValidationContext, body: Any) -> dict[str, Any]:
         if gen >= 3 and model != "hogql":
             raise validation(f"'hogql_query' is only supported for 'hogql' not '{model}' model", "hogql_query")
         out["hogql_query"] = query
-        out["schema"] = compile_query(query, events_schema=gen < 3)
+        compiled = compile_query(query, events_schema=gen < 3)
+        if gen >= 3:
+            # The hogql model keeps its query in a source and has no schema (docs/posthog-api.md, "Exports and
+            # destinations"); its output columns still name what `primary_key` and `version_key` may use.
+            check_hogql_model_query(query, compiled)
+            out["_columns"] = [field["alias"] for field in compiled["fields"]]
+        else:
+            out["schema"] = compiled
     elif gen >= 3 and model == "hogql" and not (instance and instance.get("hogql_query")):
         raise validation("'hogql_query' is required when 'model' is 'hogql'", "hogql_query")
     if "filters" in body:
@@ -398,14 +563,15 @@ def _filters(value: Any, gen: int, model: str) -> Any:
     for item in value:
         if not isinstance(item, dict):
             raise validation("Each filter must be an object", "filters")
-        if item.get("type") not in ("event", "person", "hogql"):
-            raise validation("Each filter must have a 'type' of one of: 'event', 'hogql', 'person'", "filters")
+        # Run attributes are named before the type is looked at (docs/posthog-api.md, "Exports and destinations").
         if "data_interval_start" in item or "data_interval_end" in item:
             raise validation(
                 "'data_interval_start' and 'data_interval_end' are run attributes and not 'filters'. "
                 "Trigger a backfill if you wish to manually control which periods to batch export.",
                 "filters",
             )
+        if item.get("type") not in ("event", "person", "hogql"):
+            raise validation("Each filter must have a 'type' of one of: 'event', 'hogql', 'person'", "filters")
     if value and model != "events":
         raise validation(f"'filters' is only supported for 'events' not '{model}' model", "filters")
     return value
@@ -445,9 +611,7 @@ def _gen3_fields(ctx: ValidationContext, body: dict[str, Any], out: dict[str, An
                 out[name] = body[name]
             else:
                 out[name] = _str_list(body[name], name)
-                aliases = {
-                    f["alias"] for f in (out.get("schema") or (instance or {}).get("schema") or {}).get("fields", [])
-                }
+                aliases = set(out.get("_columns") or (instance or {}).get("_columns") or [])
                 for column in out[name] or []:
                     if aliases and column not in aliases:
                         raise validation(f"Column '{column}' in '{name}' is not in the query output", name)

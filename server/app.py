@@ -19,47 +19,30 @@ import mcp.types as types
 from mcp.server import Server, ServerRequestContext
 from pydantic import ValidationError
 
-from server import __version__, metrics, results
+from server import __version__, metrics, results, untrusted
+from server.budget import Budget
 from server.config import ConfigError, Settings, default_audit_path
 from server.definitions import TOKEN_MAX_CHARS, tool_definition
 from server.guard.audit import AuditLog
-from server.guard.decision import Guard, GuardedCall, PlanCall
+from server.guard.decision import Guard, GuardedCall, PlanCall, in_flight_seconds
 from server.guard.result import TOKEN_PARAM
 from server.guard.sealing import TokenSigner
 from server.guard.shared_state import open_shared_state
 from server.host.prompts import Prompts
 from server.host.resources import Resources
 from server.host.ui import EXTENSION_ID
+from server.identity import SERVER_NAME, SERVER_TITLE, instructions_for
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
 from server.visibility import KeyAccess, check_names, visible, why_hidden
 from tools.answers import capacity, progress
 from tools.catalog import ALIASES, BY_NAME, CATALOG
 from tools.declaration import NotPossible, ToolSpec
 from tools.echo import ECHO_LIMIT, echoed
-from tools.params import Params
+from tools.params import Params, without_empty
 from tools.request import build_request
-from tools.upstream import Upstream
+from tools.upstream import OverBudget, Upstream
 
 log = logging.getLogger(__name__)
-
-INSTRUCTIONS = (
-    "Operate PostHog batch exports: inspect exports, runs, backfills and logs; pause, unpause, backfill, "
-    "retry, cancel, create, change and delete. Start with batch-export-health: every export's state in one call "
-    "(failing ones first, with their latest error); batch-export-list pages the raw exports. batch-export-errors "
-    "reads log lines and batch-export-destination-check tests a destination, each in one call. Runs lists cover "
-    "the last 7 days unless after= widens them. A write that takes confirmation_token returns a preview first: show "
-    "it to the user and only confirm (confirmation_token) once they agree. "
-    "Backfills of daily or weekly exports take whole days (YYYY-MM-DD); end_at is exclusive."
-)
-
-
-def instructions_for(settings: Settings) -> str:
-    """The server's instructions; a pinned server names its project, since no tool asks for it."""
-    if settings.project_id is not None:
-        return INSTRUCTIONS + (
-            f" This server is pinned to PostHog project {settings.project_id}: tools take no project_id."
-        )
-    return INSTRUCTIONS + " batch-export-projects tells which project ids this key may use."
 
 
 async def perform(spec: ToolSpec, params: Params, upstream: Upstream) -> Any:
@@ -124,7 +107,11 @@ class App:
             )
         self.audit = AuditLog(settings.audit_log or default_audit_path())
         self.guard = Guard(
-            TokenSigner(settings.confirm_secret), self.audit, settings.confirm, open_shared_state(settings.redis_url)
+            TokenSigner(settings.confirm_secret),
+            self.audit,
+            settings.confirm,
+            open_shared_state(settings.redis_url),
+            in_flight=in_flight_seconds(settings.timeout),
         )
         self.specs = visible(CATALOG, settings, access)
         self.definitions = [
@@ -135,9 +122,9 @@ class App:
         self.prompts = Prompts([spec.name for spec in self.specs], pinned_project=settings.project_id)
         self.resources = Resources(self.specs, settings, client, access)
         self.server: Server[Any] = Server(
-            "posthog-batch-exports-mcp",
+            SERVER_NAME,
             version=__version__,
-            title="PostHog batch exports",
+            title=SERVER_TITLE,
             instructions=instructions_for(settings),
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
@@ -147,9 +134,10 @@ class App:
             on_list_resource_templates=self.resources.list_templates,
             on_read_resource=self.resources.read,
         )
-        if self.resources.views:
-            # MCP Apps (server/ui): hosts that speak it render linked results; others read the text.
-            self.server.extensions[EXTENSION_ID] = {}
+        # MCP Apps (server/ui): hosts that speak it render linked results; others read the text. Declared
+        # whatever is listed, as the stdio front declares it before the key's scopes are known; a server
+        # whose tools link no view lists no `ui://` resource.
+        self.server.extensions[EXTENSION_ID] = {}
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -182,9 +170,12 @@ class App:
             return results.failure(f"{spec.name} is not available here: {hidden}. Nothing was sent to PostHog.")
         arguments = dict(params.arguments or {})
         guarded = self.guard.applies(spec)
+        # A strict function (tools/params.py) sends every listed argument: "" or null is no token.
+        if guarded and arguments.get(TOKEN_PARAM, 0) in ("", None):
+            del arguments[TOKEN_PARAM]
         sent_token = guarded and TOKEN_PARAM in arguments
         token = arguments.pop(TOKEN_PARAM) if sent_token else None
-        if sent_token and not (isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS):  # null too
+        if sent_token and not (isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS):
             return results.failure(f"{TOKEN_PARAM} must be the string a preview returned.", secrets)
         pinned = self.settings.project_id
         if pinned is not None:
@@ -202,14 +193,21 @@ class App:
         try:
             # Strict JSON validation: what the advertised inputSchema rejects ("1" or true for an
             # integer, 1 for a boolean) is refused here, not coerced and sent to PostHog.
-            model = spec.params.model_validate_json(json.dumps(arguments, default=str), strict=True)
+            # "" or null for an optional argument is "not given": a strict function sends every one (tools/params.py).
+            given = without_empty(spec.params, arguments)
+            model = spec.params.model_validate_json(json.dumps(given, default=str), strict=True)
         except ValidationError as error:
             return results.failure(describe_invalid(spec, error, self._schemas[spec.name]), secrets)
 
-        upstream = ProjectUpstream(self.client, getattr(model, "project_id", 0))
+        upstream = ProjectUpstream(self.client, getattr(model, "project_id", 0), cap=spec.max_requests, tool=spec.name)
+
+        async def report(done: float, total: float | None, message: str | None) -> None:
+            # A progress message may name a step or an export: PostHog's text, cleaned like a result.
+            shown = untrusted.clean_line(results.safe(message, secrets)) if message is not None else None
+            await ctx.session.report_progress(done, total, shown)
 
         async def execute() -> Any:
-            with progress.reporting(ctx.session.report_progress):
+            with progress.reporting(report):
                 return await perform(spec, model, upstream)
 
         if guarded and spec.plan is not None and spec.plan.asked(model):
@@ -231,7 +229,7 @@ class App:
                 upstream_status=lambda: upstream.last_status,
                 plan=plan,
             )
-            with progress.reporting(ctx.session.report_progress):
+            with progress.reporting(report):
                 return await self.guard.run(call, ctx, params)
         if guarded:
             assert spec.preview is not None, f"{spec.name} is guarded but declares no preview"
@@ -249,10 +247,12 @@ class App:
             return await self.guard.run(call, ctx, params)
         try:
             data = await execute()
+        except OverBudget as spent:
+            return results.failure(spent.detail, secrets)
         except PostHogError as error:
-            return results.failure(str(error), secrets, {"upstream": error.as_dict()})
+            return results.failure(str(error), secrets, {"upstream": error.as_dict()}, quotes=[error.detail])
         except NotPossible as reason:
-            return results.failure(str(reason), secrets)
+            return results.failure(str(reason), secrets, quotes=[str(reason)])
         resume = spec.resume
         if resume is None:
             return results.success(data, secrets)
@@ -283,8 +283,11 @@ async def discover_access(client: PostHogClient, settings: Settings) -> KeyAcces
 
 
 @asynccontextmanager
-async def open_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[App]:
-    """Start the PostHog client, learn the key's scopes, and build the server around them."""
+async def open_app(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, warned: bool = False
+) -> AsyncIterator[App]:
+    """Start the PostHog client, learn the key's scopes, and build the server around them. `warned`: the
+    caller already logged the settings' start-up warnings."""
     check_names(settings, CATALOG)
     client = PostHogClient(
         settings.host,
@@ -292,12 +295,14 @@ async def open_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | 
         api_route=settings.api_route,
         timeout=settings.timeout,
         transport=transport,
+        budget=Budget.from_settings(settings),
     )
+    log.info("PostHog request budget: %s.", client.budget.describe())
     try:
         access = await discover_access(client, settings)
         app = App(settings, client, access)
-        if settings.confirm == "never":
-            log.warning("POSTHOG_MCP_CONFIRM=never: writes run without any confirmation.")
+        for warning in [] if warned else settings.start_warnings():
+            log.warning("%s", warning)
         try:
             yield app
         finally:

@@ -19,6 +19,9 @@ ApiRoute = Literal["projects", "environments"]
 DEFAULT_HOST = "https://us.posthog.com"
 DEFAULT_TIMEOUT = 20.0
 MAX_TIMEOUT = 300.0
+UPSTREAM_CALL_TIMEOUTS = 2
+"""One PostHog call, its retries and waits included, ends within this many POSTHOG_MCP_TIMEOUTs
+(server/posthog.py); the guard's in-flight lock is derived from it."""
 MIN_AUTH_TOKEN_CHARS = 32
 
 
@@ -62,6 +65,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     http_stateful: bool = False
+    single_replica: bool = False
+    """Over HTTP: the operator says this is the only replica, so a confirm secret needs no shared Redis."""
     auth_tokens_file: Path | None = None
     oauth_issuer: str | None = None
     oauth_jwks_url: str | None = None
@@ -73,6 +78,10 @@ class Settings:
     auth_failure_limit: int = 10
     backfill_limit: int = DEFAULT_BACKFILL_LIMIT
     """PostHog's limit of backfills running at once in a project (its deployment setting); plans stay within it."""
+    posthog_share: float = 0.9
+    """The share of PostHog's rate limits for the key that this server spends (server/budget/)."""
+    posthog_limits: str | None = None
+    """PostHog's rate limits, when not the published ones (server/budget/limits.py)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -101,6 +110,7 @@ class Settings:
             "allowed_hosts": _names(env.get("POSTHOG_MCP_ALLOWED_HOSTS")),
             "allowed_origins": _names(env.get("POSTHOG_MCP_ALLOWED_ORIGINS")),
             "http_stateful": _flag(env.get("POSTHOG_MCP_HTTP_STATEFUL")),
+            "single_replica": _flag(env.get("POSTHOG_MCP_SINGLE_REPLICA")),
             "auth_tokens_file": Path(tokens) if (tokens := env.get("POSTHOG_MCP_AUTH_TOKENS_FILE")) else None,
             "oauth_issuer": env.get("POSTHOG_MCP_OAUTH_ISSUER") or None,
             "oauth_jwks_url": env.get("POSTHOG_MCP_OAUTH_JWKS_URL") or None,
@@ -114,6 +124,8 @@ class Settings:
             "backfill_limit": _count(
                 "POSTHOG_MCP_BACKFILL_LIMIT", env.get("POSTHOG_MCP_BACKFILL_LIMIT"), DEFAULT_BACKFILL_LIMIT
             ),
+            "posthog_share": _share(env.get("POSTHOG_MCP_POSTHOG_SHARE")),
+            "posthog_limits": env.get("POSTHOG_MCP_POSTHOG_LIMITS") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -160,17 +172,27 @@ class Settings:
                 "POSTHOG_MCP_BACKFILL_LIMIT must be at least 1: PostHog's limit of backfills running at once in a "
                 "project (its BATCH_EXPORT_MAX_CONCURRENT_BACKFILLS_PER_TEAM setting)."
             )
+        if not (math.isfinite(self.posthog_share) and 0 < self.posthog_share <= 1):
+            raise ConfigError(
+                "POSTHOG_MCP_POSTHOG_SHARE must be a fraction above 0 and at most 1 (the share of PostHog's rate "
+                f"limits for the key this server may spend, 0.9 by default), got {self.posthog_share!r}."
+            )
 
     @property
     def client_auth(self) -> bool:
         """Whether HTTP clients must authenticate (a token, a tokens file or OAuth)."""
         return bool(self.auth_token or self.auth_tokens_file or self.oauth_issuer)
 
+    def start_warnings(self) -> list[str]:
+        """What a person starting a server with these settings must hear (logged once, at start)."""
+        return ["POSTHOG_MCP_CONFIRM=never: writes run without any confirmation."] if self.confirm == "never" else []
+
     def require_key(self) -> str:
         if not self.api_key:
             raise ConfigError(
                 "POSTHOG_PERSONAL_API_KEY is not set. Create a personal API key in PostHog (Settings > Personal API keys) "
-                "with batch_export:read (and batch_export:write to make changes), or try the local sandbox with --sandbox."
+                "with batch_export:read and query:read (and batch_export:write to make changes), or try the local sandbox "
+                "with --sandbox."
             )
         return self.api_key
 
@@ -183,6 +205,17 @@ def _seconds(value: str | None) -> float:
     except ValueError:
         raise ConfigError(
             f"POSTHOG_MCP_TIMEOUT must be a number of seconds, like 20 or 7.5, got {value[:40]!r}."
+        ) from None
+
+
+def _share(value: str | None) -> float:
+    if value is None or not value.strip():
+        return 0.9
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(
+            f"POSTHOG_MCP_POSTHOG_SHARE must be a fraction like 0.9 or 0.5, got {value[:40]!r}."
         ) from None
 
 

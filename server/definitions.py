@@ -4,18 +4,28 @@ Pydantic's JSON Schema is trimmed here (titles, `$defs`, null branches of option
 inputs) because every byte of `tools/list` is paid for in the model's context.
 
 The listed input schema says what a model needs to choose its arguments: names, types,
-formats, enums, bounds, what is required. Limits that only protect the server (string and
-list lengths, the exact grammar of a time filter whose description names its formats,
-unknown keys) are enforced on every call by the tool's parameter model, with an error that
-names the argument (`server/app.py` `describe_invalid`); `enforced_input_schema` is the
-schema with them, which the generated bad-input tests draw from. A parameter marked
+enums, bounds, what is required. Limits that only protect the server (string and list
+lengths, the exact grammar of a time filter whose description names its formats, an id's
+uuid format, unknown keys) are enforced on every call by the tool's parameter model, with an
+error that names the argument (`server/app.py` `describe_invalid`); `enforced_input_schema`
+is the schema with them, which the generated bad-input tests draw from. A parameter marked
 `tools.params.UNLISTED` (a continuation's offset, which the `call` an answer gives back carries)
 is enforced and not listed at all.
+
+The listing is also written in the subset every agent framework's converter carries to its
+provider (docs/architecture.md, "Every agent framework"): no string format but date-time
+(Gemini refuses the rest), no object without properties (a free-form object is listed as a
+string holding its JSON, which the parameter model also takes, tools/params.py `JsonObject`),
+no boolean `additionalProperties` (google-genai's converter cannot read one), no `default`
+(OpenAI strict mode does not take it: the description says it). An optional argument that a
+strict converter makes required can be sent as "not given": a string as "", anything else as
+null, which the listing allows for it.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import mcp.types as types
@@ -29,6 +39,9 @@ TOKEN_SCHEMA = {"type": "string", "description": "From the preview, once the use
 # Enforced on call, not listed (see the module's docstring).
 ENFORCED_ONLY = ("pattern", "maxLength", "minLength", "maxItems", "minItems", "additionalProperties")
 SCOPES_META = "posthog/requiredScopes"
+# The one string format every provider's function subset takes; an id's uuid format is enforced on call.
+LISTED_FORMATS = ("date-time",)
+JSON_TEXT = "JSON-encoded object."
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -94,7 +107,7 @@ def _without_enforced(node: Any) -> Any:
     return {
         key: ({n: _without_enforced(p) for n, p in value.items()} if key == "properties" else _without_enforced(value))
         for key, value in node.items()
-        if key not in ENFORCED_ONLY
+        if key not in ENFORCED_ONLY and not (key == "format" and value not in LISTED_FORMATS)
     }
 
 
@@ -107,10 +120,62 @@ def unlisted(spec: ToolSpec) -> set[str]:
     }
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _is_plain_string(node: dict[str, Any]) -> bool:
+    return node.get("type") == "string" and not {"enum", "format"} & set(node)
+
+
+def _nullable(node: dict[str, Any]) -> dict[str, Any]:
+    """`node` that also takes null: a second type where that is all it takes, else a null branch (an enum
+    listing null would be refused by Gemini, and an object's type list is missed by some converters)."""
+    kind = node.get("type")
+    if isinstance(kind, str) and kind != "object" and "enum" not in node:
+        return {**node, "type": [kind, "null"]}
+    branch = {k: v for k, v in node.items() if k != "description"}
+    described = {"description": node["description"]} if "description" in node else {}
+    return {"anyOf": [branch, {"type": "null"}], **described}
+
+
+def _optional(node: dict[str, Any]) -> dict[str, Any]:
+    """An argument a strict converter makes required: its default said in words, or a way to send none."""
+    if "default" in node:
+        out = {k: v for k, v in node.items() if k != "default"}
+        said = out.get("description", "")
+        if "default" not in said.lower():
+            shown = f"default {_shown(node['default'])}."
+            out["description"] = f"{said.removesuffix('.')}; {shown}" if said else shown.capitalize()
+        return out
+    return node if _is_plain_string(node) else _nullable(node)
+
+
+def _portable(node: Any, *, root: bool = False) -> Any:
+    """The listed schema in the subset every framework's converter carries (see the module's docstring)."""
+    if isinstance(node, list):
+        return [_portable(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if not root and node.get("type") == "object" and not node.get("properties"):
+        said = node.get("description", "")
+        return {"type": "string", "description": f"{said} {JSON_TEXT}".strip()}
+    out = {k: _portable(v) for k, v in node.items() if k != "properties"}
+    if isinstance(node.get("properties"), dict):
+        required = set(node.get("required", []))
+        out["properties"] = {
+            name: _portable(prop) if name in required else _optional(_portable(prop))
+            for name, prop in node["properties"].items()
+        }
+    return out
+
+
 def input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict[str, Any]:
     """The inputSchema `tools/list` gives."""
-    listed: dict[str, Any] = _without_enforced(
-        enforced_input_schema(spec, pinned_project=pinned_project, guarded=guarded)
+    listed: dict[str, Any] = _portable(
+        _without_enforced(enforced_input_schema(spec, pinned_project=pinned_project, guarded=guarded)), root=True
     )
     hidden = unlisted(spec)
     listed["properties"] = {name: prop for name, prop in listed["properties"].items() if name not in hidden}

@@ -13,8 +13,6 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from tools import secrets
-
 LOG_BODY_CHARS = 600
 MASK = "[masked]"
 # Values of keys that name credentials or confirmations, in JSON text at any depth of quoting (a tool
@@ -29,6 +27,8 @@ _SIGNED = re.compile(r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{22,}")
 
 def mask_text(text: str, known: Iterable[str] = ()) -> str:
     """Text with known secret values, keyed secrets inside JSON text and signed tokens masked."""
+    from tools import secrets  # on first use: the logging set up at start-up must not load the catalog's models
+
     text = secrets.redact(text, [s for s in known if s and len(s) >= 8])
     text = _KEYED_VALUE.sub(lambda m: m.group(1) + MASK, text)
     return _SIGNED.sub(MASK, text)
@@ -52,6 +52,8 @@ def for_log(body: bytes | str | Any, known: Iterable[str] = ()) -> str:
             return shorten(mask_text(body, known))
     # Every destination secret key counts here, not only those under a config: a log line may be wrong
     # to hide a value, never to show one.
+    from tools import secrets
+
     text = json.dumps(secrets.mask(body, MASK), separators=(",", ":"), ensure_ascii=False, default=str)
     return shorten(mask_text(text, known))
 

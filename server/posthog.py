@@ -8,6 +8,10 @@ What a request does decides what a failed answer means (docs/posthog-api.md, "Er
 - a write that fails ambiguously (timeout, dropped connection, 5xx) is reported, never resent.
 Any request is retried on a throttling 429: PostHog refuses a throttled request before doing anything.
 A redirect is never followed: the key goes to POSTHOG_HOST and nowhere else.
+
+Every attempt is first admitted by the one PostHog request budget (server/budget/), which paces the key's
+requests below PostHog's rate limits for every caller and replica; a 429 that comes anyway closes the
+budget for the wait PostHog asks. A tool's call may also have a cap of its own (`ProjectUpstream`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ import anyio
 import httpx
 
 from server import __version__, log_bodies, metrics
-from tools.upstream import HttpMethod, Request, UpstreamError
+from server.budget import Budget
+from server.budget.ledger import InProcessLedger
+from server.config import UPSTREAM_CALL_TIMEOUTS
+from tools.upstream import HttpMethod, OverBudget, Request, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +295,11 @@ class PostHogClient:
         api_route: str = "projects",
         timeout: float = 20.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.api_route = api_route
+        # Without one given (unit tests, one-off clients), PostHog's published limits counted in this process.
+        self.budget = budget if budget is not None else Budget(InProcessLedger())
         self._timeout = timeout
         self._api_key = api_key
         # What @current said the key may do (None until asked): a refusal is explained with it.
@@ -308,6 +318,7 @@ class PostHogClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self.budget.aclose()
 
     def project_path(self, project_id: int, path: str) -> str:
         return f"/api/{self.api_route}/{int(project_id)}/{path}"
@@ -338,18 +349,19 @@ class PostHogClient:
         """
         kind = request_kind(method, path)
         started = anyio.current_time()
-        deadline = started + 2 * self._timeout
+        deadline = started + UPSTREAM_CALL_TIMEOUTS * self._timeout
         attempt = 0
         while True:
-            remaining = deadline - anyio.current_time()
             try:
-                response = await self._http.request(
-                    method,
-                    path,
-                    params=_query(query),
-                    json=json_body if method != "GET" else None,
-                    timeout=httpx.Timeout(max(remaining, 0.1), connect=min(remaining, 10.0)),
-                )
+                async with self.budget.spend(method, path, write=kind != "read", deadline=deadline):
+                    remaining = deadline - anyio.current_time()
+                    response = await self._http.request(
+                        method,
+                        path,
+                        params=_query(query),
+                        json=json_body if method != "GET" else None,
+                        timeout=httpx.Timeout(max(remaining, 0.1), connect=min(remaining, 10.0)),
+                    )
             except httpx.TimeoutException:
                 if kind == "read" and attempt < _READ_RETRIES and deadline - anyio.current_time() > 1.0:
                     attempt += 1
@@ -379,6 +391,10 @@ class PostHogClient:
             if response.status_code < 300:
                 return response.status_code, _decode(response, kind)
             error = error_from_response(response, method, self.key_scopes)
+            if error.status == 429 and self._should_retry("read", error):
+                # The key was throttled (its other users, or a limit lower than we know): nothing of this class
+                # goes, from any replica, for the wait PostHog asks.
+                await self.budget.throttled(method, path, error.retry_after or _BACKOFF[attempt % 2])
             wait = error.retry_after if error.retry_after is not None else _BACKOFF[attempt % 2]
             fits = wait + 0.5 < deadline - anyio.current_time()
             if attempt < _READ_RETRIES and fits and self._should_retry(kind, error):
@@ -450,12 +466,20 @@ def _decode(response: httpx.Response, kind: RequestKind) -> Any:
 
 
 class ProjectUpstream:
-    """The `tools.upstream.Upstream` a tool sees: requests relative to one project."""
+    """The `tools.upstream.Upstream` a tool sees: requests relative to one project, at most `cap` of them
+    (its declaration's `max_requests`) in the call."""
 
-    def __init__(self, client: PostHogClient, project_id: int) -> None:
+    def __init__(self, client: PostHogClient, project_id: int, *, cap: int | None = None, tool: str = "") -> None:
         self._client = client
         self.project_id = project_id
         self.last_status: int | None = None  # of the last successful request (the write, after one)
+        self.cap = cap
+        self.tool = tool
+        self.sent = 0
+
+    @property
+    def requests_left(self) -> int | None:
+        return None if self.cap is None else max(0, self.cap - self.sent)
 
     async def request(
         self,
@@ -465,6 +489,12 @@ class ProjectUpstream:
         query: Mapping[str, Any] | None = None,
         json: Any = None,
     ) -> Any:
+        if self.cap is not None and self.sent >= self.cap:
+            raise OverBudget(
+                f"{self.tool or 'This tool'} makes at most {self.cap} PostHog requests in one call, and this call has "
+                "made them; call again to go on."
+            )
+        self.sent += 1
         # An absolute /api/ path (the key's own record, the project list) is sent as it is.
         target = path if path.startswith("/api/") else self._client.project_path(self.project_id, path)
         self.last_status, body = await self._client.exchange(method, target, query=query, json_body=json)

@@ -1,5 +1,6 @@
-"""The one place that shapes what a tool returns: secrets stripped, size kept in budget,
-structuredContent plus the same JSON as text for clients that read only text.
+"""The one place that shapes what a tool returns: secrets stripped, PostHog's text cleaned, size kept in
+budget, structuredContent plus the same JSON as text for clients that read only text, marked there as
+PostHog's data (server/untrusted.py).
 
 The budget is the fleet rule (docs/architecture.md): at most 16 KB of text an answer. A list cut to fit
 says what it left out and the call that continues after the last item shown, in the one shape
@@ -15,6 +16,7 @@ from typing import Any
 
 import mcp.types as types
 
+from server import untrusted
 from tools import continuation
 from tools import secrets as secret_walker
 
@@ -91,19 +93,42 @@ def without_nulls(value: Any) -> Any:
     return value
 
 
+def safe(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """Secrets stripped and redacted, then every string cleaned: what any answer may show of `value`.
+
+    Redacted before cleaning (a secret is found as it was sent) and after it too (a secret holding a
+    character the cleaner drops would otherwise reappear without it).
+    """
+    known = set(secrets)
+    redacted = redact(strip_secrets(value), known)
+    return redact(untrusted.clean_data(redacted), {untrusted.clean(s) for s in known})
+
+
 def success(value: Any, secrets: Iterable[str] = (), resume: Resume | None = None) -> types.CallToolResult:
     """A tool's answer; `resume(shown)` is its declaration's continuation for a list cut at `shown`."""
-    shaped = redact(fit_budget(without_nulls(strip_secrets(value)), resume), secrets)
-    return types.CallToolResult(content=[types.TextContent(type="text", text=dumps(shaped))], structured_content=shaped)
+    shaped = fit_budget(without_nulls(safe(value, secrets)), resume)
+    text = untrusted.mark(dumps(shaped))
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=shaped)
 
 
-def failure(message: str, secrets: Iterable[str] = (), details: dict[str, Any] | None = None) -> types.CallToolResult:
+def failure(
+    message: str,
+    secrets: Iterable[str] = (),
+    details: dict[str, Any] | None = None,
+    *,
+    quotes: Iterable[str] = (),
+) -> types.CallToolResult:
     """A tool error: one clear line for the model, in text only.
 
     No structuredContent: it would have to match the tool's outputSchema, which describes
     success, and some clients (the Inspector among them) check it even on errors. `details`
-    go to the result's `_meta` instead, for clients and tests that want them.
+    go to the result's `_meta` instead, for clients and tests that want them. `quotes` are the
+    parts of the message PostHog wrote (its error's detail, a reason built from its state): the
+    line marks them as data where they appear.
     """
-    text = redact(message, secrets)
-    meta = {"posthog-batch-exports-mcp/error": redact(strip_secrets(details), secrets)} if details else None
+    known = set(secrets)
+    text = untrusted.clean_line(safe(message, known))
+    quoted = [untrusted.clean_line(safe(quote, known)).strip() for quote in quotes]
+    text = untrusted.mark_inline(text, [quote for quote in quoted if quote])
+    meta = {"posthog-batch-exports-mcp/error": safe(details, known)} if details else None
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True, _meta=meta)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.config import ConfigError, Settings
-from tools.catalog import DEFAULT_TOOLSETS, DONE_BY, TOOLSET_OF, TOOLSETS
+from tools.catalog import CATALOG, DEFAULT_TOOLSETS, DONE_BY, TOOLSET_OF, TOOLSETS
 from tools.declaration import ToolSpec
 
 ALL_TOOLSETS = "all"
@@ -77,6 +77,15 @@ def why_hidden(spec: ToolSpec, settings: Settings, access: KeyAccess) -> str | N
     if not access.allows(spec.scope):
         return f"the personal API key lacks the scope {spec.scope}"
     return None
+
+
+def why_resource_hidden(reader: str, settings: Settings, access: KeyAccess) -> str | None:
+    """None when a resource serving what the tool `reader` reads is offered; otherwise why not.
+
+    A resource is another way to read the same thing, so it follows that tool: an operator who hides
+    the tool (read-only mode aside, every rule above) hides what it would have shown too."""
+    spec = next(spec for spec in CATALOG if spec.name == reader)
+    return why_hidden(spec, settings, access)
 
 
 def listed_by_default(spec: ToolSpec) -> bool:

@@ -23,6 +23,9 @@ from tests.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIRM_SECRET = "replicas-share-this-confirm-secret-for-tests"
+# The cluster's sandbox runs without its throttle unless a test asks for it: a PostHog with rate limiting off,
+# which the replicas' request budget is told (a test of the budget sets the variable empty: PostHog's limits).
+UNTHROTTLED_LIMITS = "crud=1000000/minute;query=1000000/minute,1000"
 START_SECONDS = 120.0
 
 
@@ -37,9 +40,12 @@ def _stop(process: subprocess.Popen[Any]) -> None:
 
 
 @contextmanager
-def sandbox_process(*extra: str) -> Iterator[str]:
-    """A sandbox in its own process with a frozen clock and no throttle; yields its base URL."""
-    command = [sys.executable, "-m", "posthog_sandbox", "--port", "0", "--speed", "0", "--no-throttle", *extra]
+def sandbox_process(*extra: str, throttle: bool = False) -> Iterator[str]:
+    """A sandbox in its own process with a frozen clock, and no throttle unless asked (then PostHog's 480 a
+    minute and 4800 an hour per key); yields its base URL."""
+    command = [sys.executable, "-m", "posthog_sandbox", "--port", "0", "--speed", "0", *extra]
+    if not throttle:
+        command.append("--no-throttle")
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert process.stdout is not None
@@ -54,7 +60,9 @@ def sandbox_process(*extra: str) -> Iterator[str]:
 
 
 class Replica:
-    def __init__(self, index: int, sandbox_url: str, redis_url: str | None, folder: Path) -> None:
+    def __init__(
+        self, index: int, sandbox_url: str, redis_url: str | None, folder: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.index = index
         self.port = free_port()
         self.audit = folder / f"audit-{index}.jsonl"
@@ -64,9 +72,11 @@ class Replica:
             "POSTHOG_HOST": sandbox_url,
             "POSTHOG_MCP_CONFIRM_SECRET": CONFIRM_SECRET,
             "POSTHOG_MCP_AUDIT_LOG": str(self.audit),
+            "POSTHOG_MCP_POSTHOG_LIMITS": UNTHROTTLED_LIMITS,
         }
         if redis_url:
             self.env["POSTHOG_MCP_REDIS_URL"] = redis_url
+        self.env.update(env or {})
         self.log = folder / f"replica-{index}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -105,8 +115,10 @@ class Replica:
 
 
 @contextmanager
-def replicas(count: int, sandbox_url: str, redis_url: str | None, folder: Path) -> Iterator[list[Replica]]:
-    started = [Replica(i, sandbox_url, redis_url, folder) for i in range(count)]
+def replicas(
+    count: int, sandbox_url: str, redis_url: str | None, folder: Path, env: dict[str, str] | None = None
+) -> Iterator[list[Replica]]:
+    started = [Replica(i, sandbox_url, redis_url, folder, env) for i in range(count)]
     try:
         for replica in started:
             replica.start()
@@ -119,7 +131,8 @@ def replicas(count: int, sandbox_url: str, redis_url: str | None, folder: Path) 
 
 
 @asynccontextmanager
-async def mcp_client(url: str, mode: str = "auto", **kwargs: Any) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(timeout=30.0) as http:
+async def mcp_client(url: str, mode: str = "auto", token: str | None = None, **kwargs: Any) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with httpx2.AsyncClient(timeout=60.0, headers=headers) as http:
         async with Client(streamable_http_client(url, http_client=http), mode=mode, **kwargs) as client:
             yield client

@@ -46,10 +46,20 @@ def text(result: types.CallToolResult) -> str:
     return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
 
 
+def json_text(result: types.CallToolResult) -> str:
+    """The JSON a result's text carries between the markers that say it is PostHog's data (server/untrusted.py)."""
+    from server.untrusted import unmark
+
+    whole = text(result)
+    inner = unmark(whole)
+    assert inner != whole, f"the text is not marked as PostHog's data: {whole[:200]}"
+    return inner
+
+
 def data(result: types.CallToolResult) -> Any:
     """The structured result, checked to equal the JSON text the older clients read."""
     assert not result.is_error, text(result)
-    assert json.loads(text(result)) == result.structured_content
+    assert json.loads(json_text(result)) == result.structured_content
     return result.structured_content
 
 

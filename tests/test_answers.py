@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from tests.support import (
     confirm_with_token,
     connect,
     data,
+    json_text,
     running_app,
     settings_for,
     text,
@@ -365,6 +367,35 @@ async def test_wait_follows_a_backfill_to_its_end(make_sandbox: Any, mode: str, 
     assert done["waited_seconds"] < 10
 
 
+async def test_wait_by_default_fits_a_client_that_gives_a_call_5_seconds(make_sandbox: Any, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+    from tools.answers.wait import DEFAULT_WAIT_SECONDS
+
+    sandbox = make_sandbox(generation=3)
+    control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
+    bigquery = control.export_id("Events to BigQuery (backfilling)")
+    backfill = next(b for b in control.state()["backfills"] if b["status"] == "Running")
+    arguments = {"project_id": 1, "batch_export_id": bigquery, "backfill_id": backfill["id"]}
+    progress: list[Any] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append(message)
+
+    async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)) as app, connect(app) as client:
+        started = time.monotonic()
+        with anyio.fail_after(5):  # the whole call, as a client with a 5 s timeout sees it
+            pending = data(await client.call_tool("batch-export-wait", arguments, progress_callback=on_progress))
+        took = time.monotonic() - started
+    assert DEFAULT_WAIT_SECONDS < 5 and took < 5
+    assert pending["done"] is False and pending["waited_seconds"] <= DEFAULT_WAIT_SECONDS
+    assert pending["next"] == {
+        "tool": "batch-export-wait",
+        "arguments": {**arguments, "timeout_seconds": DEFAULT_WAIT_SECONDS},
+        "why": "still running",
+    }
+    assert progress, "progress notifications let clients that extend their timeout on progress wait longer"
+
+
 async def test_wait_needs_exactly_one_target(sandbox: Any, control: SandboxControl, tmp_path: Path) -> None:
     from posthog_sandbox import DEFAULT_API_KEY
 
@@ -434,4 +465,4 @@ async def test_old_names_still_work_but_are_not_listed(
             listed = {t.name for t in (await client.list_tools()).tools}
             result = await client.call_tool("batch-exports-list", {"project_id": 1})
     assert "batch-exports-list" not in listed
-    assert not result.is_error and json.loads(text(result))["results"]
+    assert not result.is_error and json.loads(json_text(result))["results"]

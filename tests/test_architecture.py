@@ -180,3 +180,16 @@ def test_the_architecture_document_names_every_module() -> None:
     for path in re.findall(r"`((?:tests|docs|benchmarks)/[\w/.-]+)`", text):
         exists = (ROOT / path).exists() or path in PRODUCED_ELSEWHERE or path.startswith("benchmarks/")
         assert exists, f"docs/architecture.md names {path}, which does not exist"
+
+
+def test_the_budget_and_the_cleaner_stand_below_the_machines() -> None:
+    """One PostHog request budget and one cleaner of untrusted text: both sit under the core of one call, so
+    the HTTP client, the guard, the edge and what a host shows may use them, and neither reaches up into a
+    machine (the guard, the edge, the host, the command line) or into the client that uses it."""
+    machines = ("server.guard", "server.http", "server.host", "server.cli", "server.app", "server.posthog")
+    for module, path in project_modules().items():
+        if not (module.startswith("server.budget") or module == "server.untrusted"):
+            continue
+        names = imported_names(path, module, type_only=True)
+        bad = sorted(n for n in names if any(n == m or n.startswith(m + ".") for m in machines))
+        assert not bad, f"{module} imports {bad}"

@@ -88,6 +88,15 @@ def test_bad_files_are_refused_at_start_up_without_echoing_tokens(tmp_path: Path
     assert CI_TOKEN not in message and ALICE_TOKEN not in message and SINGLE_TOKEN not in message
 
 
+def test_n15_a_json_file_naming_one_caller_twice_stops_start_up(tmp_path: Path) -> None:
+    """JSON keeps the last of two equal keys: without a check one token would be dropped silently."""
+    text = json.dumps({"ci": CI_TOKEN, "alice": ALICE_TOKEN})[:-1] + f', "ci": "{SINGLE_TOKEN}"}}'
+    path = tokens_file(tmp_path, text)
+    with pytest.raises(ConfigError, match="caller name 'ci' appears twice") as raised:
+        load_tokens(path, None)
+    assert CI_TOKEN not in str(raised.value) and SINGLE_TOKEN not in str(raised.value)
+
+
 def test_a_missing_file_and_a_short_single_token_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="Cannot read POSTHOG_MCP_AUTH_TOKENS_FILE"):
         load_tokens(tmp_path / "absent", None)

@@ -324,3 +324,24 @@ async def test_sandbox_db_lets_one_shot_processes_confirm_a_write(tmp_path: Path
         )
         assert done["status"] == "executed"
         assert data(await client.call_tool("batch-export-get", arguments))["paused"] is True
+
+
+def test_item4_a_shared_secret_without_redis_over_http_stops_unless_one_replica_is_declared() -> None:
+    """Without Redis each replica keeps its own ledger, so one confirmation could write once on each:
+    over HTTP a confirm secret (what replicas share) needs Redis, or --single-replica to say there is one."""
+    secret = "a-confirm-secret-shared-by-replicas-0123456789"
+    env = clean_env(
+        POSTHOG_PERSONAL_API_KEY=CANARY_KEY, POSTHOG_HOST="http://127.0.0.1:9", POSTHOG_MCP_CONFIRM_SECRET=secret
+    )
+    done = cli("serve", "--transport", "http", "--port", "0", env=env)
+    assert done.returncode == 2, done.stderr
+    for needed in ("POSTHOG_MCP_CONFIRM_SECRET", "POSTHOG_MCP_REDIS_URL", "--single-replica", "twice"):
+        assert needed in done.stderr, done.stderr
+    assert done.stdout == "" and secret not in done.stderr and "Traceback" not in done.stderr
+    assert "Serving MCP" not in done.stderr
+
+    from server.cli.commands import build_parser, settings_from
+
+    assert settings_from(build_parser().parse_args(["serve", "--single-replica"]), {}).single_replica is True
+    assert settings_from(build_parser().parse_args(["serve"]), {"POSTHOG_MCP_SINGLE_REPLICA": "true"}).single_replica
+    assert settings_from(build_parser().parse_args(["serve"]), {}).single_replica is False

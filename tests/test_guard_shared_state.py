@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from posthog_sandbox import DEFAULT_API_KEY
+from server.budget.pacing import KEY_PREFIX as BUDGET_PREFIX
 from server.config import ConfigError
 from server.guard.shared_state import KEY_PREFIX, InProcessState, RedisState, SharedState
 from tests.redis_server import RedisServer, free_port, running_redis
@@ -61,7 +62,11 @@ async def test_redis_keys_are_keyed_hashes_that_hold_no_token(
         assert done.structured_content["status"] == "executed", text(done)
         again = await client.call_tool("batch-export-backfill-create", {**backfill, "confirmation_token": token})
         assert again.is_error and "already used" in text(again)
-    keys = [key.decode() for key in redis.Redis.from_url(redis_server.url).keys("*")]
+    every = [key.decode() for key in redis.Redis.from_url(redis_server.url).keys("*")]
+    # The PostHog request budget shares the Redis (server/budget/): its keys name hashes, never a token.
+    budget = [key for key in every if key.startswith(BUDGET_PREFIX)]
+    assert budget and not any(DEFAULT_API_KEY in key or token[-16:] in key for key in budget), budget
+    keys = [key for key in every if key not in budget]
     assert len(keys) == 1 and keys[0].startswith(KEY_PREFIX + "spent:"), keys
     payload = token.partition(".")[0]
     for key in keys:
@@ -106,3 +111,51 @@ async def test_redis_without_a_shared_confirm_secret_is_refused_at_start(make_sa
     with pytest.raises(ConfigError, match="POSTHOG_MCP_CONFIRM_SECRET"):
         async with running_app(settings):
             pass
+
+
+async def test_n10_the_in_flight_lock_outlives_the_slowest_recheck_and_write_the_timeout_allows(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    """With POSTHOG_MCP_TIMEOUT=100 the re-check read and the write may each take 200 s: a copy of the call
+    sent 124 s after the first took the lock must still find it held, not write a second backfill."""
+    import anyio
+
+    sandbox = make_sandbox(generation=3)
+    control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
+    tool = "batch-export-backfill-create"
+    backfill = guarded_arguments(control)[tool]
+    now = [time.time()]
+
+    class Watched(InProcessState):
+        def __init__(self) -> None:
+            super().__init__(clock=lambda: now[0])
+            self.taken = anyio.Event()
+
+        async def hold(self, name: str, holder: dict[str, Any], seconds: int) -> dict[str, Any] | None:
+            found = await super().hold(name, holder, seconds)
+            self.taken.set()
+            return found
+
+    settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, confirm_secret=SECRET, timeout=100.0)
+    async with running_app(settings) as app, connect(app, "legacy") as client:
+        state = Watched()
+        app.guard.state = state
+        tokens = [_token(await client.call_tool(tool, backfill)) for _ in range(2)]
+        control.clear_requests()
+        control.fault(latency_ms=2000, method="POST", path_contains="backfills")
+        answers: list[Any] = []
+
+        async def confirm(token: dict[str, str]) -> None:
+            answers.append(await client.call_tool(tool, {**backfill, **token}))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(confirm, tokens[0])
+            with anyio.fail_after(30):
+                await state.taken.wait()
+            now[0] += 124  # the first call is still writing (slowly, as a 100 s timeout allows)
+            await confirm(tokens[1])
+    refused = answers[0]
+    assert refused.is_error and "already in flight" in text(refused), text(refused)
+    assert answers[1].structured_content["status"] == "executed", text(answers[1])
+    assert len([w for w in control.writes() if "backfills" in w["path"]]) == 1, control.writes()
+    control.close()

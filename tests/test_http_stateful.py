@@ -119,3 +119,53 @@ async def test_stateful_get_is_405_and_an_unknown_session_is_404(stateful: Setti
         assert unknown.status_code == 404
         closed = await http.delete(running.url, headers={**headers, "Mcp-Session-Id": session})
         assert closed.status_code in (200, 204)
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+}
+
+
+async def test_n7_one_caller_cannot_take_every_session_and_others_are_unaffected(sandbox: Any, tmp_path: Path) -> None:
+    from server.http.connections import MAX_SESSIONS_PER_CALLER
+
+    hog, other = "hog-token-" + "h" * 40, "other-token-" + "o" * 40
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"hog: {hog}\nother: {other}\n")
+    tokens.chmod(0o600)
+    settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, auth_tokens_file=tokens, http_stateful=True)
+
+    def headers(token: str, session: str | None = None) -> dict[str, str]:
+        extra = {"Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"} if session else {}
+        return {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            **extra,
+        }
+
+    async with running_http(settings) as running, httpx.AsyncClient(timeout=10.0) as http:
+        opened = []
+        for _ in range(MAX_SESSIONS_PER_CALLER):
+            answer = await http.post(running.url, headers=headers(hog), json=INITIALIZE)
+            assert answer.status_code == 200, answer.text
+            opened.append(answer.headers["mcp-session-id"])
+        refused = await http.post(running.url, headers=headers(hog), json=INITIALIZE)
+        assert refused.status_code == 429, refused.text
+        body = refused.json()
+        assert body["error"] == "too_many_sessions"
+        assert f"{MAX_SESSIONS_PER_CALLER} open sessions" in body["message"] and "DELETE" in body["message"]
+        assert "mcp-session-id" not in refused.headers
+        # Its open sessions still work, and another caller opens its own.
+        listed = await http.post(
+            running.url, headers=headers(hog, opened[0]), json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        )
+        assert listed.status_code == 200, listed.text
+        assert (await http.post(running.url, headers=headers(other), json=INITIALIZE)).status_code == 200
+        # Ending one of its sessions makes room for a new one, and only one.
+        assert (await http.delete(running.url, headers=headers(hog, opened[0]))).status_code in (200, 204)
+        assert (await http.post(running.url, headers=headers(hog), json=INITIALIZE)).status_code == 200
+        assert (await http.post(running.url, headers=headers(hog), json=INITIALIZE)).status_code == 429

@@ -5,6 +5,7 @@ The server runs in-process on a free loopback port; the client is the SDK's `mcp
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -57,7 +58,15 @@ def generation() -> int:
 
 @pytest.fixture
 def server_settings(sandbox: Any, tmp_path: Path) -> Settings:
-    return settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, auth_token=MCP_TOKEN, confirm_secret=SHARED_SECRET)
+    # A confirm secret without Redis is one replica's business: the tests' servers say so (--single-replica).
+    return settings_for(
+        sandbox.base_url,
+        DEFAULT_API_KEY,
+        tmp_path,
+        auth_token=MCP_TOKEN,
+        confirm_secret=SHARED_SECRET,
+        single_replica=True,
+    )
 
 
 @asynccontextmanager
@@ -269,3 +278,19 @@ async def test_port_in_use_is_a_clear_error(sandbox: Any, tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match=f"Cannot listen on 127.0.0.1:{port}"):
         async with running_http(settings, port=port):
             pass
+
+
+async def test_item4_over_http_a_shared_secret_without_redis_is_refused_unless_one_replica_is_declared(
+    server_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(ConfigError, match="--single-replica") as refused:
+        async with running_http(server_settings.with_(single_replica=False)):
+            pass
+    assert "POSTHOG_MCP_REDIS_URL" in str(refused.value)
+    with caplog.at_level(logging.WARNING, logger="server"):
+        async with running_http(server_settings) as running, httpx.AsyncClient() as http:
+            assert (await http.get(running.health_url)).status_code == 200
+    assert any("single replica" in record.getMessage() for record in caplog.records), caplog.text
+    # No secret: each process signs with its own, and a token from one is refused by another: nothing to declare.
+    async with running_http(server_settings.with_(confirm_secret=None, single_replica=False)) as running:
+        assert running.url

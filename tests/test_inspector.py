@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from posthog_sandbox import SandboxKey
+from server.untrusted import unmark
 from tests.npm_tools import ROOT, run_npx
 from tests.support import BATCH_EXPORT_SCOPES, SandboxControl, listed_by_a_default_server
 
@@ -82,7 +83,7 @@ def call(env: dict[str, str], tool: str, arguments: dict[str, Any]) -> dict[str,
         env, "--method", "tools/call", "--tool-name", tool, "--tool-args-json", json.dumps(arguments)
     )
     assert result.get("isError") is not True, result
-    assert json.loads(result["content"][0]["text"]) == result["structuredContent"]
+    assert json.loads(unmark(result["content"][0]["text"])) == result["structuredContent"]
     return result["structuredContent"]
 
 
@@ -170,7 +171,9 @@ def test_inspector_over_streamable_http_with_bearer_token(
     inspector_sandbox: tuple[Any, SandboxControl], tmp_path: Path
 ) -> None:
     sandbox, _ = inspector_sandbox
-    process, url = start_http_server({**server_env(sandbox, tmp_path), "POSTHOG_MCP_AUTH_TOKEN": MCP_TOKEN})
+    process, url = start_http_server(
+        {**server_env(sandbox, tmp_path), "POSTHOG_MCP_AUTH_TOKEN": MCP_TOKEN, "POSTHOG_MCP_SINGLE_REPLICA": "true"}
+    )
     try:
         done = run_npx(
             INSPECTOR,

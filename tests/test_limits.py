@@ -3,6 +3,8 @@ by two servers."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import socket
 import subprocess
@@ -187,7 +189,12 @@ async def test_a_caller_over_its_limit_gets_429_and_others_go_on(sandbox: Any, t
         assert (await post_mcp(running.url, ALICE_TOKEN)).status_code == 200
 
 
-async def test_repeated_wrong_tokens_lock_the_address_out(sandbox: Any, tmp_path: Path) -> None:
+async def test_n1_repeated_wrong_tokens_lock_out_guesses_not_the_callers_already_in(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    """One address may be many people (behind a proxy or a NAT): one of them guessing must not lock out the
+    others. A caller this address was already serving keeps getting in; everything else from it waits, a
+    right token never served from here included, so the answer to a guess says nothing about it."""
     async with serving(named(sandbox, tmp_path, auth_failure_limit=3)) as running:
         # Asking without a token is how OAuth clients discover the server: it is not a guess.
         for _ in range(5):
@@ -195,12 +202,37 @@ async def test_repeated_wrong_tokens_lock_the_address_out(sandbox: Any, tmp_path
         assert (await post_mcp(running.url, CI_TOKEN)).status_code == 200
         for number in range(3):
             assert (await post_mcp(running.url, f"guess-{number}-" + "g" * 40)).status_code == 401
-        # Locked out: even the right token waits, so the answer says nothing about the guess.
-        for token in ("guess-4-" + "g" * 40, CI_TOKEN):
+        answers = {}
+        for token in ("guess-4-" + "g" * 40, ALICE_TOKEN):
             refused = await post_mcp(running.url, token)
             assert refused.status_code == 429
             assert int(refused.headers["Retry-After"]) > 0
             assert refused.json()["error"] == "locked_out"
+            answers[token] = refused.json()
+        # A right token new here looks like a guess (the seconds left may tick between the two answers).
+        same = [re.sub(r"\d+ s\b", "N s", json.dumps(answer, sort_keys=True)) for answer in answers.values()]
+        assert same[0] == same[1]
+        # The caller already in is not locked out by someone else's guesses.
+        for _ in range(3):
+            assert (await post_mcp(running.url, CI_TOKEN)).status_code == 200
+        # Asking without a token still gets the challenge that tells a client how to sign in.
+        assert (await post_mcp(running.url, None)).status_code == 401
+
+
+async def test_n1_only_callers_served_from_that_address_within_a_day_pass_its_lock_out() -> None:
+    clock = Clock()
+    limits = Limits(LimitRules(requests=0, window=60, failures=2, failure_window=300), InProcessCounter(clock))
+    await limits.served("10.0.0.1", "ci")
+    for _ in range(2):
+        await limits.failed("10.0.0.1")
+    assert await limits.locked_out("10.0.0.1") is not None
+    assert await limits.vouched("10.0.0.1", "ci") is True
+    assert await limits.vouched("10.0.0.1", "alice") is False  # never served from here
+    assert await limits.vouched("10.0.0.2", "ci") is False  # served from elsewhere only
+    clock.now += 23 * 3600
+    assert await limits.vouched("10.0.0.1", "ci") is True
+    clock.now += 2 * 3600
+    assert await limits.vouched("10.0.0.1", "ci") is False
 
 
 async def test_two_servers_on_one_redis_share_the_limit(
@@ -225,6 +257,18 @@ async def test_the_lock_out_holds_across_servers_on_one_redis(
         assert (await post_mcp(first.url, "wrong-1-" + "w" * 40)).status_code == 401
         assert (await post_mcp(second.url, "wrong-2-" + "w" * 40)).status_code == 401
         assert (await post_mcp(first.url, CI_TOKEN)).status_code == 429
+        assert (await post_mcp(second.url, CI_TOKEN)).status_code == 429
+
+
+async def test_n1_a_caller_served_by_one_server_passes_the_lock_out_on_another_sharing_redis(
+    sandbox: Any, tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    settings = named(sandbox, tmp_path, auth_failure_limit=2, redis_url=redis_server.url, confirm_secret=SECRET)
+    async with serving(settings) as first, serving(settings) as second:
+        assert (await post_mcp(first.url, ALICE_TOKEN)).status_code == 200
+        assert (await post_mcp(first.url, "wrong-1-" + "w" * 40)).status_code == 401
+        assert (await post_mcp(second.url, "wrong-2-" + "w" * 40)).status_code == 401
+        assert (await post_mcp(second.url, ALICE_TOKEN)).status_code == 200
         assert (await post_mcp(second.url, CI_TOKEN)).status_code == 429
 
 

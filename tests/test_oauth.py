@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -336,3 +337,139 @@ async def test_a_verified_token_is_remembered_not_rechecked(
     await anyio.sleep(1.2)
     with pytest.raises(InvalidToken, match="expired"):
         await server.verify(brief)
+
+
+@pytest.mark.parametrize(
+    "issuer", ["http://127.evil.example/", "http://127.0.0.1.evil.example/", "http://localhost.evil.example/"]
+)
+def test_n14_plain_http_is_for_addresses_that_are_this_machine_not_names_that_start_like_them(
+    oauth_settings: Settings, issuer: str
+) -> None:
+    with pytest.raises(ConfigError, match="loopback addresses only"):
+        ResourceServer.from_settings(oauth_settings.with_(oauth_issuer=issuer))
+
+
+@pytest.mark.parametrize("issuer", ["http://127.0.0.2:9000/", "http://[::1]:9000/", "http://LOCALHOST:9000/"])
+def test_n14_plain_http_to_this_machine_in_any_spelling_is_allowed(oauth_settings: Settings, issuer: str) -> None:
+    assert ResourceServer.from_settings(oauth_settings.with_(oauth_issuer=issuer)) is not None
+
+
+def unsigned_token(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """A JWT pyjwt will not make: its header is whatever the test says (the signature is never reached)."""
+    return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}.{_b64(b'not-a-signature')}"
+
+
+@pytest.mark.parametrize("kid", [123, ["key-1"], {"k": "key-1"}, None, True])
+async def test_n5_a_key_id_that_is_not_a_string_is_a_401_counted_toward_lock_out(
+    oauth_settings: Settings, idp: IdentityProvider, kid: Any
+) -> None:
+    now = int(time.time())
+    token = unsigned_token(
+        {"alg": "RS256", "typ": "JWT", "kid": kid},
+        {"sub": "mallory", "aud": PUBLIC_URL, "iss": idp.issuer, "exp": now + 600},
+    )
+    async with serving(oauth_settings.with_(auth_failure_limit=2)) as running:
+        for _ in range(2):
+            response = await post_mcp(running.url, token)
+            assert_challenge(response)
+            assert "key id" in response.json()["message"]
+            assert "Traceback" not in response.text
+        locked = await post_mcp(running.url, token)
+        assert locked.status_code == 429 and locked.json()["error"] == "locked_out"
+
+
+N6_SUBJECTS = (
+    "alice\u00e9@example.test",
+    "alice\u00e8@example.test",
+    "alice@example.test ",
+    "alice@example.test\t",
+    "a b",
+    "a\tb",
+    "x" * 128 + "-one",
+    "x" * 128 + "-two",
+    "plain~tilde",
+)
+
+
+async def test_n6_subjects_that_differ_only_where_names_are_cleaned_stay_distinct_callers(
+    oauth_settings: Settings, idp: IdentityProvider
+) -> None:
+    server = ResourceServer.from_settings(oauth_settings)
+    assert server is not None
+    names = [(await server.verify(idp.token(sub=subject))).subject for subject in N6_SUBJECTS]
+    assert len(set(names)) == len(N6_SUBJECTS), names
+    for subject, name in zip(N6_SUBJECTS, names, strict=True):
+        assert name.isascii() and name.isprintable() and " " not in name and len(name) <= 160, name
+        assert name.startswith(re.sub(r"[^\x21-\x7d]", "?", subject)[:100]), name  # still readable
+        assert (await server.verify(idp.token(sub=subject, iat=int(time.time()) - 1))).subject == name  # stable
+    # A subject that needs no cleaning is the caller's name as it is; no plain subject can take a cleaned one's name.
+    assert (await server.verify(idp.token(sub="alice@example.test"))).subject == "alice@example.test"
+    assert (await server.verify(idp.token(sub=names[0]))).subject != names[0]
+
+    # Over HTTP: a stateful session opened by one of two look-alike subjects is not the other's.
+    import httpx
+
+    from tests.edge_support import MCP_HEADERS
+
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    first, second = idp.token(sub=N6_SUBJECTS[0]), idp.token(sub=N6_SUBJECTS[1])
+    async with serving(oauth_settings.with_(http_stateful=True)) as running, httpx.AsyncClient(timeout=30) as http:
+        opened = await http.post(
+            running.url, json=initialize, headers={**MCP_HEADERS, "Authorization": f"Bearer {first}"}
+        )
+        assert opened.status_code == 200, opened.text
+        session = opened.headers["mcp-session-id"]
+
+        async def list_tools(token: str) -> int:
+            headers = {**MCP_HEADERS, "Authorization": f"Bearer {token}", "Mcp-Session-Id": session}
+            body = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+            return (await http.post(running.url, json=body, headers=headers)).status_code
+
+        assert await list_tools(second) == 404
+        assert await list_tools(first) == 200
+
+
+async def test_n4_a_key_withdrawn_from_the_jwks_stops_verifying_within_a_minute(
+    oauth_settings: Settings, idp: IdentityProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jwt.api_jwk
+    import jwt.jwk_set_cache
+
+    import server.http.oauth
+
+    offset = [0.0]
+    real_time, real_monotonic = time.time, time.monotonic
+
+    class Later:
+        """The clocks the verifier and pyjwt's JWKS cache read, moved forward by the test."""
+
+        @staticmethod
+        def time() -> float:
+            return real_time() + offset[0]
+
+        @staticmethod
+        def monotonic() -> float:
+            return real_monotonic() + offset[0]
+
+    for module in (server.http.oauth, jwt.jwk_set_cache, jwt.api_jwk):
+        monkeypatch.setattr(module, "time", Later)
+    verifier = ResourceServer.from_settings(oauth_settings)
+    assert verifier is not None
+    withdrawn, kid = idp.key, idp.kid
+    remembered = idp.token(sub="early@example.test")
+    assert (await verifier.verify(remembered)).subject == "early@example.test"
+    # The provider withdraws the key and signs with a new one from now on.
+    idp.key, idp.kid = rsa.generate_private_key(public_exponent=65537, key_size=2048), "key-2"
+    # Half a minute on, the copy of the keys read at the start may still hold it; a token it verifies is remembered.
+    offset[0] = 29.0
+    signed_late = idp.token(key=withdrawn, kid=kid, sub="late@example.test")
+    assert (await verifier.verify(signed_late)).subject == "late@example.test"
+    offset[0] = 61.0
+    for token in (remembered, signed_late, idp.token(key=withdrawn, kid=kid, sub="later@example.test")):
+        with pytest.raises(InvalidToken, match="not in the identity provider's JWKS"):
+            await verifier.verify(token)

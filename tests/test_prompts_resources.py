@@ -138,3 +138,73 @@ async def test_pinned_server_offers_only_its_project(seeded: Any, tmp_path: Path
             await client.read_resource(f"posthog://projects/2/batch-exports/{export_id}")
         assert "pinned to project 1" in other.value.error.message
         assert (await client.read_resource(f"posthog://projects/1/batch-exports/{export_id}")).contents
+
+
+@pytest.mark.parametrize(
+    "segment",
+    ["..", ".", "%2e%2e", "..%2F..", "not-an-id", "00000000-0000-0000-0000-00000000000g"],
+)
+async def test_n2_a_resource_uri_names_an_export_by_its_id_only(seeded: Any, tmp_path: Path, segment: str) -> None:
+    """A URI segment is an id, never a path step: `..` would make the server read the project itself
+    (`GET /api/projects/1/`, which holds the project's secret token) with its own key."""
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox, control = seeded
+    async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)) as app:
+        async with connect(app, "legacy") as client:
+            control.clear_requests()
+            uri = f"posthog://projects/1/batch-exports/{segment}"
+            with pytest.raises(MCPError) as refused:
+                await client.read_resource(uri)
+    assert refused.value.error.code == -32602
+    assert "batch_export_id" in refused.value.error.message and "UUID" in refused.value.error.message
+    assert control.requests() == []  # nothing was asked of PostHog
+
+
+async def test_n11_unknown_prompt_names_and_resource_uris_are_echoed_capped(seeded: Any, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox, _ = seeded
+    name, uri = "p" * 100_000, "posthog://" + "u" * 200_000
+    async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)) as app:
+        async with connect(app, "legacy") as client:
+            with pytest.raises(MCPError) as prompt:
+                await client.get_prompt(name, {})
+            with pytest.raises(MCPError) as arguments:
+                await client.get_prompt("weekly-health-report", {"project_id": "1", "a" * 50_000: "x"})
+            with pytest.raises(MCPError) as resource:
+                await client.read_resource(uri)
+    for refused, length in ((prompt, len(name)), (arguments, 50_000), (resource, len(uri))):
+        error = refused.value.error
+        assert len(error.message) < 1_000, len(error.message)
+        assert f"({length} characters)" in error.message
+        assert len(json.dumps(error.data or {})) < 1_000
+    assert "weekly-health-report" in prompt.value.error.message  # the advice stays
+
+
+async def test_n12_the_configuration_resource_follows_the_tool_that_reads_it(seeded: Any, tmp_path: Path) -> None:
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox, control = seeded
+    export_id = control.export_id("Hourly events to S3")
+    uri = f"posthog://projects/1/batch-exports/{export_id}"
+    hidden = settings_for(
+        sandbox.base_url, DEFAULT_API_KEY, tmp_path, exclude_tools=("batch-export-get", "batch-export-list")
+    )
+    async with running_app(hidden) as app, connect(app, "legacy") as client:
+        assert (await client.list_resource_templates()).resource_templates == []
+        control.clear_requests()
+        with pytest.raises(MCPError) as refused:
+            await client.read_resource(uri)
+        assert "POSTHOG_MCP_EXCLUDE_TOOLS" in refused.value.error.message
+        assert control.requests() == []
+    only_health = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, tools=("batch-export-health",))
+    async with running_app(only_health) as app, connect(app, "legacy") as client:
+        assert (await client.list_resource_templates()).resource_templates == []
+        with pytest.raises(MCPError):
+            await client.read_resource(uri)
+    # Listed again, served again.
+    shown = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, exclude_tools=("batch-export-list",))
+    async with running_app(shown) as app, connect(app, "legacy") as client:
+        assert len((await client.list_resource_templates()).resource_templates) == 1
+        assert (await client.read_resource(uri)).contents

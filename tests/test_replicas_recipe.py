@@ -9,6 +9,8 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,9 @@ import httpx
 import pytest
 
 from posthog_sandbox import DEFAULT_API_KEY
+from tests.edge_support import LIST_TOOLS, MCP_HEADERS, mcp_client
 from tests.redis_server import free_port
-from tests.replica_cluster import mcp_client, sandbox_process
+from tests.replica_cluster import sandbox_process
 from tests.support import SandboxControl, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +28,7 @@ README = (ROOT / "README.md").read_text()
 CONFIG = "docs/replicas/nginx.conf"
 PORTS = ("6379", "8000", "8001", "8002", "8003")
 READY_SECONDS = 150.0
+CLIENT_TOKEN = "recipe-client-token-" + "r" * 44
 
 
 def recipe() -> str:
@@ -71,7 +75,16 @@ def _wait_up(url: str, process: subprocess.Popen[Any], log: Path) -> None:
     pytest.fail(f"{url} did not answer within {READY_SECONDS} s: {log.read_text()[-2000:]}")
 
 
-async def test_the_several_replicas_recipe_works_as_written(tmp_path: Path) -> None:
+@dataclass
+class Recipe:
+    proxy: str
+    """http://127.0.0.1:<port>, nginx in front of the three replicas."""
+    control: SandboxControl
+
+
+@pytest.fixture(scope="module")
+def following_the_recipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recipe]:
+    tmp_path = tmp_path_factory.mktemp("recipe")
     ports = {port: free_port() for port in PORTS}
     config = tmp_path / "nginx.conf"
     config.write_text(_on_ports((ROOT / CONFIG).read_text(), ports))
@@ -81,6 +94,8 @@ async def test_the_several_replicas_recipe_works_as_written(tmp_path: Path) -> N
             continue  # the test environment is already synced (CI: uv sync --locked), with the redis extra's package
         if line.startswith("export POSTHOG_PERSONAL_API_KEY="):
             line = f"export POSTHOG_PERSONAL_API_KEY={DEFAULT_API_KEY}"
+        if line.startswith("export POSTHOG_MCP_AUTH_TOKEN="):
+            line = f"export POSTHOG_MCP_AUTH_TOKEN={CLIENT_TOKEN}"
         lines.append(line.replace(f"$PWD/{CONFIG}", str(config)))
     log = tmp_path / "recipe.log"
     with sandbox_process() as sandbox_url:
@@ -100,13 +115,18 @@ async def test_the_several_replicas_recipe_works_as_written(tmp_path: Path) -> N
                 _wait_up(f"http://127.0.0.1:{ports[port]}/healthz", process, log)
             proxy = f"http://127.0.0.1:{ports['8000']}"
             _wait_up(f"{proxy}/healthz", process, log)
-            await _one_write_through_the_proxy(f"{proxy}/mcp", control)
+            yield Recipe(proxy, control)
         finally:
             control.close()
             _stop_group(process)
 
 
-async def _one_write_through_the_proxy(url: str, control: SandboxControl) -> None:
+def test_the_recipe_sets_a_client_token() -> None:
+    assert any(line.startswith("export POSTHOG_MCP_AUTH_TOKEN=") for line in recipe().splitlines())
+
+
+async def test_the_several_replicas_recipe_works_as_written(following_the_recipe: Recipe) -> None:
+    url, control = f"{following_the_recipe.proxy}/mcp", following_the_recipe.control
     hourly = control.export_id("Hourly events to S3")
     arguments = {
         "project_id": 1,
@@ -114,7 +134,7 @@ async def _one_write_through_the_proxy(url: str, control: SandboxControl) -> Non
         "start_at": "2026-11-02T00:00:00+00:00",
         "end_at": "2026-11-02T02:00:00+00:00",
     }
-    async with mcp_client(url) as one, mcp_client(url, mode="legacy") as two:
+    async with mcp_client(url, CLIENT_TOKEN) as one, mcp_client(url, CLIENT_TOKEN, mode="legacy") as two:
         listed = {tool.name for tool in (await one.list_tools()).tools}
         assert "batch-export-backfill-create" in listed
         first = await one.call_tool("batch-export-backfill-create", arguments)
@@ -129,3 +149,29 @@ async def _one_write_through_the_proxy(url: str, control: SandboxControl) -> Non
     executed = [r for r in both if not r.is_error and r.structured_content["status"] == "executed"]
     assert len(executed) == 1, [text(r) for r in both]
     assert len(control.writes()) == 1, control.writes()
+
+
+async def test_n1_behind_the_recipes_proxy_a_spoofed_forwarded_for_does_not_dodge_the_lock_out(
+    following_the_recipe: Recipe,
+) -> None:
+    """A client that makes up `X-Forwarded-For` for every guess would be a new address each time, and never
+    locked out, if the proxy passed the header on: the recipe's proxy sets it from the real peer. And the
+    guesser's lock-out keeps out guesses, not the clients behind the same address already in."""
+    url = f"{following_the_recipe.proxy}/mcp"
+
+    async def post(token: str, forwarded_for: str | None = None) -> httpx.Response:
+        headers = {**MCP_HEADERS, "Authorization": f"Bearer {token}"}
+        if forwarded_for:
+            headers["X-Forwarded-For"] = forwarded_for
+        async with httpx.AsyncClient(timeout=30.0) as http:
+            return await http.post(url, json=LIST_TOOLS, headers=headers)
+
+    assert (await post(CLIENT_TOKEN)).status_code == 200  # a colleague behind the same address, already in
+    answers = [(await post(f"guess-{n}-" + "g" * 40, f"203.0.113.{n}")).status_code for n in range(12)]
+    assert answers[:10] == [401] * 10, answers
+    assert answers[10:] == [429, 429], answers
+    locked = await post("guess-x-" + "g" * 40, "198.51.100.77, 203.0.113.99")
+    assert locked.status_code == 429 and locked.json()["error"] == "locked_out"
+    # The client already in is still served, whatever it claims to be forwarded for.
+    assert (await post(CLIENT_TOKEN)).status_code == 200
+    assert (await post(CLIENT_TOKEN, "203.0.113.200")).status_code == 200

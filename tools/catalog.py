@@ -11,7 +11,10 @@ from tools.declaration import ToolSpec
 # batch-export-update changes many exports' destination as one plan (tools/answers/rotation.py); that plan
 # reads what the answers read (the export list, destination checks), so it joins the declaration here.
 EXPORTS: tuple[ToolSpec, ...] = tuple(
-    replace(spec, plan=rotation.STEPS) if spec.name == "batch-export-update" else spec for spec in exports.TOOLS
+    replace(spec, plan=rotation.STEPS, max_requests=rotation.MAX_REQUESTS)
+    if spec.name == "batch-export-update"
+    else spec
+    for spec in exports.TOOLS
 )
 # One tool per PostHog batch-exports endpoint.
 ENDPOINTS: tuple[ToolSpec, ...] = (

@@ -165,6 +165,10 @@ class ToolSpec:
     ui_resource: str | None = None
     """A `ui://` app a host may render the result in (the MCP Apps extension); the result stays
     complete as text for hosts without it."""
+    max_requests: int | None = None
+    """At most this many PostHog requests in one call (an answer that makes several). Past it the server
+    sends nothing more for the call (`tools.upstream.OverBudget`); the answer returns what it has and the
+    call that goes on, reading what is left with `tools.upstream.requests_left`. None: no cap of its own."""
 
     @property
     def is_guarded(self) -> bool:

@@ -20,9 +20,10 @@ from tools.destinations import (
     untestable,
 )
 from tools.echo import echoed
-from tools.exports import EXPORT_PATH, read_export
+from tools.exports import EXPORT_PATH, is_newer_posthog, read_export
 from tools.models import TestStepResult, TestSteps
 from tools.params import ExportParams, Interval, Params
+from tools.refusals import type_change
 from tools.upstream import Request, Upstream
 
 TestableType = Literal["AwsS3", "S3Compatible", "BigQuery", "Snowflake", "Databricks", "AzureBlob"]
@@ -100,14 +101,13 @@ async def run_step_on_export(upstream: Upstream, params: TestStepParams, request
     so a model only says which step (and, optionally, which config keys to try)."""
     export = await read_export(upstream, params)
     stored = export.get("destination") or {}
+    # PostHog validates the body against the export before it looks for the step (docs/posthog-api.md,
+    # "Destination tests"), so the type change is what it would answer first.
+    if params.destination is not None and params.destination.type != stored.get("type"):
+        raise NotPossible(type_change(stored.get("type"), params.destination.type, by_posthog=is_newer_posthog(export)))
     if stored.get("type") not in TESTABLE_TYPES:
         raise NotPossible(
             f"Export {export.get('name')!r} sends to {stored.get('type')}: {untestable(stored.get('type'))}"
-        )
-    if params.destination is not None and params.destination.type != stored.get("type"):
-        raise NotPossible(
-            f"destination.type must be the export's own ({stored.get('type')}); a test step tries config keys "
-            "on the stored destination."
         )
     if params.destination is not None:
         _refuse_credentials_elsewhere(stored, params.destination)

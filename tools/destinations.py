@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
+
+from tools.params import Arguments, JsonObject
 
 DestinationType = Literal[
     "AwsS3",
@@ -216,16 +218,14 @@ def _required_keys_help() -> str:
 CONFIG_HELP = _required_keys_help()
 
 
-class DestinationInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DestinationInput(Arguments):
     type: DestinationType = Field(description="S3 is for older PostHog; newer uses AwsS3.")
-    config: dict[str, Any] = Field(description="Destination settings; secrets are write-only.")
+    config: JsonObject = Field(description="Destination settings; secrets are write-only.")
     integration_id: int | None = Field(
         None,
         ge=1,
         validation_alias=AliasChoices("integration_id", "integration"),
-        description="Credentials: destination.integration of an export of this type.",
+        description="Credentials: an integration id.",
     )
 
 

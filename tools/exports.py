@@ -23,7 +23,8 @@ from tools.destinations import (
 )
 from tools.integrations import held_keys, held_refusal, stored_integration
 from tools.models import BatchExport, Deleted, ExportPage, PausedState, UpdateApplied
-from tools.params import UNLISTED, ExportParams, Interval, Model, Params
+from tools.params import UNLISTED, ExportParams, Interval, JsonObject, Model, Params
+from tools.refusals import asked_once, copy_inputs_missing, hogql_query_problem, known, refuse_destination
 from tools.request import build_request
 from tools.upstream import Request, Upstream, UpstreamError
 from tools.versions import export_version, newest_id
@@ -39,7 +40,7 @@ class _ExportFields(BaseModel):
     start_at: datetime | None = Field(None, description="No runs before this time.")
     end_at: datetime | None = Field(None, description="No runs after this time.")
     hogql_query: str | None = Field(None, max_length=20000, description="HogQL query (model hogql).")
-    filters: list[dict[str, Any]] | None = Field(None, description="Property filters, each with a type.")
+    filters: list[JsonObject] | None = Field(None, description="Property filters, each with a type.")
     timezone: str | None = Field(None, max_length=64, description="IANA timezone (daily/weekly).")
     offset_day: int | None = Field(None, ge=0, le=6, description="Weekly: weekday, 0 = Sunday.")
     offset_hour: int | None = Field(None, ge=0, le=23, description="Daily/weekly: hour of day.")
@@ -72,6 +73,10 @@ class CreateParams(_ExportFields, Params):
                 "destination.config.legacy_parquet_extension cannot be true on a new export: PostHog keeps it only "
                 "for exports that already write the codec into their Parquet file names; drop it"
             )
+        if self.destination.type == "Redshift" and (problem := copy_inputs_missing(self.destination.config)):
+            raise ValueError(problem)
+        if self.model == "hogql" and self.hogql_query and (problem := hogql_query_problem(self.hogql_query)):
+            raise ValueError(problem)
         return self
 
 
@@ -86,9 +91,7 @@ class UpdateParams(_ExportFields, Params):
     offset: int | None = Field(None, ge=0, description="See receipt.next.", json_schema_extra=UNLISTED)
     name: str | None = Field(None, min_length=1, max_length=255, description="New name.")
     interval: Interval | None = Field(None, description="New interval.")
-    destination: DestinationInput | None = Field(
-        None, description="Its type, and the config keys to change (merged into the stored ones)."
-    )
+    destination: DestinationInput | None = Field(None, description="Its type and the config keys to change (merged).")
 
     @model_validator(mode="after")
     def _destination_keys_are_known(self) -> UpdateParams:
@@ -96,6 +99,9 @@ class UpdateParams(_ExportFields, Params):
         changes = self.model_dump(exclude_none=True, exclude={"project_id", "batch_export_id", *_FLEET})
         if not changes:
             raise ValueError("Nothing to change: pass at least one field to update (for example name or paused).")
+        # PostHog never changes an export's model, so a write that names hogql is refused or of a hogql export.
+        if self.model == "hogql" and self.hogql_query and (problem := hogql_query_problem(self.hogql_query)):
+            raise ValueError(problem)
         many = self.on_integration is not None or bool(self.all_of_type)
         if many == (self.batch_export_id is not None):
             raise ValueError(
@@ -285,9 +291,10 @@ def _unchanged(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
 
 async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
     destination = params.destination
+    is_newer = asked_once(lambda: runs_newer_posthog(upstream))
     missing = destination.integration_id is None and destination.type in INTEGRATION_ON_NEWER
     if missing or destination.type in _S3_BY_GENERATION:
-        newer = await runs_newer_posthog(upstream)
+        newer = await is_newer()
         if newer and destination.type == "S3":
             raise NotPossible(
                 "This PostHog no longer takes destination type S3: use AwsS3 (credentials in an integration, "
@@ -300,6 +307,15 @@ async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
             )
         if newer and missing:
             raise NotPossible(missing_integration(destination.type))
+    await refuse_destination(
+        upstream,
+        destination.type,
+        destination.config,
+        {},
+        integration_id=destination.integration_id,
+        updating=False,
+        newer=is_newer,
+    )
     details = {
         "name": params.name,
         "model": params.model or "events",
@@ -345,8 +361,20 @@ async def preview_update(upstream: Upstream, params: UpdateParams) -> Preview:
                 f"PostHog needs an integration with every change to a {dest_type} destination and this export "
                 f"has none; pass destination.integration_id (the id of a {dest_type} integration of this project)."
             )
+        stored = ((current.get("destination") or {}).get("config") or {}) if dest_type == old_type else {}
+        await refuse_destination(
+            upstream,
+            dest_type,
+            sent["config"],
+            stored,
+            integration_id=sent.get("integration_id"),
+            updating=True,
+            newer=known(is_newer_posthog(current)),
+        )
         # Everything the destination part of the PATCH carries, secrets as markers.
         details["destination_sent"] = {**sent, "config": secrets.mask(sent["config"], "(secret, changed)")}
+    if params.hogql_query and current.get("model") == "hogql" and (problem := hogql_query_problem(params.hogql_query)):
+        raise NotPossible(problem)
     changes = _diff(current, params)
     summary = f"Update export {current.get('name')!r}: " + (
         ", ".join(changes) if changes else "no field differs from the current state"

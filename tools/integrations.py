@@ -209,6 +209,7 @@ TOOLS = [
         output=IntegrationCreated,
         shape=_shape_created,
         preview=preview_create_integration,
+        max_requests=2 * MAX_PAGES + 5,  # the integrations of a kind, twice (preview, re-check), and the write
         read_only=False,
         destructive=False,
         idempotent=False,

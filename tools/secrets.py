@@ -9,6 +9,7 @@ carry it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -48,18 +49,34 @@ def mask(config: Any, marker: str) -> Any:
     return _walk(config, lambda _: marker, in_config=True)
 
 
+def _decoded(value: Any, key: Any = None) -> Any:
+    """`value` with each config sent as JSON text (tools/params.py `JsonObject`) read as the object it holds."""
+    if isinstance(value, str) and key in _CONFIG_KEYS:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        return _decoded(parsed) if isinstance(parsed, dict) else value
+    if isinstance(value, dict):
+        return {k: _decoded(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decoded(v, key) for v in value]
+    return value
+
+
 def collect(arguments: Any) -> set[str]:
-    """The secret strings a caller passed (destination config secrets), to scrub from every echo."""
+    """The secret strings a caller passed (destination config secrets), to scrub from every echo. A config
+    sent as JSON text counts too, and so does each secret as it reads inside such text (JSON-escaped)."""
     found: set[str] = set()
 
     def keep(item: Any) -> Any:
         if isinstance(item, str):
-            found.add(item)
+            found.update({item, json.dumps(item)[1:-1]})
         else:
             _walk(item, keep, in_config=True)  # a secret key holding an object: its secret keys count too
         return item
 
-    _walk(arguments, keep, in_config=False)
+    _walk(_decoded(arguments), keep, in_config=False)
     return found
 
 

@@ -64,3 +64,24 @@ class UpstreamError(Exception):
     status: int | None
     code: str | None
     detail: str
+
+
+class OverBudget(UpstreamError):
+    """A request that was not sent: the call made as many PostHog requests as its tool may make in one call
+    (`ToolSpec.max_requests`; `retry_at` None), or the key's request budget, shared by every caller and
+    replica, is spent until `retry_at` (a Unix time). An answer catches it to return what it has and the
+    call that goes on; anywhere else its message is the call's answer."""
+
+    status = None
+    code = "request_budget"
+
+    def __init__(self, detail: str, *, retry_at: float | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_at = retry_at
+
+
+def requests_left(upstream: Upstream) -> int | None:
+    """How many more PostHog requests this call may make (None: no cap of its own)."""
+    left = getattr(upstream, "requests_left", None)
+    return left if isinstance(left, int) else None

@@ -1,8 +1,9 @@
-"""The MCP Bundle manifest (`manifest.json`), generated from the catalog and the package metadata.
+"""What installers read about the server, generated from the catalog and the package metadata: the MCP
+Bundle manifest (`manifest.json`) and the MCP Registry entry (`server.json`).
 
-Generated, not hand-kept, so the bundle's tool list and version cannot drift from the server;
-`tests/test_manifest.py` fails when the checked-in file differs. Regenerate with
-`uv run python -m server.cli.bundle --write`.
+Generated, not hand-kept, so neither the bundle's tool list nor either file's version or settings can
+drift from the server; `tests/test_manifest.py` and `tests/test_registry_entry.py` fail when a checked-in
+file differs. Regenerate both with `uv run python -m server.cli.bundle --write`.
 
 Why manifest_version 0.4 with `server.type = "uv"`: a `python` bundle must vendor its
 dependencies, and pydantic-core is compiled per platform, so one vendored bundle cannot run
@@ -20,8 +21,18 @@ from typing import Any
 
 from server import __version__
 
-MANIFEST_PATH = Path(__file__).resolve().parents[2] / "manifest.json"
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST_PATH = ROOT / "manifest.json"
+SERVER_JSON_PATH = ROOT / "server.json"
 NAME = "posthog-batch-exports-mcp"
+DESCRIPTION = "Inspect and operate PostHog batch exports: runs, logs, retries, backfills, pause and more."
+# The MCP Registry names a server by the namespace its publisher proves: io.github.<owner> for a GitHub
+# account. The owner here is a placeholder organisation until the project is published; README.md carries
+# the same name in its `mcp-name:` line, which PyPI shows and the registry checks.
+REPOSITORY_OWNER = "posthog-batch-exports-mcp"
+REPOSITORY_URL = f"https://github.com/{REPOSITORY_OWNER}/{NAME}"
+REGISTRY_NAME = f"io.github.{REPOSITORY_OWNER}/{NAME}"
+REGISTRY_SCHEMA = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"
 
 # The host substitutes `${user_config.<key>}` in the server's environment.
 USER_CONFIG: dict[str, dict[str, Any]] = {
@@ -29,8 +40,9 @@ USER_CONFIG: dict[str, dict[str, Any]] = {
         "type": "string",
         "title": "PostHog personal API key",
         "description": (
-            "Create one in PostHog under Settings > Personal API keys with the batch_export:read scope "
-            "(add batch_export:write to pause, retry, backfill, change or delete). A read-only key is the safest choice."
+            "Create one in PostHog under Settings > Personal API keys with the scopes batch_export:read and "
+            "query:read (batch-export-errors then reads a project's logs in one request); add batch_export:write "
+            "to pause, retry, backfill, change or delete. A read-only key is the safest choice."
         ),
         "sensitive": True,
         "required": True,
@@ -109,7 +121,7 @@ def build_manifest() -> dict[str, Any]:
         "name": NAME,
         "display_name": "PostHog Batch Exports",
         "version": __version__,
-        "description": "Inspect and operate PostHog batch exports: runs, logs, retries, backfills, pause and more.",
+        "description": DESCRIPTION,
         "long_description": (
             "Every PostHog batch-exports endpoint as a typed, scope-annotated MCP tool. Every write shows a preview "
             "built from live state and needs confirmation (elicitation, or a signed single-use token); an audit trail "
@@ -130,27 +142,77 @@ def build_manifest() -> dict[str, Any]:
     }
 
 
+def registry_environment() -> list[dict[str, Any]]:
+    """The bundle's settings as the registry's environment variables, so both ask for the same things."""
+    variables = []
+    for variable, reference in ENV.items():
+        option = USER_CONFIG[reference.removeprefix("${user_config.").removesuffix("}")]
+        entry: dict[str, Any] = {
+            "name": variable,
+            "description": f"{option['title']}: {option['description']}",
+            "isRequired": option["required"],
+            "isSecret": option.get("sensitive", False),
+            "format": "boolean" if option["type"] == "boolean" else "string",
+        }
+        default = option.get("default")
+        if default not in (None, ""):
+            entry["default"] = str(default).lower() if isinstance(default, bool) else str(default)
+        variables.append(entry)
+    return variables
+
+
+def build_server_json() -> dict[str, Any]:
+    """The MCP Registry entry: the PyPI package, run with uvx over stdio (its default command is `serve`)."""
+    return {
+        "$schema": REGISTRY_SCHEMA,
+        "name": REGISTRY_NAME,
+        "title": "PostHog Batch Exports",
+        "description": DESCRIPTION,
+        "version": __version__,
+        "repository": {"url": REPOSITORY_URL, "source": "github"},
+        "packages": [
+            {
+                "registryType": "pypi",
+                "identifier": NAME,
+                "version": __version__,
+                "runtimeHint": "uvx",
+                "transport": {"type": "stdio"},
+                "environmentVariables": registry_environment(),
+            }
+        ],
+    }
+
+
 def render() -> str:
     return json.dumps(build_manifest(), indent=2, ensure_ascii=False) + "\n"
 
 
+def render_server_json() -> str:
+    return json.dumps(build_server_json(), indent=2, ensure_ascii=False) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server.cli.bundle", description="Print or write manifest.json.")
+    parser = argparse.ArgumentParser(
+        prog="python -m server.cli.bundle", description="Print or write manifest.json and server.json."
+    )
     action = parser.add_mutually_exclusive_group()
-    action.add_argument("--write", action="store_true", help=f"Write {MANIFEST_PATH.name} at the repository root.")
-    action.add_argument("--check", action="store_true", help="Exit 1 if the checked-in manifest.json is stale.")
+    action.add_argument(
+        "--write", action="store_true", help=f"Write {MANIFEST_PATH.name} and {SERVER_JSON_PATH.name} at the root."
+    )
+    action.add_argument("--check", action="store_true", help="Exit 1 if either checked-in file is stale.")
     args = parser.parse_args(argv)
-    text = render()
+    files = {MANIFEST_PATH: render(), SERVER_JSON_PATH: render_server_json()}
     if args.write:
-        MANIFEST_PATH.write_text(text)
+        for path, text in files.items():
+            path.write_text(text)
         return 0
     if args.check:
-        current = MANIFEST_PATH.read_text() if MANIFEST_PATH.exists() else ""
-        if current != text:
-            print("manifest.json is stale: run 'uv run python -m server.cli.bundle --write'.", file=sys.stderr)
+        stale = [path.name for path, text in files.items() if not path.exists() or path.read_text() != text]
+        if stale:
+            print(f"{', '.join(stale)} stale: run 'uv run python -m server.cli.bundle --write'.", file=sys.stderr)
             return 1
         return 0
-    sys.stdout.write(text)
+    sys.stdout.write(files[MANIFEST_PATH])
     return 0
 
 

@@ -10,7 +10,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 import anyio
@@ -19,8 +20,6 @@ from server import __version__
 from server.caller import CallerField
 from server.config import ConfigError, Settings
 from server.http.callers import token_values
-from server.log_bodies import StreamedBodies
-from tools import secrets
 
 PROG = "posthog-batch-exports-mcp"
 COMMANDS = ("serve", "sandbox", "demo", "tools")
@@ -66,6 +65,13 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="With --transport http: keep a session per client (POSTHOG_MCP_HTTP_STATEFUL), so handshake-era clients "
         "get elicitation; needs sticky sessions behind a load balancer.",
+    )
+    parser.add_argument(
+        "--single-replica",
+        action="store_true",
+        default=None,
+        help="With --transport http: this is the only replica (POSTHOG_MCP_SINGLE_REPLICA), so "
+        "POSTHOG_MCP_CONFIRM_SECRET may be set without POSTHOG_MCP_REDIS_URL.",
     )
     parser.add_argument("--read-only", action="store_true", default=None, help="List and allow read tools only.")
     parser.add_argument("--sandbox", action="store_true", help="Start the local PostHog sandbox in-process and use it.")
@@ -163,6 +169,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -
         "allowed_hosts": args.allowed_hosts,
         "allowed_origins": args.allowed_origins,
         "http_stateful": args.stateful,
+        "single_replica": args.single_replica,
     }
     return Settings.from_env(env, **overrides)
 
@@ -179,6 +186,8 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
+            from tools import secrets  # here, not at start-up: the catalog's models load with it
+
             message = record.getMessage()
             redacted = secrets.redact(message, self.secrets)
             if redacted != message:
@@ -190,6 +199,8 @@ _redactor = RedactSecrets()
 
 
 def _setup_logging() -> None:
+    from server.log_bodies import StreamedBodies
+
     wanted = os.environ.get("POSTHOG_MCP_LOG_LEVEL", "WARNING").strip().upper() or "WARNING"
     level = wanted if wanted in LOG_LEVELS else "WARNING"
     handler = logging.StreamHandler(sys.stderr)
@@ -249,47 +260,51 @@ def serve(args: argparse.Namespace) -> int:
     _redactor.hide(settings.api_key, settings.auth_token, *token_values(settings.auth_tokens_file))
     if args.transport == "http":
         from server.http.rebinding import allowed_peers
-        from server.http.transport import check_bind
+        from server.http.transport import check_bind, check_replicas
 
         check_bind(args.host, settings.client_auth)
+        check_replicas(settings)
         allowed_peers(args.host, settings.allowed_hosts, settings.allowed_origins)  # a bad entry fails here, clearly
     if not settings.sandbox:
         settings.require_key()  # fail before anything starts, with the message that says how to fix it
-    sandbox = None
-    if settings.sandbox:
-        from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig, start_sandbox
+    if settings.tools or settings.exclude_tools or settings.toolsets:
+        from server.visibility import check_names
+        from tools.catalog import CATALOG
 
-        # Simulated minutes pass in real seconds, so a retried run visibly completes.
-        sandbox = start_sandbox(
-            SandboxConfig(
-                speed=60.0,
-                db_path=args.sandbox_db,
-                exports=args.sandbox_exports,
-                logs_for_keys=args.sandbox_logs_for_keys or "allowed",
-            )
-        )
-        settings = settings.with_(host=sandbox.base_url, api_key=DEFAULT_API_KEY)
-        log.warning("Using the local sandbox at %s (project 1 and 2).", sandbox.base_url)
-    try:
-        if args.transport == "http":
-            from server.http.transport import serve_http
+        check_names(settings, CATALOG)  # a misspelt name fails here too, not after the client connected
+    if args.transport == "http":
+        from server.http.transport import serve_http
 
+        settings, close = start_sandbox(args, settings) if settings.sandbox else (settings, None)
+        try:
             anyio.run(serve_http, settings, args.host, args.port)
-        else:
-            anyio.run(serve_stdio, settings)
-    finally:
-        if sandbox is not None:
-            sandbox.close()
+        finally:
+            if close is not None:
+                close()
+        return 0
+    from server.stdio import serve_stdio
+
+    # Over stdio the client's first answer does not wait for the sandbox: it starts behind it.
+    anyio.run(serve_stdio, settings, partial(start_sandbox, args, settings) if settings.sandbox else None)
     return 0
 
 
-async def serve_stdio(settings: Settings) -> None:
-    from mcp.server.stdio import stdio_server
+def start_sandbox(args: argparse.Namespace, settings: Settings) -> tuple[Settings, Callable[[], None]]:
+    """The local sandbox, started in-process: the settings that point at it, and what stops it."""
+    from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig
+    from posthog_sandbox import start_sandbox as start
 
-    from server.app import open_app
-
-    async with open_app(settings) as app, stdio_server() as (read, write):
-        await app.server.run(read, write, app.server.create_initialization_options())
+    # Simulated minutes pass in real seconds, so a retried run visibly completes.
+    sandbox = start(
+        SandboxConfig(
+            speed=60.0,
+            db_path=args.sandbox_db,
+            exports=args.sandbox_exports,
+            logs_for_keys=args.sandbox_logs_for_keys or "allowed",
+        )
+    )
+    log.warning("Using the local sandbox at %s (project 1 and 2).", sandbox.base_url)
+    return settings.with_(host=sandbox.base_url, api_key=DEFAULT_API_KEY), sandbox.close
 
 
 def catalog_rows() -> list[dict[str, Any]]:

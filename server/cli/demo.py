@@ -23,6 +23,7 @@ import mcp.types as types
 from mcp import Client
 
 from posthog_sandbox.control import SandboxControl
+from server import untrusted
 from server.app import open_app
 from server.config import Settings
 
@@ -67,7 +68,8 @@ def _short_token(token: str) -> str:
 
 
 def _text(result: types.CallToolResult) -> str:
-    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
+    # A person reads this: PostHog's text as the server cleaned it, without the markers meant for a model.
+    return "".join(untrusted.unmark(block.text) for block in result.content if isinstance(block, types.TextContent))
 
 
 class Session:

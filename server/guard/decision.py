@@ -24,6 +24,7 @@ happened, not that a person agreed; elicitation puts a person in the loop when t
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -36,8 +37,9 @@ import mcp.types as types
 from mcp.server import ServerRequestContext
 from mcp_types import version as protocol_versions
 
-from server import metrics, results
+from server import budget, metrics, results, untrusted
 from server.caller import caller_name
+from server.config import DEFAULT_TIMEOUT, UPSTREAM_CALL_TIMEOUTS
 from server.guard.audit import AuditLog
 from server.guard.plans import PlanApplier, PlanCall, check_size, digest_of, kept, restored
 from server.guard.result import TOKEN_PARAM, GuardedResult, GuardedStatus
@@ -45,6 +47,7 @@ from server.guard.sealing import STATE_KIND, TOKEN_KIND, Claim, Refused, TokenSi
 from server.guard.shared_state import InProcessState, SharedState, StateUnavailable
 from server.posthog import PostHogError
 from tools.declaration import MAX_PLAN_WRITES, Applied, NotPossible, Plan, PlannedWrite, Preview, ToolSpec
+from tools.upstream import OverBudget
 
 # Re-exported: the guard's tests and callers name these through the guard.
 __all__ = [
@@ -59,9 +62,20 @@ __all__ = [
 ]
 
 ELICIT_KEY = "confirm"
-# Long enough for the re-check read and the write with their retries at the default timeout;
-# short, so a replica that died mid-write blocks a copy of its call for two minutes at most.
-IN_FLIGHT_SECONDS = 120
+# While the lock is held the guard makes two PostHog calls, the re-check read and the write.
+CALLS_UNDER_THE_LOCK = 2
+IN_FLIGHT_MARGIN_SECONDS = 40
+
+
+def in_flight_seconds(timeout: float) -> int:
+    """How long the in-flight lock lives: the two calls made under it, each as long as POSTHOG_MCP_TIMEOUT
+    lets one last (retries and waits included), and a margin for the steps between them. Long enough that
+    a copy of a call never finds the lock gone while the first may still write; short, so a replica that
+    died mid-write blocks a copy of its call no longer than that (2 minutes at the default 20 s)."""
+    return math.ceil(CALLS_UNDER_THE_LOCK * UPSTREAM_CALL_TIMEOUTS * timeout + IN_FLIGHT_MARGIN_SECONDS)
+
+
+IN_FLIGHT_SECONDS = in_flight_seconds(DEFAULT_TIMEOUT)
 
 Execute = Callable[[], Awaitable[Any]]
 PreviewRead = Callable[[], Awaitable[Preview]]
@@ -100,6 +114,9 @@ class Decision:
     error: str | None = None
     details: dict[str, Any] | None = None
     line: dict[str, Any] = field(default_factory=dict)
+    quotes: tuple[str, ...] = ()
+    """The parts of `error` PostHog wrote (its answer's detail, a reason built from the target's state): the
+    error line marks them as data."""
 
 
 @dataclass
@@ -129,12 +146,29 @@ def _shown(call: GuardedCall, preview: Preview) -> dict[str, Any]:
     return {"summary": preview.summary, "project_id": call.project, **preview.details}
 
 
+def _typed_name(call: GuardedCall, preview: Preview) -> str | None:
+    """The name a person types to confirm a destructive call, as they are shown it (cleaned); None when
+    the call asks a yes or no instead (not destructive, or a name that cleans to nothing)."""
+    if not (call.spec.destructive and preview.confirm_name):
+        return None
+    return untrusted.clean_line(preview.confirm_name).strip() or None
+
+
 class Guard:
-    def __init__(self, signer: TokenSigner, audit: AuditLog, policy: str, state: SharedState | None = None) -> None:
+    def __init__(
+        self,
+        signer: TokenSigner,
+        audit: AuditLog,
+        policy: str,
+        state: SharedState | None = None,
+        in_flight: int = IN_FLIGHT_SECONDS,
+    ) -> None:
         self.signer = signer
         self.audit = audit
         self.policy = policy
         self.state: SharedState = state if state is not None else InProcessState()
+        self.in_flight = in_flight
+        """Seconds the in-flight lock lives: `in_flight_seconds` of the PostHog timeout."""
 
     def applies(self, spec: ToolSpec) -> bool:
         if not spec.is_guarded or self.policy == "never":
@@ -150,10 +184,16 @@ class Guard:
         except NotPossible as reason:
             # Known to fail before anyone is asked: no preview to approve, no token, no write.
             decision = Decision(
-                "refused", error=f"Not done: {reason} Nothing was changed.", line={"reason": str(reason)}
+                "refused",
+                error=f"Not done: {reason} Nothing was changed.",
+                line={"reason": str(reason)},
+                quotes=(str(reason),),
             )
         except Refused as refusal:
             decision = Decision("refused", error=f"Refused: {refusal}", line={"reason": str(refusal)})
+        except OverBudget as spent:
+            progress.unknown = False  # not sent: the budget had no room for it
+            decision = Decision("refused", error=f"Not done: {spent.detail}", line={"reason": "request budget spent"})
         except StateUnavailable as down:
             why = (
                 f"the confirmation ledger ({down}) is needed to make sure this write happens once across "
@@ -189,7 +229,8 @@ class Guard:
             claim = self.signer.verify(params.request_state, call.spec.name, call.project, digest, STATE_KIND)
             version = claim.version
             progress.step = "recheck"  # read just now, after the user answered: it is the re-check
-            current = await call.read_preview()
+            with budget.confirmed():
+                current = await call.read_preview()
             no = self._unless_agreed(call, params.input_responses.get(ELICIT_KEY), current)
             if no is not None:
                 return no
@@ -223,18 +264,20 @@ class Guard:
             await self._spend(claim)
         self._audit(call, progress, "confirmed")
 
-        progress.step = "recheck"
-        current = current or await call.read_preview()
-        if current.version != version:
-            raise Refused(
-                f"The target changed since the preview (version {version} is now {current.version}). "
-                f"Call again without {TOKEN_PARAM} to preview its current state."
-            )
+        # From here on the call is confirmed: its re-check and write may use the budget's reserve.
+        with budget.confirmed():
+            progress.step = "recheck"
+            current = current or await call.read_preview()
+            if current.version != version:
+                raise Refused(
+                    f"The target changed since the preview (version {version} is now {current.version}). "
+                    f"Call again without {TOKEN_PARAM} to preview its current state."
+                )
 
-        progress.step = "write"
-        progress.unknown = True
-        result = await call.execute()
-        progress.unknown = False
+            progress.step = "write"
+            progress.unknown = True
+            result = await call.execute()
+            progress.unknown = False
         target = result.get("id") if isinstance(result, dict) and current.target_id is None else None
         return Decision(
             "executed",
@@ -313,7 +356,9 @@ class Guard:
             fields.setdefault("upstream_status", None)
             self._audit(call, progress, decision, target=write.target, write=index + 1, action=write.label, **fields)
 
-        applied = await PlanApplier(self.state, lock_name, note).apply(plan, plan_call)
+        # Confirmed: its re-checks and writes may use the request budget's reserve (server/budget/pacing.py).
+        with budget.confirmed():
+            applied = await PlanApplier(self.state, lock_name, note, self.in_flight).apply(plan, plan_call)
         receipt = {"plan_id": progress.plan, **plan_call.receipt(plan, applied)}
         counts = _counts(applied)
         told = ", ".join(f"{n} {what}" for what, n in counts.items() if n) or "nothing sent"
@@ -363,8 +408,9 @@ class Guard:
             f"Nothing changed yet. {preview.summary} Show this preview to the user; only if they agree, "
             f"call the same tool again with the same arguments plus {TOKEN_PARAM}."
         )
-        if preview.confirm_name and call.spec.destructive:
-            message += f" Ask the user to confirm by the export's name ({preview.confirm_name})."
+        name = _typed_name(call, preview)
+        if name:
+            message += f" Ask the user to confirm by the export's name ({name})."
         answer = GuardedResult(
             GuardedStatus.CONFIRMATION_REQUIRED,
             message,
@@ -375,11 +421,14 @@ class Guard:
         return Decision("previewed", answer)
 
     def _question(self, call: GuardedCall, preview: Preview) -> tuple[str, dict[str, Any]]:
+        # A person reads this: PostHog's text in it (names, errors) cleaned like any result.
         shown = {k: v for k, v in _shown(call, preview).items() if k != "summary"}
-        detail = results.dumps(results.redact(results.strip_secrets(shown), call.secrets))
-        message = results.redact(f"{preview.summary}\n\nDetails: {detail}", call.secrets)
-        if call.spec.destructive and preview.confirm_name:
-            message += f"\n\nType the export's name ({preview.confirm_name}) to confirm."
+        detail = results.dumps(results.safe(shown, call.secrets))
+        summary = untrusted.clean_line(results.safe(preview.summary, call.secrets))
+        message = f"{summary}\n\nDetails: {detail}"
+        name = _typed_name(call, preview)
+        if name:
+            message += f"\n\nType the export's name ({results.safe(name, call.secrets)}) to confirm."
             field = {"type": "string", "title": "Export name", "description": "Type the name exactly to confirm."}
             return message, {"type": "object", "properties": {"name": field}, "required": ["name"]}
         field = {"type": "boolean", "title": "Confirm", "description": "Yes, go ahead."}
@@ -390,8 +439,10 @@ class Guard:
         action = getattr(answer, "action", None)
         content = getattr(answer, "content", None) or {}
         if action == "accept":
-            if preview.confirm_name and call.spec.destructive:
-                if str(content.get("name", "")).strip() == preview.confirm_name:
+            expected = _typed_name(call, preview)
+            if expected:
+                # Compared as shown: the question showed the name cleaned, so the person typed it so.
+                if untrusted.same_text(str(content.get("name", "")), expected):
                     return None
                 message = "Not done: the typed name did not match the export's name; nothing changed."
                 return self._no(call, GuardedStatus.DECLINED, message, preview, "typed name did not match")
@@ -419,7 +470,7 @@ class Guard:
     async def _hold(self, call: GuardedCall, digest: str, progress: Progress) -> None:
         name = self.signer.store_name("in-flight", call.spec.name, call.project, digest)
         holder = {"caller": caller_name(), "since": int(time.time()), "id": secrets.token_hex(8)}
-        found = await self.state.hold(name, holder, IN_FLIGHT_SECONDS)
+        found = await self.state.hold(name, holder, self.in_flight)
         if found is not None:
             since = found.get("since")
             age = f", started {max(0, int(time.time()) - since)} s ago" if isinstance(since, int) else ""
@@ -435,19 +486,21 @@ class Guard:
         try:
             await self.state.release(*held)
         except StateUnavailable:
-            pass  # it expires on its own within IN_FLIGHT_SECONDS
+            pass  # it expires on its own within self.in_flight
 
     # --- errors, by the step they happened in ---------------------------------------------------
 
     def _upstream_error(self, call: GuardedCall, progress: Progress, error: PostHogError) -> Decision:
         details = {"upstream": error.as_dict()}
         line = {"upstream_status": error.status, "reason": str(error)}
+        quotes = (error.detail,)
         if progress.step == "preview":
-            return Decision("failed", error=f"Could not preview {call.spec.name}: {error}", details=details, line=line)
+            message = f"Could not preview {call.spec.name}: {error}"
+            return Decision("failed", error=message, details=details, line=line, quotes=quotes)
         if progress.step == "recheck":
             message = f"Refused: the target could not be read again before the write ({error}). Nothing was changed."
-            return Decision("refused", error=message, details=details, line=line)
-        return Decision("failed", error=str(error), details=details, line=line)
+            return Decision("refused", error=message, details=details, line=line, quotes=quotes)
+        return Decision("failed", error=str(error), details=details, line=line, quotes=quotes)
 
     def _unexpected(self, call: GuardedCall, progress: Progress, error: Exception) -> Decision:
         kind = type(error).__name__
@@ -482,7 +535,7 @@ class Guard:
             return decision.answer
         if decision.answer is not None:
             return results.success(decision.answer.body(), call.secrets)
-        return results.failure(decision.error or "Not done.", call.secrets, decision.details)
+        return results.failure(decision.error or "Not done.", call.secrets, decision.details, quotes=decision.quotes)
 
     def _audit(self, call: GuardedCall, progress: Progress, decision: str, **fields: Any) -> None:
         arguments = results.redact(results.strip_secrets(call.arguments), call.secrets)

@@ -29,10 +29,8 @@ from server.caller import caller_name
 from server.guard.shared_state import SharedState, StateUnavailable
 from tools.answers import progress
 from tools.declaration import MAX_PLAN_WRITES, Applied, Plan, PlannedWrite
-from tools.upstream import UpstreamError
+from tools.upstream import OverBudget, UpstreamError
 
-# As for a single write (server/guard/decision.py IN_FLIGHT_SECONDS): the re-check and the write, with retries.
-WRITE_IN_FLIGHT_SECONDS = 120
 CONCURRENCY_CODE = "too_many_concurrent_backfills"
 
 
@@ -85,10 +83,13 @@ Note = Callable[..., None]
 class PlanApplier:
     """Applies one confirmed plan (see the module's docstring)."""
 
-    def __init__(self, state: SharedState, lock_name: Callable[[PlannedWrite], str], note: Note) -> None:
+    def __init__(
+        self, state: SharedState, lock_name: Callable[[PlannedWrite], str], note: Note, in_flight: int
+    ) -> None:
         self.state = state
         self.lock_name = lock_name
         self.note = note
+        self.in_flight = in_flight  # seconds a write's lock lives (the guard's, for its PostHog timeout)
 
     async def apply(self, plan: Plan, call: PlanCall) -> Applied:
         applied = Applied(started=[], skipped=[], failed=[], not_sent=[])
@@ -107,7 +108,7 @@ class PlanApplier:
         name = self.lock_name(write)
         holder = {"caller": caller_name(), "since": int(time.time()), "id": secrets.token_hex(8)}
         try:
-            found = await self.state.hold(name, holder, WRITE_IN_FLIGHT_SECONDS)
+            found = await self.state.hold(name, holder, self.in_flight)
         except StateUnavailable as down:
             why = f"the confirmation ledger ({down}) could not be reached, so a write could not be held against copies"
             applied.not_sent.append((write, why))
@@ -121,6 +122,11 @@ class PlanApplier:
         try:
             try:
                 current = await call.recheck(write, applied)
+            except OverBudget as spent:
+                # Not sent: the key's request budget (or the call's) has no room; nor has what follows.
+                why = f"not sent: {spent.detail}"
+                applied.not_sent.append((write, why))
+                return why
             except UpstreamError as error:
                 why = (
                     "its target is gone"
@@ -138,6 +144,11 @@ class PlanApplier:
             unknown = True
             try:
                 result = await call.write(write)
+            except OverBudget as spent:
+                unknown = False
+                why = f"not sent: {spent.detail}"
+                applied.not_sent.append((write, why))
+                return why
             except UpstreamError as error:
                 if not _refused_before_writing(error):
                     why = (

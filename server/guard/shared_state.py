@@ -4,7 +4,8 @@ Three kinds of operation, each one atomic step in the store:
 - `spend(name, seconds)`: true the first time a confirmation is spent, false ever after (while it
   could still be valid). A confirmation is spent before its write is sent, so two replicas given
   the same token, or the same requestState and answer, cannot both write.
-- `hold(name, holder, seconds)` / `release`: a short lock while a write that adds something runs,
+- `hold(name, holder, seconds)` / `release`: a lock while a write that adds something runs (its life
+  covers the slowest re-check and write POSTHOG_MCP_TIMEOUT allows: `server.guard.in_flight_seconds`),
   so a copy of it (a client retrying on another replica after a timeout) is refused with what is
   in flight, instead of adding a second export, backfill or retry.
 - `keep(name, value, seconds)` / `recall(name)`: a previewed plan, held until its confirmation

@@ -15,7 +15,12 @@ from typing import Any
 import mcp.types as types
 from mcp import MCPError
 
+from server import untrusted
+from tools.echo import echoed
+
 MAX_ARGUMENT_LENGTH = 200
+# A caller's unknown argument names are repeated in the error, each capped and only the first few.
+MAX_UNKNOWN_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -200,7 +205,7 @@ class Prompts:
         if prompt is None:
             raise MCPError(
                 code=types.INVALID_PARAMS,
-                message=f"Unknown prompt {params.name!r}. Prompts here: {', '.join(self.offered) or 'none'}.",
+                message=f"Unknown prompt {echoed(params.name)!r}. Prompts here: {', '.join(self.offered) or 'none'}.",
             )
         return types.GetPromptResult(
             description=prompt.description,
@@ -214,11 +219,13 @@ class Prompts:
 
     def render(self, prompt: PromptSpec, given: dict[str, str]) -> str:
         expected = self._arguments(prompt)
-        unknown = sorted(set(given) - {a.name for a in prompt.arguments})
+        unknown = sorted(untrusted.clean_line(name) for name in set(given) - {a.name for a in prompt.arguments})
         missing = [a.name for a in expected if a.required and not str(given.get(a.name, "")).strip()]
         if unknown or missing:
             problems = [f"missing required argument(s): {', '.join(missing)}"] if missing else []
-            problems += [f"unknown argument(s): {', '.join(unknown)}"] if unknown else []
+            shown = [echoed(name) for name in unknown[:MAX_UNKNOWN_SHOWN]]
+            shown += [f"and {len(unknown) - MAX_UNKNOWN_SHOWN} more"] if len(unknown) > MAX_UNKNOWN_SHOWN else []
+            problems += [f"unknown argument(s): {', '.join(shown)}"] if unknown else []
             allowed = ", ".join(a.name for a in expected)
             raise MCPError(
                 code=types.INVALID_PARAMS,
@@ -247,6 +254,7 @@ class Prompts:
 
 
 def _clean(value: Any) -> str:
-    """One line, bounded: an argument is a name or an id, never more instructions."""
-    text = " ".join(str(value).split())
+    """One line, bounded, cleaned of invisible and control characters (server/untrusted.py): an argument is a
+    name or an id (often pasted from PostHog), never more instructions."""
+    text = " ".join(untrusted.clean_line(str(value)).split())
     return text if len(text) <= MAX_ARGUMENT_LENGTH else text[: MAX_ARGUMENT_LENGTH - 1] + "…"

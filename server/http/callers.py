@@ -17,6 +17,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from server.config import MIN_AUTH_TOKEN_CHARS, ConfigError
 
@@ -89,16 +90,21 @@ class NamedTokens:
         return cls(tuple(entries))
 
 
+def _members(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    return pairs
+
+
 def parse_tokens_file(text: str, source: str) -> list[tuple[str, str]]:
     """The `(name, token)` pairs of a tokens file, JSON object or `name: token` lines."""
     if text.lstrip().startswith("{"):
         try:
-            document = json.loads(text)
+            # Every member as it is written: a dict would keep the last of two equal names and drop a token unseen.
+            members = json.loads(text, object_pairs_hook=_members)
         except json.JSONDecodeError as error:
             raise ConfigError(f"{source} is not valid JSON (line {error.lineno}): {error.msg}.") from None
-        if not isinstance(document, dict) or not all(isinstance(v, str) for v in document.values()):
+        if not isinstance(members, list) or not all(isinstance(token, str) for _, token in members):
             raise ConfigError(f'{source} must be one JSON object of "name": "token" strings.')
-        return [(str(name).strip(), token.strip()) for name, token in document.items()]
+        return [(str(name).strip(), token.strip()) for name, token in members]
     pairs = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()

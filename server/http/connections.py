@@ -1,4 +1,5 @@
-"""Bounds on what one HTTP client can hold open: connections, the time to send a request, idle keep-alive.
+"""Bounds on what one HTTP client can hold open: connections, the time to send a request, idle keep-alive,
+and (with --stateful) the sessions one caller may hold.
 
 Without them a client could open hundreds of connections that never finish a request (a stalled
 header or body, an idle keep-alive) or `GET /mcp` streams that never carry anything, and run the
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,9 @@ import anyio
 import h11
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from server import metrics
+from server.caller import caller_name
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,114 @@ class BodyDeadline:
             return received.popleft() if received else await receive()
 
         await self.app(scope, replay, send)
+
+
+MAX_SESSIONS_PER_CALLER = 32
+"""Open stateful sessions one caller may hold: a person's clients and a CI's parallel jobs fit; one caller
+opening thousands (each some 40 KB) cannot use up the SDK's 10,000 and leave everyone else a 503."""
+SESSION_IDLE_SECONDS = 30 * 60.0
+"""A stateful session with no request for this long ends (the SDK's idle timeout, passed to it by server/http/transport.py)."""
+
+
+class SessionsPerCaller:
+    """With `--stateful`: at most `limit` open sessions per caller; one more is answered 429 naming the limit
+    and how to free one, while the caller's open sessions and every other caller go on.
+
+    Runs inside the edge, which names the caller. A session is counted from the answer that opens it
+    (its `Mcp-Session-Id`) until its caller ends it (DELETE), the SDK says it is gone (404), or it has
+    been idle as long as the SDK lets it live; requests still opening one count too, so a burst of
+    them cannot slip past the limit together."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        path: str,
+        limit: int = MAX_SESSIONS_PER_CALLER,
+        idle_seconds: float = SESSION_IDLE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.path = path
+        self.limit = limit
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+        self._sessions: dict[str, dict[str, float]] = {}  # caller -> {session id: last seen}
+        self._opening: dict[str, int] = {}
+
+    def held(self, caller: str) -> int:
+        """The caller's open sessions and those it is opening (its idle ones forgotten first)."""
+        mine = self._sessions.get(caller, {})
+        now = self.clock()
+        for session in [s for s, seen in mine.items() if now - seen > self.idle_seconds]:
+            del mine[session]
+        if not mine:
+            self._sessions.pop(caller, None)
+        return len(mine) + self._opening.get(caller, 0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/") != self.path:
+            await self.app(scope, receive, send)
+            return
+        caller = caller_name()
+        session = dict(scope["headers"]).get(b"mcp-session-id")
+        if session is None:
+            if scope["method"] == "POST":
+                await self._open(caller, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        await self._use(caller, session.decode("latin-1"), scope, receive, send)
+
+    async def _open(self, caller: str, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.held(caller) >= self.limit:
+            metrics.refused("too_many_sessions")
+            message = (
+                f"Caller {caller!r} already has {self.limit} open sessions, the most one caller may hold. End one it "
+                f"no longer uses (DELETE {self.path} with its Mcp-Session-Id header), or reuse one; a session idle "
+                f"for {self.idle_seconds / 60:g} minutes ends by itself."
+            )
+            await _answer(send, 429, {"error": "too_many_sessions", "message": message})
+            return
+        self._opening[caller] = self._opening.get(caller, 0) + 1
+        opened: list[str] = []
+
+        async def noting(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                found = dict(message.get("headers", [])).get(b"mcp-session-id")
+                if found:
+                    opened.append(found.decode("latin-1"))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting)
+        finally:
+            self._opening[caller] -= 1
+            if not self._opening[caller]:
+                del self._opening[caller]
+            for session in opened:
+                self._sessions.setdefault(caller, {})[session] = self.clock()
+
+    async def _use(self, caller: str, session: str, scope: Scope, receive: Receive, send: Send) -> None:
+        mine = self._sessions.get(caller, {})
+        if session not in mine:  # another caller's (the SDK answers 404), or one opened before a restart
+            await self.app(scope, receive, send)
+            return
+        mine[session] = self.clock()
+        status: list[int] = []
+
+        async def noting(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting)
+        finally:
+            ended = status and (status[0] == 404 or (scope["method"] == "DELETE" and status[0] < 400))
+            if ended:
+                mine.pop(session, None)
+            elif session in mine:
+                mine[session] = self.clock()
 
 
 class NoStandaloneStream:

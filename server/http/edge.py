@@ -1,11 +1,14 @@
 """The HTTP edge: who is calling, whether they may, and how often.
 
 Every HTTP request but the health check and the OAuth metadata passes here first:
-- an address that presented too many wrong bearer tokens is refused (429) before its token is looked at;
 - the bearer token names the caller: a named static token (server/http/callers.py), or an OAuth
   access token (server/http/oauth.py) whose subject is the caller; a wrong one is 401, an OAuth
   token without the required scope 403 naming the scope;
+- an address that presented too many wrong bearer tokens is refused (429), whatever token it
+  sends, except for the callers it was already serving (server/http/limits.py): one address may be
+  many people, and one of them guessing must not lock out the others;
 - the caller's request limit (server/http/limits.py): over it, 429 with Retry-After;
+- the caller's share of the connections (`InFlight`): a request past it is 429 at once;
 - then `server.caller.current_caller` is set for the request, so the audit trail and every
   log line of the call name the caller (never the token).
 An unauthenticated server (loopback only) has one caller, "local".
@@ -30,7 +33,8 @@ from server import metrics
 from server.caller import LOCAL_CALLER, current_caller
 from server.config import Settings
 from server.http.callers import NamedTokens, load_tokens
-from server.http.limits import Limits
+from server.http.connections import HttpLimits
+from server.http.limits import InFlight, Limits
 from server.http.oauth import InvalidToken, ResourceServer, VerifierUnavailable
 
 log = logging.getLogger(__name__)
@@ -91,17 +95,20 @@ def _retry_after(seconds: float) -> dict[str, str]:
 class Edge:
     """The edge's configuration, built once at start-up so a bad setting stops the server there."""
 
-    def __init__(self, tokens: NamedTokens, oauth: ResourceServer | None, limits: Limits) -> None:
+    def __init__(
+        self, tokens: NamedTokens, oauth: ResourceServer | None, limits: Limits, in_flight: InFlight | None = None
+    ) -> None:
         self.tokens = tokens
         self.oauth = oauth
         self.limits = limits
+        self.in_flight = in_flight if in_flight is not None else InFlight(HttpLimits.max_connections)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Edge:
+    def from_settings(cls, settings: Settings, connections: int = HttpLimits.max_connections) -> Edge:
         tokens = load_tokens(settings.auth_tokens_file, settings.auth_token)
         oauth = ResourceServer.from_settings(settings)
         limits = Limits.from_settings(settings, authenticated=bool(tokens or oauth))
-        return cls(tokens, oauth, limits)
+        return cls(tokens, oauth, limits, InFlight(connections))
 
     @property
     def authenticates(self) -> bool:
@@ -122,18 +129,36 @@ class Edge:
         if not self.authenticates:
             return Caller(LOCAL_CALLER)
         address = scope["client"][0] if scope.get("client") else "unknown"
-        wait = await self.limits.locked_out(address)
-        if wait is not None:
-            log.info("Refused a request from %s: locked out after repeated wrong bearer tokens.", address)
-            raise Refusal(
-                429,
-                "locked_out",
-                f"Too many wrong bearer tokens from this address; try again in {math.ceil(wait)} s.",
-                _retry_after(wait),
-            )
         token = _bearer(scope)
         if not token:
+            # No token is no guess: it is how an OAuth client learns where to sign in, locked-out address or not.
             raise self._unauthorized(None)
+        wait = await self.limits.locked_out(address)
+        try:
+            caller = await self._verified(token, address)
+        except Refusal as refusal:
+            if wait is not None and refusal.status == 401:
+                raise self._locked_out(address, wait) from None
+            raise
+        # Someone else's guesses from this address do not lock out a caller it was already serving; any other
+        # caller waits like a guess does, so the 429 tells a guesser nothing.
+        if wait is not None and not await self.limits.vouched(address, caller.name):
+            raise self._locked_out(address, wait)
+        scope_needed = self.oauth.scope if self.oauth is not None and caller.subject is not None else None
+        if scope_needed and scope_needed not in caller.scopes:
+            assert self.oauth is not None
+            raise Refusal(
+                403,
+                "insufficient_scope",
+                f"The access token lacks the scope {scope_needed!r}; ask the identity provider for a token with it.",
+                {"WWW-Authenticate": self.oauth.challenge("insufficient_scope", f"Required scope: {scope_needed}")},
+            )
+        await self.limits.served(address, caller.name)
+        return caller
+
+    async def _verified(self, token: str, address: str) -> Caller:
+        """The caller a token names: a static token's, or a verified OAuth token's subject. A wrong token is a
+        401 and counts toward the address's lock-out."""
         name = self.tokens.caller_for(token) if self.tokens else None
         if name is not None:
             return Caller(name)
@@ -150,15 +175,17 @@ class Edge:
             raise Refusal(
                 503, "verifier_unavailable", f"Cannot verify access tokens right now: {reason}.", _retry_after(30)
             ) from None
-        scope_needed = self.oauth.scope
-        if scope_needed and scope_needed not in verified.scopes:
-            raise Refusal(
-                403,
-                "insufficient_scope",
-                f"The access token lacks the scope {scope_needed!r}; ask the identity provider for a token with it.",
-                {"WWW-Authenticate": self.oauth.challenge("insufficient_scope", f"Required scope: {scope_needed}")},
-            )
         return Caller(verified.subject, verified.subject, self.oauth.issuer, verified.scopes)
+
+    @staticmethod
+    def _locked_out(address: str, wait: float) -> Refusal:
+        log.info("Refused a request from %s: locked out after repeated wrong bearer tokens.", address)
+        return Refusal(
+            429,
+            "locked_out",
+            f"Too many wrong bearer tokens from this address; try again in {math.ceil(wait)} s.",
+            _retry_after(wait),
+        )
 
     def _unauthorized(self, reason: str | None) -> Refusal:
         if self.oauth is not None:
@@ -211,11 +238,24 @@ class EdgeMiddleware:
         if self.edge.authenticates:
             scope["user"] = caller.as_user()
             scope["auth"] = AuthCredentials(sorted(caller.scopes))
-        reset = current_caller.set(caller.name)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            current_caller.reset(reset)
+        with self.edge.in_flight.holding(caller.name) as full:
+            if full is not None:
+                log.warning("Caller %s holds its share of the connections (%s); answering 429.", caller.name, full)
+                busy = Refusal(
+                    429,
+                    "caller_busy",
+                    f"Caller {caller.name!r} has {full} requests in flight, its share of this server's "
+                    f"{self.edge.in_flight.capacity} connections while others use it too; wait for one to answer.",
+                    # Closed after this answer: a refused request must not keep a connection idle either.
+                    {**_retry_after(1), "Connection": "close"},
+                )
+                await busy.send(scope, receive, send)
+                return
+            reset = current_caller.set(caller.name)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                current_caller.reset(reset)
 
     def _closing_on_shutdown(self, send: Send) -> Callable[[Message], Awaitable[None]]:
         async def forward(message: Message) -> None:

@@ -1,5 +1,10 @@
-"""Request limits at the HTTP edge: so many requests per caller per window, and a lock-out for
-addresses that keep presenting wrong bearer tokens.
+"""Request limits at the HTTP edge: so many requests per caller per window, a share of the connections
+per caller (`InFlight`), and a lock-out for addresses that keep presenting wrong bearer tokens.
+
+One address may be many people (behind a reverse proxy that names no client, or a NAT), so a
+locked-out address still lets in the callers it was serving: each caller served from an address is
+remembered there for a day ("vouched"). Anything else from a locked address waits, a right token
+never served from it included, so guessing from it stays slow and a 429 says nothing about a guess.
 
 Counters are fixed windows. With POSTHOG_MCP_REDIS_URL they live in Redis, so every replica
 counts against the same limit; otherwise in this process. When Redis cannot be reached the
@@ -13,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -33,6 +39,10 @@ REDIS_TIMEOUT_SECONDS = 0.5
 REDIS_PAUSE_AFTER_ERROR_SECONDS = 5.0
 FALLBACK_WARNING_EVERY_SECONDS = 60.0
 MAX_IN_PROCESS_KEYS = 100_000
+VOUCH_SECONDS = 24 * 3600.0
+"""How long an address remembers a caller it served: that caller gets past the address's lock-out."""
+VOUCH_REFRESH_SECONDS = 600.0
+"""A caller's every request renews the memory, but one process writes it at most this often."""
 
 
 class WindowCounter(Protocol):
@@ -42,6 +52,14 @@ class WindowCounter(Protocol):
 
     async def peek(self, key: str, window: float) -> tuple[int, float]:
         """The current window's count, without adding to it."""
+        ...
+
+    async def mark(self, key: str, seconds: float) -> None:
+        """Remember `key` for `seconds` from now."""
+        ...
+
+    async def marked(self, key: str) -> bool:
+        """Whether `key` is remembered."""
         ...
 
     async def aclose(self) -> None: ...
@@ -56,6 +74,7 @@ class InProcessCounter:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._counts: dict[str, tuple[int, int]] = {}
+        self._marks: dict[str, float] = {}  # key -> until, oldest first
 
     async def hit(self, key: str, window: float) -> tuple[int, float]:
         index, remaining = _window(self.clock(), window)
@@ -74,6 +93,18 @@ class InProcessCounter:
     def _forget_old(self, index: int) -> None:
         # Only keys of past windows go; if every key is current the dict holds at most the live callers.
         self._counts = {k: v for k, v in self._counts.items() if v[0] == index}
+
+    async def mark(self, key: str, seconds: float) -> None:
+        now = self.clock()
+        if len(self._marks) >= MAX_IN_PROCESS_KEYS and key not in self._marks:
+            self._marks = {k: until for k, until in self._marks.items() if until > now}
+            if len(self._marks) >= MAX_IN_PROCESS_KEYS:
+                self._marks.pop(next(iter(self._marks)))  # the oldest
+        self._marks.pop(key, None)
+        self._marks[key] = now + seconds
+
+    async def marked(self, key: str) -> bool:
+        return self._marks.get(key, float("-inf")) > self.clock()
 
     async def aclose(self) -> None:
         return None
@@ -133,6 +164,24 @@ class RedisCounter:
             self._warn(error)
             return await self.fallback.peek(key, window)
 
+    async def mark(self, key: str, seconds: float) -> None:
+        if self._paused():
+            return await self.fallback.mark(key, seconds)
+        try:
+            await self.redis.set(key, b"1", ex=max(1, int(seconds)))
+        except Exception as error:
+            self._warn(error)
+            await self.fallback.mark(key, seconds)
+
+    async def marked(self, key: str) -> bool:
+        if self._paused():
+            return await self.fallback.marked(key)
+        try:
+            return bool(await self.redis.exists(key))
+        except Exception as error:
+            self._warn(error)
+            return await self.fallback.marked(key)
+
     def _warn(self, error: Exception) -> None:
         now = time.monotonic()
         self._paused_until = now + self.pause
@@ -166,6 +215,7 @@ class Limits:
     def __init__(self, rules: LimitRules, counter: WindowCounter) -> None:
         self.rules = rules
         self.counter = counter
+        self._vouched_at: dict[str, float] = {}  # key -> when this process last wrote it (monotonic)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, authenticated: bool) -> Limits:
@@ -195,5 +245,61 @@ class Limits:
         if self.rules.failures > 0:
             await self.counter.hit(_key("authfail", address), self.rules.failure_window)
 
+    async def served(self, address: str, caller: str) -> None:
+        """Remember that `address` served `caller`, so its lock-out (someone else's guesses) lets the caller in."""
+        if self.rules.failures <= 0:
+            return
+        key = _key("served", f"{address}\n{caller}")
+        now = time.monotonic()
+        if now - self._vouched_at.get(key, float("-inf")) < VOUCH_REFRESH_SECONDS:
+            return
+        if len(self._vouched_at) >= MAX_IN_PROCESS_KEYS:
+            self._vouched_at.clear()  # only a cache of what was written: the next request writes again
+        self._vouched_at[key] = now
+        await self.counter.mark(key, VOUCH_SECONDS)
+
+    async def vouched(self, address: str, caller: str) -> bool:
+        """Whether `address` served `caller` within VOUCH_SECONDS."""
+        return await self.counter.marked(_key("served", f"{address}\n{caller}"))
+
     async def aclose(self) -> None:
         await self.counter.aclose()
+
+
+MIN_CALLER_SHARE = 2
+
+
+class InFlight:
+    """Requests in flight per caller in this process, each caller held to its share of the connections.
+
+    A caller's share is the connections divided among the callers holding some, with one part more kept free
+    for a caller who holds none yet: alone, a caller may hold half; beside one other, a third; and so on,
+    never fewer than MIN_CALLER_SHARE. So however many long calls (a wait holds its connection up to 50 s)
+    two callers start, a third one's request still finds a connection. Counted per replica, as connections
+    are. A request past its caller's share is answered at once (429), before it holds anything.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._held: dict[str, int] = {}
+
+    def share_of(self, caller: str) -> int:
+        others = sum(1 for name, count in self._held.items() if count and name != caller)
+        return max(MIN_CALLER_SHARE, self.capacity // (others + 2))
+
+    @contextmanager
+    def holding(self, caller: str) -> Iterator[int | None]:
+        """Hold one request for `caller` while the block runs (yields None), or yield the share it is at."""
+        share = self.share_of(caller)
+        if self._held.get(caller, 0) >= share:
+            yield share
+            return
+        self._held[caller] = self._held.get(caller, 0) + 1
+        try:
+            yield None
+        finally:
+            left = self._held[caller] - 1
+            if left:
+                self._held[caller] = left
+            else:
+                del self._held[caller]

@@ -29,21 +29,24 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.config import ConfigError, Settings
+from server.http.addresses import is_loopback
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 # Asymmetric algorithms only: with HS256 the public JWKS would be the shared secret, and "none" signs nothing.
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 LEEWAY_SECONDS = 30
 JWKS_TIMEOUT_SECONDS = 5
-JWKS_LIFESPAN_SECONDS = 300
+# A key the provider withdraws stops verifying within a minute: the copy of the JWKS is at most this old when
+# a token is checked, and the check is remembered at most VERIFIED_CACHE_SECONDS more (30 + 30).
+JWKS_LIFESPAN_SECONDS = 30
 # An unknown key id triggers one JWKS refetch (the provider may have rotated keys), at most this often,
 # so a flood of made-up key ids cannot turn into a flood of requests to the provider.
 MIN_REFETCH_SECONDS = 30
 MAX_TOKEN_LENGTH = 8192
 # A client sends the same access token with every request: its verification is remembered this long
 # (never past the token's expiry), so a request costs a dictionary lookup, not a signature check and
-# a thread hop. A key the provider withdraws stops working within this time.
-VERIFIED_CACHE_SECONDS = 60.0
+# a thread hop.
+VERIFIED_CACHE_SECONDS = 30.0
 VERIFIED_CACHE_SIZE = 1024
 
 
@@ -62,8 +65,8 @@ class Verified:
 
 
 def _is_loopback_url(url: str) -> bool:
-    host = (urlparse(url).hostname or "").lower()
-    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+    # The parsed address, not its spelling: `127.evil.example` is a name that resolves anywhere.
+    return is_loopback(urlparse(url).hostname or "")
 
 
 def _check_url(name: str, url: str) -> None:
@@ -74,9 +77,22 @@ def _check_url(name: str, url: str) -> None:
         raise ConfigError(f"{name} must use https:// (http:// is allowed for loopback addresses only), got {url!r}.")
 
 
+SUBJECT_NAME_LENGTH = 128
+SUBJECT_MARK = "~"
+
+
 def _subject_name(subject: str) -> str:
-    # The subject becomes the caller's name in every log and audit line: printable and bounded.
-    return re.sub(r"[^\x21-\x7e]", "?", subject)[:128]
+    """The caller's name for a subject, in every log and audit line and as the owner of its sessions.
+
+    Printable and bounded; and one subject, one name: where cleaning changed the subject (a character
+    outside printable ASCII, or past the length) the name ends in `~` and a hash of the exact subject,
+    so two subjects that differ only there stay two callers. `~` is itself cleaned away, so only that
+    ending can carry it and no subject is named like another's cleaned form."""
+    cleaned = re.sub(r"[^\x21-\x7d]", "?", subject)  # printable ASCII but the mark (\x7e)
+    if cleaned == subject and len(subject) <= SUBJECT_NAME_LENGTH:
+        return subject
+    digest = hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{cleaned[:SUBJECT_NAME_LENGTH]}{SUBJECT_MARK}{digest}"
 
 
 def _scopes_of(claims: dict[str, Any]) -> frozenset[str]:
@@ -157,6 +173,9 @@ class ResourceServer:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
             raise InvalidToken("the bearer token is not a JWT access token") from None
+        except jwt.InvalidTokenError:
+            # pyjwt checks the header as it reads it: a key id that is not a string is refused here.
+            raise InvalidToken("the token's key id (kid) is not a string") from None
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("the token names no key id (kid)")

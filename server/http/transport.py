@@ -39,11 +39,27 @@ from server import __version__
 from server.app import App, open_app
 from server.config import ConfigError, Settings
 from server.http.addresses import is_loopback
-from server.http.connections import BodyDeadline, HttpLimits, NoStandaloneStream, uvicorn_options
+from server.http.connections import (
+    SESSION_IDLE_SECONDS,
+    BodyDeadline,
+    HttpLimits,
+    NoStandaloneStream,
+    SessionsPerCaller,
+    uvicorn_options,
+)
 from server.http.edge import Edge, describe
 from server.http.rebinding import AllowedPeers, HostOriginCheck, allowed_peers
 
-__all__ = ["HttpLimits", "RunningHttp", "build_http_app", "check_bind", "is_loopback", "running_http", "serve_http"]
+__all__ = [
+    "HttpLimits",
+    "RunningHttp",
+    "build_http_app",
+    "check_bind",
+    "check_replicas",
+    "is_loopback",
+    "running_http",
+    "serve_http",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +78,31 @@ def check_bind(host: str, authenticated: bool | str | None) -> None:
             f"Refusing to serve MCP on {host} without authentication: set POSTHOG_MCP_AUTH_TOKEN to a long random "
             "string (clients send it as 'Authorization: Bearer <token>'), name callers in POSTHOG_MCP_AUTH_TOKENS_FILE, "
             "or turn on OAuth (POSTHOG_MCP_OAUTH_ISSUER); or bind 127.0.0.1."
+        )
+
+
+def check_replicas(settings: Settings) -> None:
+    """Refuse a confirm secret without Redis over HTTP, unless the operator says there is one replica.
+
+    The secret is what replicas share so that any of them opens a confirmation another issued; the ledger
+    that spends a confirmation once lives in Redis. A secret without Redis lets each replica keep its own
+    ledger, and one confirmation sent to two of them writes twice. (stdio is one process: not asked.)"""
+    if settings.confirm_secret is None or settings.redis_url or settings.single_replica:
+        return
+    raise ConfigError(
+        "POSTHOG_MCP_CONFIRM_SECRET is set, which replicas share, but POSTHOG_MCP_REDIS_URL is not: each replica would "
+        "keep its own ledger of spent confirmations, so one confirmation sent to two replicas could write twice. Give "
+        "every replica the same Redis (POSTHOG_MCP_REDIS_URL), or, if this server is the only replica, say so with "
+        "--single-replica (POSTHOG_MCP_SINGLE_REPLICA=true)."
+    )
+
+
+def _warn_single_replica(settings: Settings) -> None:
+    if settings.confirm_secret is not None and not settings.redis_url:
+        log.warning(
+            "Serving as a single replica (--single-replica): POSTHOG_MCP_CONFIRM_SECRET without POSTHOG_MCP_REDIS_URL "
+            "spends each confirmation in this process only; a second replica with the same secret could write one "
+            "confirmation twice. Replicas need a shared Redis."
         )
 
 
@@ -84,12 +125,14 @@ def build_http_app(
     """The ASGI application: `/mcp` (streamable HTTP), `/healthz`, `/.well-known/*`, and the layers around them.
 
     Outermost first: Host/Origin allow-lists, the body deadline, the edge (callers, OAuth, limits:
-    server/http/edge.py), no GET stream, then the routes. `well_known` routes and the edge's OAuth
+    server/http/edge.py), with --stateful the sessions each caller may hold, no GET stream, then the routes. `well_known` routes and the edge's OAuth
     metadata are matched before the catch-all 404 under /.well-known/, and are served without a
     token like the health check; the edge also adds /metrics. Without `edge`, one is built from the
     app's settings (`auth_token`, when given, stands in for POSTHOG_MCP_AUTH_TOKEN)."""
     if edge is None:
-        edge = Edge.from_settings(app.settings.with_(auth_token=auth_token or app.settings.auth_token))
+        edge = Edge.from_settings(
+            app.settings.with_(auth_token=auth_token or app.settings.auth_token), limits.max_connections
+        )
 
     async def health(request: Request) -> Response:
         # Answers from memory only: a health probe must not spend PostHog's rate limit.
@@ -104,6 +147,7 @@ def build_http_app(
     endpoint: Starlette = app.server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=not stateful,
+        session_idle_timeout=SESSION_IDLE_SECONDS,
         host=host,
         # The SDK's own check knows three spellings of loopback and nothing else; HostOriginCheck replaces it.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
@@ -114,6 +158,8 @@ def build_http_app(
     schemas = {definition.name: definition.input_schema for definition in app.definitions}
     app.server.get_tool_input_schema = schemas.get
     asgi: ASGIApp = NoStandaloneStream(endpoint, MCP_PATH, allow="POST, DELETE" if stateful else "POST")
+    if stateful:
+        asgi = SessionsPerCaller(asgi, MCP_PATH)  # inside the edge, which names the caller
     asgi = edge.wrap(asgi, exempt=(HEALTH_PATH,))
     asgi = BodyDeadline(asgi, limits.request_body_seconds, limits.max_body_bytes)
     return HostOriginCheck(asgi, peers or allowed_peers(host), exempt_hosts_for=(HEALTH_PATH,))
@@ -157,8 +203,11 @@ async def running_http(
     `upstream_transport` replaces the PostHog client's transport (tests record what goes upstream).
     """
     check_bind(host, settings.client_auth)
+    check_replicas(settings)
+    _warn_single_replica(settings)
     peers = allowed_peers(host, settings.allowed_hosts, settings.allowed_origins)
-    edge = Edge.from_settings(settings)  # a bad tokens file or OAuth setting stops us before PostHog is asked
+    # A bad tokens file or OAuth setting stops us before PostHog is asked.
+    edge = Edge.from_settings(settings, limits.max_connections)
     async with open_app(settings, transport=upstream_transport) as app:
         asgi = build_http_app(app, host=host, peers=peers, stateful=settings.http_stateful, limits=limits, edge=edge)
         with bind_socket(host, port) as sock:

@@ -228,3 +228,7 @@ def test_large_seed_history(start: Callable[..., Api]) -> None:
     by_workers = [e for e in pauses if e["user"] is None]
     assert by_workers and all(e["is_system"] for e in by_workers)  # failing, then paused by the workers
     assert any(e["user"] is not None for e in pauses)
+    # The log agrees with the scenes' oracle on who paused each export: PostHog (no user) or a person.
+    paused_by = {p["id"]: p["by"] for p in api.controls.scenes()["paused"] if p["id"] in state}
+    assert paused_by and set(paused_by.values()) == {"posthog", "person"}
+    assert {e["item_id"]: ("posthog" if e["user"] is None else "person") for e in pauses} == paused_by

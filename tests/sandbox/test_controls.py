@@ -104,7 +104,9 @@ def test_state_and_reset(api3: Api) -> None:
         106: "azure-blob",
         107: "s3-compatible",
         108: "aws-redshift",
-        109: "snowflake",  # "B", to rotate Snowflake exports onto
+        109: "aws-s3",
+        110: "databricks",
+        111: "snowflake",  # "B", to rotate Snowflake exports onto
     }
     export = api3.export_named("Hourly events to S3")["id"]
     api3.delete(f"{export}/")
@@ -124,7 +126,7 @@ def test_outcome_control_validation(api3: Api) -> None:
 def test_empty_sandbox(start) -> None:  # noqa: ANN001
     api = start(3, seed=False)
     assert api.get("").json() == {"count": 0, "next": None, "previous": None, "results": []}
-    assert len(api.state()["integrations"]) == 18
+    assert len(api.state()["integrations"]) == 22
 
 
 def test_speed_makes_the_clock_run(start) -> None:  # noqa: ANN001

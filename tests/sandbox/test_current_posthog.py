@@ -9,6 +9,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from posthog_sandbox.routes import QUERY_NEEDS_SQLGLOT
+
 from .conftest import Api, assert_error, assert_validation, logs_key, s3_body
 
 AUTH = "authentication_error"
@@ -415,6 +417,22 @@ def test_query_api_scope_and_body(logs_api: Api) -> None:
         "POST", "/api/environments/1/query/", key="phx_query", json={"query": {"kind": "HogQLQuery", "query": sql}}
     )
     assert environments.status_code == 200
+
+
+def test_query_api_without_sqlglot_answers_like_a_posthog_without_it(
+    logs_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sqlglot is the optional extra `sandbox`: without it the route says what to install, never a traceback."""
+    import sys
+
+    import posthog_sandbox
+
+    monkeypatch.setitem(sys.modules, "sqlglot", None)  # `import sqlglot` now raises ModuleNotFoundError
+    monkeypatch.delitem(sys.modules, "posthog_sandbox.query_api", raising=False)
+    monkeypatch.delattr(posthog_sandbox, "query_api", raising=False)
+    response = _query(logs_api, "SELECT count() FROM batch_export_log_entries", key="phx_query")
+    assert_error(response, 404, "invalid_request", "not_found", QUERY_NEEDS_SQLGLOT)
+    assert "pip install 'posthog-batch-exports-mcp[sandbox]'" in QUERY_NEEDS_SQLGLOT
 
 
 # ---------------------------------------------------------------------------------------------- 7. times

@@ -30,7 +30,9 @@ SEEDED = {
     106: "azure-blob",
     107: "s3-compatible",
     108: "aws-redshift",
-    109: "snowflake",
+    109: "aws-s3",
+    110: "databricks",
+    111: "snowflake",
 }
 
 
@@ -45,18 +47,18 @@ def create(api: Api, kind: str, config: dict[str, Any]) -> Any:
 
 def test_seeded_integrations_and_their_shape(api: Api) -> None:
     page = api.get(LIST, key="phx_integration_read").json()
-    assert page["count"] == 9 and page["next"] is None
+    assert page["count"] == 11 and page["next"] is None
     assert {i["id"]: i["kind"] for i in page["results"]} == SEEDED
     assert all(set(i) == FIELDS for i in page["results"])
     assert "sandbox-canary" not in json.dumps(page) and "sensitive_config" not in json.dumps(page)
     by_id = {i["id"]: i for i in page["results"]}
     assert by_id[102]["display_name"] == "acme-snowflake-a (account: acme-xy12345, password auth)"
-    assert by_id[109]["config"]["authentication_type"] == "keypair"  # "B", to rotate onto
+    assert by_id[111]["config"]["authentication_type"] == "keypair"  # "B", to rotate onto
     assert by_id[101]["display_name"] == "acme-prod-aws (AWS account 123456789012)"
     assert by_id[103]["display_name"] == "ID: 1-db.sandbox.internal-5432-posthog_export"
     assert by_id[101]["created_by"]["email"].endswith("@acme.example") and by_id[101]["errors"] == ""
     snowflakes = api.get(f"{LIST}?kind=snowflake").json()["results"]
-    assert [i["id"] for i in snowflakes] == [102, 109]
+    assert [i["id"] for i in snowflakes] == [102, 111]
     assert_validation(
         api.get(f"{LIST}?kind=oracle"),
         "Select a valid choice. oracle is not one of the available choices.",
@@ -64,7 +66,7 @@ def test_seeded_integrations_and_their_shape(api: Api) -> None:
         "invalid_choice",
     )
     two = api.get("/api/environments/2/integrations/").json()["results"]
-    assert {i["id"] for i in two} == {200 + offset for offset in range(1, 10)}
+    assert {i["id"] for i in two} == {200 + offset for offset in range(1, 12)}
     assert api.get(f"{LIST}?limit=2&offset=2").json()["results"][0]["id"] == 103
 
 
@@ -107,7 +109,7 @@ def test_create_named_kinds_refuse_a_taken_name(api: Api) -> None:
         "user": "posthog_svc",
         "authentication_type": "password",
     }
-    assert body["id"] > 209 and body["created_by"]["id"] == 1 and "sandbox-canary" not in made.text
+    assert body["id"] > 211 and body["created_by"]["id"] == 1 and "sandbox-canary" not in made.text
     assert body["display_name"] == "prod-snowflake (account: myorg-myaccount, password auth)"
     assert_validation(create(api, "snowflake", config), "An integration named 'prod-snowflake' already exists")
     assert_validation(
@@ -213,9 +215,9 @@ def test_rotating_snowflake_exports_onto_b(start: Callable[..., Api]) -> None:
     assert len(on_a) >= 2 and {e["destination"]["integration"] for e in on_a} == {102}  # one credential, shared
     activity = api.get("/api/projects/1/activity_log/?page=1").json()["count"]
     for export in on_a:
-        patch = {"destination": {"type": "Snowflake", "config": {}, "integration": 109}}
+        patch = {"destination": {"type": "Snowflake", "config": {}, "integration": 111}}
         assert api.patch(f"{export['id']}/", json=patch).status_code == 200
-    assert {api.get(f"{e['id']}/").json()["destination"]["integration"] for e in on_a} == {109}
+    assert {api.get(f"{e['id']}/").json()["destination"]["integration"] for e in on_a} == {111}
     # The destination is not the export's own row: PostHog's activity log does not see a rotation.
     assert api.get("/api/projects/1/activity_log/?page=1").json()["count"] == activity
 

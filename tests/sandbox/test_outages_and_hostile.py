@@ -66,6 +66,15 @@ def test_a_snowflake_outage_fails_every_snowflake_export_in_its_window(start: Ca
         if hit == 5:
             break
     assert hit == 5
+    failed_exports = [
+        i
+        for i in snowflake
+        if any(
+            (r["latest_error"] or "").startswith("SnowflakeConnectionError: Could not connect")
+            for r in _runs(api, i, after=YESTERDAY_10, before="2025-06-14T15:59:59Z")
+        )
+    ]
+    assert len(failed_exports) >= 40  # every Snowflake export that ran between 10:00 and 16:00, daily ones too
     # another destination is untouched
     s3 = next(
         i for i, e in exports.items() if e["destination"]["type"] == "AwsS3" and e["outcome"]["outcome"] == "succeed"

@@ -33,7 +33,11 @@ def test_runs_cursor_pages_and_window(api: Api) -> None:
     export = _export(api)
     page = api.get(f"{export}/runs/").json()
     assert set(page) == {"next", "previous", "results"} and len(page["results"]) == 100
-    assert set(page["results"][0]) == RUN_KEYS
+    # the older run model has neither records_failed nor batch_export_on_demand (docs/posthog-api.md, "Runs")
+    expected = (
+        RUN_KEYS if api.sandbox.config.generation >= 3 else RUN_KEYS - {"records_failed", "batch_export_on_demand"}
+    )
+    assert set(page["results"][0]) == expected
     seen = [r["id"] for r in page["results"]]
     while page["next"]:
         assert page["next"].startswith(f"{api.base_url}/api/projects/1/batch_exports/{export}/runs/?cursor=")

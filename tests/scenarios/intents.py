@@ -18,6 +18,7 @@ import mcp.types as types
 from mcp import Client
 
 from posthog_sandbox.control import SandboxControl
+from server.untrusted import unmark
 
 FAILED = {"Failed", "FailedRetryable", "FailedBilling", "Terminated", "TimedOut"}
 
@@ -50,7 +51,7 @@ class Recorder:
         text = "".join(b.text for b in result.content if isinstance(b, types.TextContent))
         if result.is_error:
             raise AssertionError(f"{name} failed: {text}")
-        return json.loads(text)
+        return json.loads(unmark(text))
 
 
 def _newest_by_interval(state: dict[str, Any], export_id: str) -> dict[str, dict[str, Any]]:

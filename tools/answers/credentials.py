@@ -150,6 +150,7 @@ TOOLS = [
         params=CredentialsParams,
         output=CredentialsAnswer,
         handler=credentials,
+        max_requests=300,  # the export list of a 20,000-export project and the integrations
         read_only=True,
         destructive=False,
         idempotent=True,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 from pydantic import Field, field_validator, model_validator
@@ -33,7 +33,7 @@ from tools.exports import read_export
 from tools.paging import cursor_of
 from tools.params import UNLISTED, Params
 from tools.times import TIME_FILTER, check_filter, to_instant
-from tools.upstream import HttpMethod, Upstream, path_for
+from tools.upstream import HttpMethod, OverBudget, Upstream, path_for
 
 RUNS_PATH = "batch_exports/{batch_export_id}/runs/"
 BACKFILLS_PATH = "batch_exports/{batch_export_id}/backfills/"
@@ -42,12 +42,17 @@ REQUEST_BOUND = 150
 """PostHog requests one call spends on runs and backfills (the export list comes on top: one per 100)."""
 CAPACITY_READS = 10
 """Exports outside the scan whose running backfills are read to count them (each beyond counts as one)."""
+# What a call of the gaps tools may send (`ToolSpec.max_requests`): the export list of a 20,000-export
+# project, the bound, the capacity reads, with room to spare; the bound stops a scan well before it.
+MAX_REQUESTS_READ = 400
 RUNS_PAGE = 100  # PostHog's page of runs (docs/posthog-api.md, "Pagination")
 
 
 class GapsParams(Params):
     batch_export_id: UUID | None = Field(None, description="One export (default all).")
-    destination_type: DestinationType | None = Field(None, description="Only this type.")
+    # A destination type's name, held on call (the error lists the types): listed as a plain string, since
+    # the answers a model reads name the types, and the list of them is paid for in every session.
+    destination_type: str | None = Field(None, description="Only this type, e.g. Snowflake.")
     name_contains: str | None = Field(None, min_length=1, max_length=200, description="Name contains.")
     start: str = Field("-7d", pattern=TIME_FILTER, description="From: ISO date/time or -7d.")
     end: str | None = Field(None, pattern=TIME_FILTER, description="Until (default now).")
@@ -57,6 +62,14 @@ class GapsParams(Params):
     @classmethod
     def _real_times(cls, value: str | None) -> str | None:
         return check_filter(value)
+
+    @field_validator("destination_type")
+    @classmethod
+    def _a_type(cls, value: str | None) -> str | None:
+        types = get_args(DestinationType)
+        if value is not None and value not in types:
+            raise ValueError(f"destination_type {value[:40]!r} is not one of {', '.join(types)}")
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> GapsParams:
@@ -85,7 +98,7 @@ class GapsBackfillParams(GapsParams):
     """The same arguments; the fleet filters come from batch-export-gaps' `repair.call`, so only the
     common ones are listed a second time."""
 
-    destination_type: DestinationType | None = Field(None, description="Only this type.", json_schema_extra=UNLISTED)
+    destination_type: str | None = Field(None, description="Only this type.", json_schema_extra=UNLISTED)
     name_contains: str | None = Field(
         None, min_length=1, max_length=200, description="Name contains.", json_schema_extra=UNLISTED
     )
@@ -140,6 +153,8 @@ class Scan:
     """Backfills PostHog counts against its limit (Starting or Running), by id, as far as they were read."""
     uncounted: int = 0
     """Exports beyond CAPACITY_READS with a backfill at work, each counted as one running backfill."""
+    stopped: str | None = None
+    """Why the scan stopped before its request bound, when the key's request budget did (server/budget/)."""
     tally: dict[str, int] = field(default_factory=dict)
     requests: int = 0
 
@@ -210,69 +225,107 @@ async def scan(upstream: Upstream, params: GapsParams, *, now: datetime, count_r
     result = Scan(start=start, end=end, selected=selected, offset=params.offset, reached=params.offset)
     tally = {"selected": len(selected), "decided_by_latest_runs": 0, "runs_read": 0, "with_gaps": 0}
     backfills_read: set[str] = set()
-    index = params.offset
-    while index < len(selected):
-        export = selected[index]
-        export_id = export.get("id")
-        latest = [r for r in export.get("latest_runs") or [] if isinstance(r, dict)]
-        runs = latest
-        gaps = find_ranges(export, latest, [], start, end, now, seen_since=_oldest_seen(latest, end))
-        if gaps is None:
-            result.too_long.append(export)  # an interval this code cannot step
-            index += 1
-            continue
-        if gaps.unknown:
-            left = bound - counter.sent
-            pages = _pages_for(gaps, start, end)
-            if pages > REQUEST_BOUND:
-                result.too_long.append(export)
-                index += 1
-                continue
-            if pages > left:
-                break  # the bound: the next call starts with this export
-            runs, whole = await runs_in(counter, export_id, start, end, max_pages=left)
-            if not whole:
-                if index == params.offset:
-                    result.too_long.append(export)
-                    index += 1
-                    continue
-                break
-            tally["runs_read"] += 1
-            gaps = find_ranges(export, runs, [], start, end, now)
-            if gaps is None:
-                index += 1
-                continue
-        else:
-            tally["decided_by_latest_runs"] += 1
-        backfills: list[dict[str, Any]] | None = None
-        if gaps.ranges or capacity.backfill_at_work(export):
-            if counter.sent >= bound:
-                break
-            backfills = await backfills_of(counter, export_id)
-            backfills_read.add(str(export_id))
-            at_work = capacity.running(backfills)
-            result.running.update({str(b.get("id")): b for b in at_work})
-            if gaps.ranges and at_work:
-                seen_since = None if runs is not latest else _oldest_seen(latest, end)
-                again = find_ranges(export, runs, covered_by(at_work, now), start, end, now, seen_since=seen_since)
-                gaps = again or gaps
-        if gaps.ranges:
-            tally["with_gaps"] += 1
-        if gaps.ranges or params.batch_export_id is not None:  # one export: its tally is the answer too
-            result.found.append(Found(export, gaps, backfills))
-        index += 1
-        if index % 10 == 0:
-            await progress.report(index, len(selected), f"looked at {index} of {len(selected)} exports")
+    index, result.stopped = await _read(counter, params, selected, result, tally, backfills_read, bound, now)
     result.reached = index
     if count_running:
         if everything is None:
             everything = await all_exports(counter)
         others = [e for e in everything if capacity.backfill_at_work(e) and str(e.get("id")) not in backfills_read]
+        counted = 0
         for export in others[:CAPACITY_READS]:
-            result.running.update(
-                {str(b.get("id")): b for b in capacity.running(await backfills_of(counter, export["id"]))}
-            )
-        result.uncounted = max(0, len(others) - CAPACITY_READS)
+            try:
+                listed = await backfills_of(counter, export["id"])
+            except OverBudget:
+                break
+            result.running.update({str(b.get("id")): b for b in capacity.running(listed)})
+            counted += 1
+        result.uncounted = len(others) - counted
     result.tally = {k: v for k, v in tally.items() if v}
     result.requests = counter.sent
     return result
+
+
+async def _read(
+    counter: Counting,
+    params: GapsParams,
+    selected: list[dict[str, Any]],
+    result: Scan,
+    tally: dict[str, int],
+    backfills_read: set[str],
+    bound: int,
+    now: datetime,
+) -> tuple[int, str | None]:
+    """Read the selected exports from `params.offset` within `bound`: the index where it stopped, and why
+    when the key's request budget stopped it first (that export is read again by the next call)."""
+    index = params.offset
+    while index < len(selected):
+        try:
+            step = await _read_one(counter, params, selected[index], index, result, tally, backfills_read, bound, now)
+        except OverBudget as spent:
+            return index, spent.detail
+        if step == "stop":
+            return index, None
+        index += 1
+        if index % 10 == 0:
+            await progress.report(index, len(selected), f"looked at {index} of {len(selected)} exports")
+    return index, None
+
+
+async def _read_one(
+    counter: Counting,
+    params: GapsParams,
+    export: dict[str, Any],
+    index: int,
+    result: Scan,
+    tally: dict[str, int],
+    backfills_read: set[str],
+    bound: int,
+    now: datetime,
+) -> str:
+    """Read one export's gaps: "next", or "stop" where the request bound leaves it to the next call."""
+    start, end = result.start, result.end
+    export_id = export.get("id")
+    latest = [r for r in export.get("latest_runs") or [] if isinstance(r, dict)]
+    runs = latest
+    gaps = find_ranges(export, latest, [], start, end, now, seen_since=_oldest_seen(latest, end))
+    if gaps is None:
+        result.too_long.append(export)  # an interval this code cannot step
+        return "next"
+    if gaps.unknown:
+        left = bound - counter.sent
+        pages = _pages_for(gaps, start, end)
+        if pages > REQUEST_BOUND:
+            result.too_long.append(export)
+            return "next"
+        if pages > left:
+            return "stop"  # the bound: the next call starts with this export
+        runs, whole = await runs_in(counter, export_id, start, end, max_pages=left)
+        if not whole:
+            if index == params.offset:
+                result.too_long.append(export)
+                return "next"
+            return "stop"
+        tally["runs_read"] += 1
+        read = find_ranges(export, runs, [], start, end, now)
+        if read is None:
+            return "next"
+        gaps = read
+    else:
+        tally["decided_by_latest_runs"] += 1
+    backfills: list[dict[str, Any]] | None = None
+    if gaps.ranges or capacity.backfill_at_work(export):
+        if counter.sent >= bound:
+            return "stop"
+        backfills = await backfills_of(counter, export_id)
+        backfills_read.add(str(export_id))
+        at_work = capacity.running(backfills)
+        result.running.update({str(b.get("id")): b for b in at_work})
+        if gaps.ranges and at_work:
+            seen_since = None if runs is not latest else _oldest_seen(latest, end)
+            again = find_ranges(export, runs, covered_by(at_work, now), start, end, now, seen_since=seen_since)
+            gaps = again or gaps
+    if gaps.ranges:
+        tally["with_gaps"] += 1
+    if gaps.ranges or params.batch_export_id is not None:  # one export: its tally is the answer too
+        result.found.append(Found(export, gaps, backfills))
+    return "next"

@@ -18,7 +18,16 @@ from pydantic import BaseModel, ConfigDict
 
 from tools import continuation
 from tools.answers import capacity
-from tools.answers.gap_scan import BACKFILLS_PATH, Found, GapsBackfillParams, GapsParams, Scan, backfills_of, scan
+from tools.answers.gap_scan import (
+    BACKFILLS_PATH,
+    MAX_REQUESTS_READ,
+    Found,
+    GapsBackfillParams,
+    GapsParams,
+    Scan,
+    backfills_of,
+    scan,
+)
 from tools.answers.intervals import iso, moment
 from tools.backfills import effective_bounds
 from tools.declaration import (
@@ -198,7 +207,7 @@ async def gaps(upstream: Upstream, params: GapsParams, request: Any = None) -> d
         why = f"{shown} of {len(found.found)} exports with gaps fit the {continuation.BUDGET // 1000} KB answer"
     elif not found.complete:
         resume = found.reached
-        why = f"one call reads runs and backfills with at most {found.requests} PostHog requests"
+        why = found.stopped or f"one call reads runs and backfills with at most {found.requests} PostHog requests"
     else:
         resume = None
     if resume is not None:
@@ -312,11 +321,8 @@ async def plan_backfills(upstream: Upstream, params: GapsParams) -> Plan:
     if not found.complete:
         unread = found.selected[found.reached :]
         for export in unread:
-            later.add(
-                f"not looked at yet (one call reads at most {found.requests} PostHog requests): the next plan does",
-                export,
-                0,
-            )
+            why = found.stopped or f"one call reads at most {found.requests} PostHog requests"
+            later.add(f"not looked at yet ({why}): the next plan does", export, 0)
     window = {"start": iso(found.start), "end": iso(found.end)}
     # As the caller gave it, every argument: the person sees what was asked too.
     searched = params.model_dump(mode="json", exclude_none=True, exclude={"project_id"}) | {"end": params.end or "now"}
@@ -445,13 +451,14 @@ TOOLS = [
     ToolSpec(
         name="batch-export-gaps",
         title="Find missing intervals",
-        description="Failed or never-run intervals, as ranges: one export or all (default 7 days).",
+        description="Failed or never-run intervals, as ranges, of one export or all.",
         method="GET",
         path="batch_exports/",
         scope=READ,
         params=GapsParams,
         output=GapsAnswer,
         handler=gaps,
+        max_requests=MAX_REQUESTS_READ,
         read_only=True,
         destructive=False,
         idempotent=True,
@@ -466,6 +473,8 @@ TOOLS = [
         params=GapsBackfillParams,
         output=Receipt,
         plan=PlanSteps(make=plan_backfills, recheck=recheck_backfill, write=send_backfill, receipt=backfill_receipt),
+        # The scan (the read's bound) and, confirmed, up to MAX_PLAN_WRITES writes of 3 requests each.
+        max_requests=MAX_REQUESTS_READ + 3 * MAX_PLAN_WRITES,
         read_only=False,
         destructive=False,
         idempotent=False,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tools.declaration import READ, ToolSpec
-from tools.params import Params
+from tools.params import Arguments, Params
 from tools.upstream import Upstream
 
 CURRENT_KEY = "/api/personal_api_keys/@current/"
@@ -20,8 +20,10 @@ PROJECTS = "/api/projects/"
 _LIST_SCOPES = ("*", "project:read", "project:write")
 
 
-class ProjectsParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProjectsParams(Arguments):
+    # Also what gives the tool a property: Gemini refuses a function whose parameters object has none
+    # (docs/architecture.md, "Every agent framework").
+    name_contains: str | None = Field(None, min_length=1, max_length=200, description="Name contains (any case).")
 
 
 class ProjectsAnswer(BaseModel):
@@ -48,7 +50,16 @@ async def projects(upstream: Upstream, params: ProjectsParams, request: Any = No
                     named[item["id"]] = {"project_id": item["id"], "name": item.get("name")}
     else:
         listing_note = "Project names need a key with scope project:read; this key has " + (", ".join(scopes) or "none")
-    if scoped:
+    limited = bool(scoped)
+    if params.name_contains is not None:
+        if named:
+            wanted = params.name_contains.casefold()
+            named = {t: p for t, p in named.items() if wanted in str(p.get("name") or "").casefold()}
+            scoped = [t for t in scoped if t in named]
+        else:  # no names to match: every usable id, and say so
+            unread = "name_contains was not applied: no project names were readable."
+            listing_note = f"{listing_note.rstrip('.')}. {unread}" if listing_note else unread
+    if limited:
         found = [named.get(t, {"project_id": t}) for t in scoped]
         answer: dict[str, Any] = {"projects": found, "limited_to_these": True}
     else:

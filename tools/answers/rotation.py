@@ -25,7 +25,11 @@ from tools.upstream import Upstream, UpstreamError, path_for
 from tools.versions import export_version
 
 ROWS = 60  # exports listed by name in a preview; the others are counted (the receipt names every one)
-RECEIPT_ROWS_BYTES = 11_000  # the receipt's rows; the rest of it fits in what is left of 16 KB
+RECEIPT_ROWS_BYTES = 11_000
+# What one call of the update tool may send once it can plan (`ToolSpec.max_requests`): the export list of a
+# 20,000-export project twice (the plan, a refusal's count), the integrations and test steps read, and a
+# re-check and a write for each of MAX_PLAN_WRITES exports.
+MAX_REQUESTS = 2 * 200 + 20 + 2 * MAX_PLAN_WRITES  # the receipt's rows; the rest of it fits in what is left of 16 KB
 
 
 def _oldest_first(exports: list[dict[str, Any]]) -> list[dict[str, Any]]:
