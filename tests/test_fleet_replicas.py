@@ -29,14 +29,14 @@ class Fleet:
     def __init__(self, control: SandboxControl, nodes: list[Replica]) -> None:
         self.control = control
         self.nodes = nodes
-        start = (control.now() - timedelta(days=1)).replace(hour=21, minute=0, second=0, microsecond=0)
-        control.outage("Snowflake", start.isoformat(), (start + timedelta(hours=6)).isoformat())
+        start = (control.now() - timedelta(hours=42)).replace(minute=0, second=0, microsecond=0)
+        control.outage("Snowflake", start.isoformat(), (start + timedelta(hours=18)).isoformat())
         iso = "%Y-%m-%dT%H:%M:%SZ"
         self.arguments = {
             "project_id": 1,
             "destination_type": "Snowflake",
-            "start": (start - timedelta(hours=21)).strftime(iso),
-            "end": (start + timedelta(hours=8)).strftime(iso),
+            "start": (start - timedelta(hours=24)).strftime(iso),
+            "end": (start + timedelta(hours=20)).strftime(iso),
         }
 
     def backfills_sent(self) -> list[tuple[str, str]]:

@@ -189,10 +189,15 @@ async def test_moving_to_an_integration_whose_test_steps_fail_is_refused_before_
     for export in exports:  # Snowflake answers nobody, whatever the credentials
         control.set_outcome(export["id"], "fail", error="250001: Could not connect to Snowflake backend")
     shared = exports[0]["destination"]["integration"]
+    other = next(
+        i["id"]
+        for i in control.state()["integrations"]
+        if i["kind"] == "snowflake" and i["id"] != shared and i["team_id"] == 1
+    )
     arguments = {
         "project_id": 1,
         "on_integration": shared,
-        "destination": {"type": "Snowflake", "config": {}, "integration_id": shared + 7},  # 109, acme-snowflake-b
+        "destination": {"type": "Snowflake", "config": {}, "integration_id": other},  # acme-snowflake-b
     }
     async with running_app(settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path)) as app, connect(app) as client:
         control.clear_requests()

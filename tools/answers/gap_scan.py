@@ -7,7 +7,8 @@ The rule itself is `tools/answers/intervals.py` `find_ranges`. At a fleet's size
 - the export list, whole (100 a page), or the one export asked for;
 - then the selected exports oldest first, from `offset`: an export whose embedded latest runs decide
   every interval of the window costs nothing more; the others have their runs of the window read;
-  an export with gaps has its backfills read (a running one covers ranges, and PostHog counts it);
+  an export whose latest runs show a backfill at work has its backfills read (a running one covers
+  ranges, and PostHog counts it);
 - at most REQUEST_BOUND requests for runs and backfills. Where the bound stops the scan, the answer
   says so and the call that continues from there; following those calls reads every export once;
 - and, for a repair, the backfills of exports whose latest runs show a backfill at work anywhere in
@@ -313,7 +314,10 @@ async def _read_one(
     else:
         tally["decided_by_latest_runs"] += 1
     backfills: list[dict[str, Any]] | None = None
-    if gaps.ranges or capacity.backfill_at_work(export):
+    # An export's backfills are read when its latest runs show one at work (it may cover ranges, and PostHog
+    # counts it), or for one export asked for: a request per export with gaps would double the scan, and a
+    # backfill started since the plan is what each write's re-check looks for (tools/answers/gaps.py).
+    if capacity.backfill_at_work(export) or (gaps.ranges and params.batch_export_id is not None):
         if counter.sent >= bound:
             return "stop"
         backfills = await backfills_of(counter, export_id)

@@ -11,7 +11,7 @@ leaves for later is named in the preview, and the receipt gives the call that pl
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -278,8 +278,17 @@ class _Later:
         return out
 
 
+# A backfill created this long before a plan counts as new when a write is re-checked: the margin covers the
+# difference between this server's clock and PostHog's (a backfill PostHog dates a little before the plan).
+NEW_BACKFILL_MARGIN = timedelta(minutes=2)
+FILLING = {"Starting", "Running", "Completed"}  # a backfill filling a range, or one that filled it
+
+
 async def plan_backfills(upstream: Upstream, params: GapsParams) -> Plan:
-    found = await scan(upstream, params, now=datetime.now(UTC), count_running=True)
+    now = datetime.now(UTC)
+    found = await scan(upstream, params, now=now, count_running=True)
+    # Each write's version: the export's state, and the moment since which a backfill of it counts as new.
+    since = "since " + iso(now - NEW_BACKFILL_MARGIN)
     limit = capacity.limit()
     room = min(max(0, limit - found.running_count), MAX_PLAN_WRITES)
     later = _Later()
@@ -302,12 +311,11 @@ async def plan_backfills(upstream: Upstream, params: GapsParams) -> Plan:
         except NotPossible as reason:
             later.add(str(reason), export)
             continue
-        newest = (item.backfills or [{}])[0].get("id") or "none"
         writes.append(
             PlannedWrite(
                 target=str(export.get("id")),
                 label=_label(export, start_at, end_at, found_range["runs"]),
-                version=f"{export_version(export)}|{newest}",
+                version=f"{export_version(export)}|{since}",
                 action={
                     "start_at": sent[0],
                     "end_at": sent[1],
@@ -378,13 +386,24 @@ def _is_ours(backfill: dict[str, Any], ours: list[tuple[PlannedWrite, dict[str, 
 
 
 async def recheck_backfill(upstream: Upstream, params: GapsParams, write: PlannedWrite, applied: Applied) -> str:
+    """The export's state now, and "since <moment>" unless a backfill of this range, not this plan's, was made
+    since the plan and is filling it or filled it (then its id): someone else took care of it."""
     export = await upstream.request("GET", path_for(EXPORT_PATH, batch_export_id=write.target))
     listed = await backfills_of(upstream, write.target)
     planned = write.version.rsplit("|", 1)[1]
-    newest = listed[0] if listed else None
+    since = moment(planned.removeprefix("since "))
+    start, end = (moment(v) for v in write.action["range"])
     ours = [(w, r) for w, r in applied.started if w.target == write.target]
-    newest_id = planned if newest is None or newest.get("id") == planned or _is_ours(newest, ours) else newest.get("id")
-    return f"{export_version(export)}|{newest_id}"
+    for backfill in listed:  # newest first
+        made = moment(backfill.get("created_at"))
+        if since is None or made is None or made < since:
+            break
+        if backfill.get("status") not in FILLING or _is_ours(backfill, ours):
+            continue
+        b_start, b_end = moment(backfill.get("start_at")), moment(backfill.get("end_at"))
+        if start and end and (b_start is None or b_start < end) and (b_end is None or b_end > start):
+            return f"{export_version(export)}|{backfill.get('id')}"
+    return f"{export_version(export)}|{planned}"
 
 
 async def send_backfill(upstream: Upstream, params: GapsParams, write: PlannedWrite) -> dict[str, Any]:
@@ -409,12 +428,16 @@ def backfill_receipt(params: GapsParams, plan: Plan, applied: Applied) -> dict[s
     receipt: dict[str, Any] = {}
     room = ROWS_BYTES
     folded = 0
-    for name, rows in sections.items():
-        kept, more = _fold(rows, room)
+    kept_rows: dict[str, list[dict[str, Any]]] = {}
+    # What did not happen first (each says why), then what started: the audit trail has every one.
+    for name in ("skipped", "failed", "not_sent", "started"):
+        kept, more = _fold(sections[name], room)
         room -= _size(kept)
         folded += more
+        kept_rows[name] = kept
+    for name, rows in sections.items():
         if rows or name == "started":
-            receipt[name] = kept
+            receipt[name] = kept_rows[name]
     if folded:
         receipt["folded"] = f"{folded} row(s) left out to fit the answer; the audit trail has every write of this plan"
     deferred = plan.details.get("not_now") or []

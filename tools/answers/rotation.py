@@ -218,12 +218,15 @@ def update_receipt(params: UpdateParams, plan: Plan, applied: Applied) -> dict[s
     }
     receipt: dict[str, Any] = {}
     room, folded = RECEIPT_ROWS_BYTES, 0
+    kept: dict[str, int] = {}
+    # What did not happen first (each says why), then what started: the audit trail has every one.
+    for name in ("skipped", "failed", "not_sent", "started"):
+        kept[name] = _fitting(sections[name], room)
+        room -= continuation.size(sections[name][: kept[name]])
+        folded += len(sections[name]) - kept[name]
     for name, rows in sections.items():
-        kept = _fitting(rows, room)
-        room -= continuation.size(rows[:kept])
-        folded += len(rows) - kept
         if rows or name == "started":
-            receipt[name] = rows[:kept]
+            receipt[name] = rows[: kept[name]]
     if folded:
         receipt["folded"] = f"{folded} row(s) left out to fit the answer; the audit trail has every write of this plan"
     deferred = plan.details.get("not_now") or []
