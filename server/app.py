@@ -24,7 +24,7 @@ from server.budget import Budget
 from server.config import ConfigError, Settings, default_audit_path
 from server.definitions import TOKEN_MAX_CHARS, tool_definition
 from server.guard.audit import AuditLog
-from server.guard.decision import Guard, GuardedCall, in_flight_seconds
+from server.guard.decision import Guard, GuardedCall, PlanCall, in_flight_seconds
 from server.guard.result import TOKEN_PARAM
 from server.guard.sealing import TokenSigner
 from server.guard.shared_state import open_shared_state
@@ -34,7 +34,7 @@ from server.host.ui import EXTENSION_ID
 from server.identity import SERVER_NAME, SERVER_TITLE, instructions_for
 from server.posthog import PostHogClient, PostHogError, ProjectUpstream
 from server.visibility import KeyAccess, check_names, visible, why_hidden
-from tools.answers import progress
+from tools.answers import capacity, progress
 from tools.catalog import ALIASES, BY_NAME, CATALOG
 from tools.declaration import NotPossible, ToolSpec
 from tools.echo import ECHO_LIMIT, echoed
@@ -150,7 +150,8 @@ class App:
     ) -> types.CallToolResult | types.InputRequiredResult:
         secrets = {self.settings.api_key or ""} | results.secret_values(params.arguments or {})
         try:
-            return await self.call(ctx, params, secrets)
+            with capacity.limited(self.settings.backfill_limit):
+                return await self.call(ctx, params, secrets)
         except Exception as exc:  # never a bare "Error executing tool": say what broke, log the rest
             log.exception("tool %s failed", echoed(params.name))
             return results.failure(
@@ -209,6 +210,27 @@ class App:
             with progress.reporting(report):
                 return await perform(spec, model, upstream)
 
+        if guarded and spec.plan is not None and spec.plan.asked(model):
+            steps = spec.plan
+            plan = PlanCall(
+                make=lambda: steps.make(upstream, model),
+                recheck=lambda write, applied: steps.recheck(upstream, model, write, applied),
+                write=lambda write: steps.write(upstream, model, write),
+                receipt=lambda made, applied: steps.receipt(model, made, applied),
+            )
+            call = GuardedCall(
+                spec=spec,
+                project=model.project_id,
+                arguments=model.model_dump(mode="json", exclude_none=True),
+                token=token,
+                read_preview=None,
+                execute=None,
+                secrets=secrets,
+                upstream_status=lambda: upstream.last_status,
+                plan=plan,
+            )
+            with progress.reporting(report):
+                return await self.guard.run(call, ctx, params)
         if guarded:
             assert spec.preview is not None, f"{spec.name} is guarded but declares no preview"
             preview_fn = spec.preview

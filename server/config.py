@@ -11,6 +11,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from server.http.addresses import is_loopback
+from tools.answers.capacity import DEFAULT_LIMIT as DEFAULT_BACKFILL_LIMIT
 
 ConfirmPolicy = Literal["always", "destructive", "never"]
 ApiRoute = Literal["projects", "environments"]
@@ -75,6 +76,8 @@ class Settings:
     """Requests per caller per window; None: the default when callers authenticate, 0: off."""
     rate_window: float = 60.0
     auth_failure_limit: int = 10
+    backfill_limit: int = DEFAULT_BACKFILL_LIMIT
+    """PostHog's limit of backfills running at once in a project (its deployment setting); plans stay within it."""
     posthog_share: float = 0.9
     """The share of PostHog's rate limits for the key that this server spends (server/budget/)."""
     posthog_limits: str | None = None
@@ -117,6 +120,9 @@ class Settings:
             "rate_window": float(_count("POSTHOG_MCP_RATE_WINDOW", env.get("POSTHOG_MCP_RATE_WINDOW"), 60) or 0),
             "auth_failure_limit": _count(
                 "POSTHOG_MCP_AUTH_FAILURE_LIMIT", env.get("POSTHOG_MCP_AUTH_FAILURE_LIMIT"), 10
+            ),
+            "backfill_limit": _count(
+                "POSTHOG_MCP_BACKFILL_LIMIT", env.get("POSTHOG_MCP_BACKFILL_LIMIT"), DEFAULT_BACKFILL_LIMIT
             ),
             "posthog_share": _share(env.get("POSTHOG_MCP_POSTHOG_SHARE")),
             "posthog_limits": env.get("POSTHOG_MCP_POSTHOG_LIMITS") or None,
@@ -161,6 +167,11 @@ class Settings:
             )
         if self.rate_window <= 0:
             raise ConfigError("POSTHOG_MCP_RATE_WINDOW must be a positive whole number of seconds.")
+        if self.backfill_limit < 1:
+            raise ConfigError(
+                "POSTHOG_MCP_BACKFILL_LIMIT must be at least 1: PostHog's limit of backfills running at once in a "
+                "project (its BATCH_EXPORT_MAX_CONCURRENT_BACKFILLS_PER_TEAM setting)."
+            )
         if not (math.isfinite(self.posthog_share) and 0 < self.posthog_share <= 1):
             raise ConfigError(
                 "POSTHOG_MCP_POSTHOG_SHARE must be a fraction above 0 and at most 1 (the share of PostHog's rate "

@@ -8,7 +8,9 @@ enums, bounds, what is required. Limits that only protect the server (string and
 lengths, the exact grammar of a time filter whose description names its formats, an id's
 uuid format, unknown keys) are enforced on every call by the tool's parameter model, with an
 error that names the argument (`server/app.py` `describe_invalid`); `enforced_input_schema`
-is the schema with them, which the generated bad-input tests draw from.
+is the schema with them, which the generated bad-input tests draw from. A parameter marked
+`tools.params.UNLISTED` (a continuation's offset, which the `call` an answer gives back carries)
+is enforced and not listed at all.
 
 The listing is also written in the subset every agent framework's converter carries to its
 provider (docs/architecture.md, "Every agent framework"): no string format but date-time
@@ -115,6 +117,15 @@ def _without_enforced(node: Any) -> Any:
     }
 
 
+def unlisted(spec: ToolSpec) -> set[str]:
+    """The parameters marked `tools.params.UNLISTED`: held on call, not listed."""
+    return {
+        name
+        for name, field in spec.params.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("unlisted")
+    }
+
+
 def _shown(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(_shown(v) for v in value)
@@ -172,13 +183,18 @@ def input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict
     listed: dict[str, Any] = _portable(
         _without_enforced(enforced_input_schema(spec, pinned_project=pinned_project, guarded=guarded)), root=True
     )
+    hidden = unlisted(spec)
+    listed["properties"] = {name: prop for name, prop in listed["properties"].items() if name not in hidden}
     return listed
 
 
 def enforced_input_schema(spec: ToolSpec, *, pinned_project: bool, guarded: bool) -> dict[str, Any]:
     """The listed schema plus the limits a call is held to."""
     schema = compact_schema(spec.params, null_means_absent=False)
-    properties = dict(schema.get("properties", {}))
+    # The marker is ours, not JSON Schema: it says what is listed, and leaves the schema here.
+    properties = {
+        name: {k: v for k, v in prop.items() if k != "unlisted"} for name, prop in schema.get("properties", {}).items()
+    }
     required = [r for r in schema.get("required", [])]
     if pinned_project:
         properties.pop("project_id", None)

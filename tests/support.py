@@ -90,6 +90,9 @@ def _guarded_tools() -> tuple[str, ...]:
         for name, entry in tools.items()
         if not entry["deprecated"]
         and "confirmation_token" in entry["definitions"]["default"]["inputSchema"]["properties"]
+        # The sandbox's default key may use batch exports only; the integrations' write is guarded-tested with
+        # a key that has integration:write (tests/test_fleet_rotation.py).
+        and entry["definitions"]["default"]["_meta"]["posthog/requiredScopes"][0].startswith("batch_export:")
     ]
     # Deletes last, so every other call still finds its target; otherwise catalog order.
     order = {spec.name: index for index, spec in enumerate(CATALOG)}
@@ -160,6 +163,17 @@ def guarded_arguments(control: SandboxControl) -> dict[str, dict[str, Any]]:
         "batch-export-run-cancel": {"project_id": 1, "batch_export_id": bigquery, "run_id": running["id"]},
         "batch-export-backfill-cancel": {"project_id": 1, "batch_export_id": bigquery, "backfill_id": backfill["id"]},
         "batch-export-delete": {"project_id": 1, "batch_export_id": postgres},
+        # Listed to keys with integration:write only (tests/test_fleet_rotation.py uses it).
+        "batch-export-integration-create": {
+            "project_id": 1,
+            "kind": "snowflake",
+            "config": {
+                "name": "guarded-snowflake",
+                "account": "acme-xy12345",
+                "user": "posthog",
+                "password": f"{SECRET_CANARY}-guard",
+            },
+        },
     }
 
 
@@ -179,23 +193,31 @@ def assert_output_valid(tool: types.Tool, result: types.CallToolResult) -> None:
     jsonschema.Draft202012Validator(tool.output_schema).validate(result.structured_content)
 
 
-def listed_by_a_default_server() -> int:
-    """How many tools a server started with no toolset or tool settings lists to a key with every scope."""
-    from server.visibility import listed_by_default
-    from tools.catalog import CATALOG
-
-    return sum(1 for spec in CATALOG if listed_by_default(spec))
-
-
-def listed_by_test_servers() -> int:
-    """How many tools a key with every scope sees on a `settings_for` server (every toolset, no
-    allow-list): the catalog less deprecated tools."""
-    from tools.catalog import CATALOG
-
-    return sum(1 for spec in CATALOG if not spec.deprecated)
-
-
 BATCH_EXPORT_SCOPES = ("batch_export:read", "batch_export:write")
-"""The sandbox's default key's scopes: every tool but those reading outside batch exports."""
-EVERY_TOOL_SCOPES = (*BATCH_EXPORT_SCOPES, "activity_log:read")
+"""The sandbox's default key's scopes: every tool but the integration ones (they need their own)."""
+RECOMMENDED_KEY_SCOPES = (*BATCH_EXPORT_SCOPES, "query:read", "activity_log:read", "project:read")
+"""The key the README recommends (with write): what most sessions list, and what the context budget holds."""
+EVERY_TOOL_SCOPES = (*BATCH_EXPORT_SCOPES, "activity_log:read", "integration:read", "integration:write")
 """Scopes for a key that may call every tool in the catalog (batch-export-changes reads the activity log)."""
+
+
+def listed_by_a_default_server(scopes: tuple[str, ...] | None = None) -> int:
+    """How many tools a server started with no toolset or tool settings lists to a key with these scopes
+    (None: every scope)."""
+    from server.config import Settings
+    from server.visibility import KeyAccess, listed_by_default, why_hidden
+    from tools.catalog import CATALOG
+
+    if scopes is None:
+        return sum(1 for spec in CATALOG if listed_by_default(spec))
+    return sum(1 for spec in CATALOG if why_hidden(spec, Settings(), KeyAccess(scopes=scopes)) is None)
+
+
+def listed_by_test_servers(scopes: tuple[str, ...] = BATCH_EXPORT_SCOPES) -> int:
+    """How many tools a key with these scopes (the sandbox's default key's) sees on a `settings_for` server
+    (every toolset, no allow-list): the catalog less deprecated tools and those the scopes do not allow."""
+    from server.visibility import KeyAccess
+    from tools.catalog import CATALOG
+
+    access = KeyAccess(scopes=scopes)
+    return sum(1 for spec in CATALOG if not spec.deprecated and access.allows(spec.scope))

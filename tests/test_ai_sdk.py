@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.npm_tools import ROOT, library_dir
-from tests.support import listed_by_a_default_server
+from tests.support import BATCH_EXPORT_SCOPES, listed_by_a_default_server
 
 ATTEMPTS = 10
 SCRIPT = ROOT / "tests" / "ai_sdk" / "connect.mjs"
@@ -45,6 +45,6 @@ def test_ai_sdk_connects_every_time_on_its_defaults(tmp_path: Path) -> None:
     assert len(results) == ATTEMPTS, done.stdout + done.stderr
     failed = [r for r in results if not r["ok"]]
     assert not failed, failed
-    assert {r["tools"] for r in results} == {listed_by_a_default_server()}
+    assert {r["tools"] for r in results} == {listed_by_a_default_server(BATCH_EXPORT_SCOPES)}
     assert {r["count"] for r in results} == {4}  # the sandbox's four exports in project 1
     assert {r["protocol"] for r in results} <= {"2026-07-28", "2025-11-25"}

@@ -332,7 +332,7 @@ async def test_gaps_then_one_guarded_backfill_fills_exactly_them(
             control.clear_requests()
             result = await confirm_with_token(client, "batch-export-gaps-backfill", found["next"]["arguments"])
             posted = [r for r in control.writes() if r["path"].endswith("/backfills/")]
-            assert len(posted) == len(found["ranges"]) == len(result["backfills"])
+            assert len(posted) == len(found["ranges"]) == len(result["started"])
             control.advance(30)  # the backfill rows are written a moment after PostHog answers
             again = data(await client.call_tool("batch-export-gaps", arguments))
     # Nothing is left to fill: each former gap is now running or inside the running backfill's range.
@@ -359,7 +359,7 @@ async def test_gaps_backfill_asks_a_person_when_the_client_can_elicit(
             )
     assert answer["status"] == "executed" and len(asked) == 1
     assert "ranges" in json.dumps(asked[0].model_dump(mode="json")) or "range" in asked[0].message
-    assert len([r for r in control.writes() if r["path"].endswith("/backfills/")]) == len(answer["result"]["backfills"])
+    assert len([r for r in control.writes() if r["path"].endswith("/backfills/")]) == len(answer["result"]["started"])
 
 
 async def test_gaps_backfill_with_nothing_to_fill_is_refused_before_asking(make_sandbox: Any, tmp_path: Path) -> None:

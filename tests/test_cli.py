@@ -18,7 +18,7 @@ from mcp import Client, StdioServerParameters
 
 from posthog_sandbox import SandboxKey
 from server import __version__
-from tests.support import MODES, data, listed_by_a_default_server
+from tests.support import BATCH_EXPORT_SCOPES, MODES, data, listed_by_a_default_server
 from tools.catalog import CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,7 +230,7 @@ def test_stdio_stdout_carries_only_protocol_and_logs_never_show_the_key(
     assert set(by_id) == {1, 2, 3, 4}
     assert by_id[1]["result"]["serverInfo"]["name"] == "posthog-batch-exports-mcp"
     # the default toolsets, less the deprecated tool
-    assert len(by_id[2]["result"]["tools"]) == listed_by_a_default_server()
+    assert len(by_id[2]["result"]["tools"]) == listed_by_a_default_server(BATCH_EXPORT_SCOPES)
     assert by_id[3]["result"]["structuredContent"]["count"] == 4
     assert by_id[4]["result"]["isError"] is True
     assert "DEBUG" in stderr  # the level came from the environment

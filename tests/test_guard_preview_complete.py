@@ -28,6 +28,8 @@ LONG_QUERY = "SELECT event, properties.$email AS email FROM events WHERE " + " O
     f"event = 'signup_{n}'" for n in range(120)
 )
 IDS = {"batch_export_id", "run_id", "backfill_id"}
+# Arguments that make batch-export-update a plan of many exports (checked on their own below).
+PLAN_SELECTORS = {("batch-export-update", "on_integration"), ("batch-export-update", "all_of_type")}
 
 
 def every_argument(control: SandboxControl) -> dict[str, dict[str, Any]]:
@@ -65,7 +67,8 @@ def every_argument(control: SandboxControl) -> dict[str, dict[str, Any]]:
         "start": (now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "end": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    full["batch-export-gaps-backfill"] = {**full["batch-export-gaps-backfill"], **window}
+    scope = {"destination_type": "Snowflake", "name_contains": "Snowflake", "offset": 0}
+    full["batch-export-gaps-backfill"] = {**full["batch-export-gaps-backfill"], **window, **scope}
     return full
 
 
@@ -138,7 +141,7 @@ async def test_every_argument_a_guarded_write_sends_is_in_its_preview(make_sandb
             assert name in full, f"{name} is guarded: give it full arguments here"
             schema = listed[name].input_schema
             for prop, sub in schema["properties"].items():
-                if prop == TOKEN_PARAM:
+                if prop == TOKEN_PARAM or (name, prop) in PLAN_SELECTORS:
                     continue
                 assert prop in full[name], f"{name}: the test does not send {prop}; add it above"
                 for inner in sub.get("properties", {}):
@@ -149,5 +152,16 @@ async def test_every_argument_a_guarded_write_sends_is_in_its_preview(make_sandb
             missing = missing_from(preview, full[name])
             if missing:
                 problems[name] = missing
+        # A change to many exports is a plan: its preview shows every argument too.
+        many = {
+            "project_id": 2,
+            "all_of_type": True,
+            "destination": {"type": "HTTP", "config": {"url": "https://eu.i.posthog.com/batch/", "token": "t0ken-new"}},
+        }
+        result = await client.call_tool("batch-export-update", many)
+        assert not result.is_error, text(result)
+        missing = missing_from(result.structured_content["preview"], many)
+        if missing:
+            problems["batch-export-update (many)"] = missing
     assert problems == {}, problems
     control.close()

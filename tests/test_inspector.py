@@ -24,7 +24,7 @@ import pytest
 from posthog_sandbox import SandboxKey
 from server.untrusted import unmark
 from tests.npm_tools import ROOT, run_npx
-from tests.support import SandboxControl, listed_by_a_default_server
+from tests.support import BATCH_EXPORT_SCOPES, SandboxControl, listed_by_a_default_server
 
 pytestmark = pytest.mark.inspector
 
@@ -94,7 +94,7 @@ def test_inspector_lists_tools_reads_and_writes_through_the_token(
     env = server_env(sandbox, tmp_path)
 
     tools = {t["name"]: t for t in inspect_stdio(env, "--method", "tools/list")["tools"]}
-    assert len(tools) == listed_by_a_default_server()
+    assert len(tools) == listed_by_a_default_server(BATCH_EXPORT_SCOPES)
     assert tools["batch-export-pause"]["annotations"]["readOnlyHint"] is False
     assert "confirmation_token" in tools["batch-export-pause"]["inputSchema"]["properties"]
     assert tools["batch-export-list"]["_meta"]["posthog/requiredScopes"] == ["batch_export:read"]

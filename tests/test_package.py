@@ -18,7 +18,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.npm_tools import ROOT, require
-from tests.support import data, listed_by_a_default_server
+from tests.support import BATCH_EXPORT_SCOPES, data, listed_by_a_default_server
 from tools.catalog import CATALOG
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -97,7 +97,7 @@ async def test_serve_sandbox_answers_a_real_client(
         command=str(bin_dir / "posthog-batch-exports-mcp"), args=["serve", "--sandbox"], cwd=str(tmp_path), env=env
     )
     async with Client(params, read_timeout_seconds=60) as client:
-        assert len((await client.list_tools()).tools) == listed_by_a_default_server()
+        assert len((await client.list_tools()).tools) == listed_by_a_default_server(BATCH_EXPORT_SCOPES)
         # The sandbox's Query API needs the `sandbox` extra; without it batch-export-errors reads the logs route.
         errors = data(await client.call_tool("batch-export-errors", {"project_id": 1, "after": "-7d"}))
         assert "logs route" in errors["source"] and errors["exports"]

@@ -187,8 +187,9 @@ async def test_toolsets_choose_the_listing(
     assert expected <= listed
     chosen = set(TOOLSETS) if "all" in toolsets else set(toolsets) - {"default"}
     if "default" in toolsets:
-        chosen |= {"exports", "runs", "backfills", "answers"}
-    assert {TOOLSET_OF[name] for name in listed} == chosen
+        chosen |= {"exports", "runs", "backfills", "answers", "integrations"}
+    # The integrations toolset's tools need integration scopes, which the default key lacks.
+    assert {TOOLSET_OF[name] for name in listed} == chosen - {"integrations"}
 
 
 async def test_tool_allow_list_replaces_the_toolsets_and_read_only_wins(make_sandbox: Any, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from posthog_sandbox import SandboxKey
 from server.stdio import StartingServer
-from tests.support import listed_by_a_default_server, running_app, settings_for
+from tests.support import BATCH_EXPORT_SCOPES, listed_by_a_default_server, running_app, settings_for
 from tools.catalog import CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,7 +208,7 @@ def test_initialize_after_server_discover_gets_the_handshake(discover_answered_f
         assert initialized["result"]["protocolVersion"] == "2025-11-25", initialized
         assert initialized["result"]["serverInfo"]["name"] == "posthog-batch-exports-mcp"
         server.send(rpc(None, "notifications/initialized"), rpc(2, "tools/list"))
-        assert len(server.answer(2)["result"]["tools"]) == listed_by_a_default_server()
+        assert len(server.answer(2)["result"]["tools"]) == listed_by_a_default_server(BATCH_EXPORT_SCOPES)
         server.send(rpc(3, "tools/call", {"name": "batch-export-list", "arguments": {"project_id": 1}}))
         assert server.answer(3)["result"]["structuredContent"]["count"] == 4
         # The pipe now speaks the handshake era: a 2026-07-28 request is refused, as on any such pipe.

@@ -44,6 +44,57 @@ class Preview:
     confirm_name: str | None = None
 
 
+# A plan never holds more writes than this: a bigger job is several plans (docs/guard.md, "Plans").
+MAX_PLAN_WRITES = 100
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """One write of a plan: what it changes, how a person reads it, and the state it was planned against.
+
+    `action` says what the write does, as JSON without any secret (the tool builds the request from
+    it and the call's arguments); `version` is the target's state when planned, read again just
+    before the write, which is skipped if it moved.
+    """
+
+    target: str
+    label: str
+    version: str
+    action: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"target": self.target, "label": self.label, "version": self.version, "action": self.action}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> PlannedWrite:
+        return cls(str(value["target"]), str(value["label"]), str(value["version"]), dict(value["action"]))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Several writes behind one confirmation: the preview is the plan.
+
+    `summary` is one or two sentences; `details` is what the person reads (every write, compactly,
+    and what the plan will not do now and why), secret-free and within the answer budget; `writes`
+    are at most MAX_PLAN_WRITES, applied in order.
+    """
+
+    summary: str
+    details: dict[str, Any]
+    writes: tuple[PlannedWrite, ...]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What happened to the writes of a confirmed plan, in order: what each write started, which were
+    skipped (their target moved since the preview) or refused, and which were not sent, with why."""
+
+    started: list[tuple[PlannedWrite, dict[str, Any]]]
+    skipped: list[tuple[PlannedWrite, str]]
+    failed: list[tuple[PlannedWrite, str]]
+    not_sent: list[tuple[PlannedWrite, str]]
+
+
 # Parameters are typed Any here: each tool's functions take its own Params subclass, and a
 # Callable over the base class would not accept them (parameters are contravariant).
 PreviewFn = Callable[[Upstream, Any], Awaitable[Preview]]
@@ -51,6 +102,25 @@ HandlerFn = Callable[[Upstream, Any, Request], Awaitable[Any]]
 # (parameters, the shaped answer, how many of its `results` are shown) -> the `omitted` note that
 # continues after the last one shown (tools/continuation.py), or None when nothing follows.
 ResumeFn = Callable[[Any, Any, int], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class PlanSteps:
+    """How a tool writes in fleets: the guard asks for the plan, confirms it once, then per write
+    re-checks the target (`recheck` answers its version now, None when it is gone; it sees what
+    the plan's earlier writes started) and sends it (`write` answers what it started); `receipt`
+    turns what happened into the answer, with the call that plans what is left."""
+
+    make: Callable[[Upstream, Any], Awaitable[Plan]]
+    recheck: Callable[[Upstream, Any, PlannedWrite, Applied], Awaitable[str | None]]
+    write: Callable[[Upstream, Any, PlannedWrite], Awaitable[dict[str, Any]]]
+    receipt: Callable[[Any, Plan, Applied], dict[str, Any]]
+    applies: Callable[[Any], bool] | None = None
+    """For a tool that also writes once (its `preview`): whether these arguments ask for a plan."""
+
+    def asked(self, params: Any) -> bool:
+        return self.applies is None or self.applies(params)
+
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -64,9 +134,10 @@ class ToolSpec:
     JSON body; for GET and DELETE they are not sent (they are for the handler). `handler`
     receives the built request and amends it where a tool needs more than the plain
     request; `shape` trims a response for the model's context; `preview` describes a
-    write before it happens (guarded tools must have one). A list tool's `resume` names the
-    call that continues after any number of its results, so the result shaper can cut a page
-    to the answer budget without losing what it cut (tools/continuation.py).
+    write before it happens, `plan` several (guarded tools must have one of them). A list
+    tool's `resume` names the call that continues after any number of its results, so the
+    result shaper can cut a page to the answer budget without losing what it cut
+    (tools/continuation.py).
     """
 
     name: str
@@ -86,6 +157,8 @@ class ToolSpec:
     fixed_query: Mapping[str, str] | None = None
     shape: Callable[[Any], Any] | None = None
     preview: PreviewFn | None = None
+    plan: PlanSteps | None = None
+    """A guarded tool writes either once (`preview`) or as a plan of several writes (`plan`)."""
     handler: HandlerFn | None = None
     resume: ResumeFn | None = None
     deprecated: bool = False

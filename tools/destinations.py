@@ -93,6 +93,10 @@ SECRET_CONFIG_KEYS: frozenset[str] = frozenset(
         "client_email",
         "token_uri",
         "token",
+        # integrations' own secrets (docs/posthog-api.md, "Integrations"): never shown, never echoed
+        "client_id",
+        "client_secret",
+        "connection_string",
     }
 )
 
@@ -102,6 +106,25 @@ SECRET_CONFIG_KEYS: frozenset[str] = frozenset(
 # first four have no other way to hold credentials in any generation that knows them.
 INTEGRATION_ALWAYS = ("AwsS3", "S3Compatible", "Databricks", "AzureBlob")
 INTEGRATION_ON_NEWER = ("Snowflake", "Postgres", "Redshift", "BigQuery")  # older PostHog took inline credentials
+# Config keys newer PostHog keeps in a destination's integration and no longer takes in the export's config
+# (docs/posthog-api.md, "Exports and destinations", "Integrations"): sent with an update, they are refused
+# ("Configuration has unknown field/s"). The credential is changed where PostHog keeps it, in an integration.
+INTEGRATION_HELD_KEYS: dict[str, frozenset[str]] = {
+    "Snowflake": frozenset(
+        {"account", "user", "authentication_type", "password", "private_key", "private_key_passphrase"}
+    ),
+}
+# The kind of integration each destination type uses (docs/posthog-api.md, "Integrations").
+INTEGRATION_KIND = {
+    "AwsS3": "aws-s3",
+    "S3Compatible": "s3-compatible",
+    "Snowflake": "snowflake",
+    "Postgres": "postgresql",
+    "Redshift": "aws-redshift",
+    "BigQuery": "google-cloud-service-account",
+    "Databricks": "databricks",
+    "AzureBlob": "azure-blob",
+}
 # On update these have no fallback to the stored integration: it must come with every destination change
 # (Redshift refuses one that would drop it). The update tool always sends the stored one again.
 INTEGRATION_ON_EVERY_UPDATE = ("BigQuery", "Databricks", "AzureBlob")
@@ -196,13 +219,13 @@ CONFIG_HELP = _required_keys_help()
 
 
 class DestinationInput(Arguments):
-    type: DestinationType = Field(description="S3 is for older PostHog; newer uses AwsS3.")
-    config: JsonObject = Field(description="Destination settings; secrets are write-only.")
+    type: DestinationType = Field(description="S3: older PostHog only (else AwsS3).")
+    config: JsonObject = Field(description="Settings; secrets are write-only.")
     integration_id: int | None = Field(
         None,
         ge=1,
         validation_alias=AliasChoices("integration_id", "integration"),
-        description="Credentials: destination.integration of an export of this type.",
+        description="Credentials: an integration id.",
     )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tools import continuation, secrets
-from tools.declaration import READ, WRITE, NotPossible, Preview, ToolSpec
+from tools.declaration import MAX_PLAN_WRITES, READ, WRITE, NotPossible, Preview, ToolSpec
 from tools.destinations import (
     CONFIG_HELP,
     INTEGRATION_ALWAYS,
@@ -21,8 +22,9 @@ from tools.destinations import (
     destination_config_problem,
     missing_integration,
 )
+from tools.integrations import held_keys, held_refusal, stored_integration
 from tools.models import BatchExport, Deleted, ExportPage, PausedState, UpdateApplied
-from tools.params import ExportParams, Interval, JsonObject, Model, Params
+from tools.params import UNLISTED, ExportParams, Interval, JsonObject, Model, Params
 from tools.refusals import asked_once, copy_inputs_missing, hogql_query_problem, known, refuse_destination
 from tools.request import build_request
 from tools.upstream import Request, Upstream, UpstreamError
@@ -34,15 +36,15 @@ EXPORT_PATH = "batch_exports/{batch_export_id}/"
 class _ExportFields(BaseModel):
     """Writable fields shared by create, update and the test steps."""
 
-    model: Model | None = Field(None, description="What to export (events when created without it).")
+    model: Model | None = Field(None, description="What to export (default events).")
     paused: bool | None = Field(None, description="Paused or not.")
-    start_at: datetime | None = Field(None, description="No runs are scheduled before this time.")
-    end_at: datetime | None = Field(None, description="No runs are scheduled after this time.")
+    start_at: datetime | None = Field(None, description="No runs before this time.")
+    end_at: datetime | None = Field(None, description="No runs after this time.")
     hogql_query: str | None = Field(None, max_length=20000, description="HogQL query (model hogql).")
     filters: list[JsonObject] | None = Field(None, description="Property filters, each with a type.")
-    timezone: str | None = Field(None, max_length=64, description="IANA timezone for daily/weekly schedules.")
-    offset_day: int | None = Field(None, ge=0, le=6, description="Weekly exports: weekday, 0 = Sunday.")
-    offset_hour: int | None = Field(None, ge=0, le=23, description="Daily/weekly exports: hour of day.")
+    timezone: str | None = Field(None, max_length=64, description="IANA timezone (daily/weekly).")
+    offset_day: int | None = Field(None, ge=0, le=6, description="Weekly: weekday, 0 = Sunday.")
+    offset_hour: int | None = Field(None, ge=0, le=23, description="Daily/weekly: hour of day.")
 
     @model_validator(mode="after")
     def _offsets_fit_interval(self) -> Any:
@@ -96,23 +98,45 @@ def create_problems(destination: DestinationInput) -> list[str]:
     return problems
 
 
-class UpdateParams(_ExportFields, ExportParams):
+_FLEET = ("on_integration", "all_of_type", "offset")
+
+
+class UpdateParams(_ExportFields, Params):
+    batch_export_id: UUID | None = Field(None, description="One export.")
+    on_integration: int | None = Field(None, ge=1, description="Or: all exports using it.")
+    # None rather than false and 0 by default: what is not given is not sent in the PATCH either.
+    all_of_type: bool | None = Field(None, description="Or: all of destination.type.")
+    offset: int | None = Field(None, ge=0, description="See receipt.next.", json_schema_extra=UNLISTED)
     name: str | None = Field(None, min_length=1, max_length=255, description="New name.")
     interval: Interval | None = Field(None, description="New interval.")
-    destination: DestinationInput | None = Field(
-        None, description="Its type, and the config keys to change (merged into the stored ones)."
-    )
+    destination: DestinationInput | None = Field(None, description="Its type and the config keys to change (merged).")
 
     @model_validator(mode="after")
     def _destination_keys_are_known(self) -> UpdateParams:
         check_destination(self.destination, partial=True)
-        changes = self.model_dump(exclude_none=True, exclude={"project_id", "batch_export_id"})
+        changes = self.model_dump(exclude_none=True, exclude={"project_id", "batch_export_id", *_FLEET})
         if not changes:
             raise ValueError("Nothing to change: pass at least one field to update (for example name or paused).")
         # PostHog never changes an export's model, so a write that names hogql is refused or of a hogql export.
         if self.model == "hogql" and self.hogql_query and (problem := hogql_query_problem(self.hogql_query)):
             raise ValueError(problem)
+        many = self.on_integration is not None or bool(self.all_of_type)
+        if many == (self.batch_export_id is not None):
+            raise ValueError(
+                "say which exports: batch_export_id for one, or on_integration / all_of_type for many (not both)"
+            )
+        if many and (self.destination is None or set(changes) != {"destination"}):
+            raise ValueError(
+                f"a change to many exports (at most {MAX_PLAN_WRITES} a plan) is a change of their destination: "
+                "pass destination only (its type, and the config keys or integration_id to set)"
+            )
+        if not many and self.offset:
+            raise ValueError("offset continues a change to many exports; drop it with batch_export_id")
         return self
+
+    @property
+    def many(self) -> bool:
+        return self.batch_export_id is None
 
 
 class ListParams(Params):
@@ -200,15 +224,6 @@ async def runs_newer_posthog(upstream: Upstream) -> bool:
     return True
 
 
-def stored_integration(export: dict[str, Any]) -> int | None:
-    """The integration id an export's destination uses, if any."""
-    destination = export.get("destination") or {}
-    value = destination.get("integration_id", destination.get("integration"))
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def destination_to_send(params: UpdateParams, export: dict[str, Any]) -> dict[str, Any] | None:
     """The destination an update sends: type and config always together (PostHog answers 500 to one
     without the other), and the stored integration again when the caller names none (some types have
@@ -255,7 +270,7 @@ def shown(value: Any) -> Any:
 
 
 def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
-    proposed = params.model_dump(mode="json", exclude_none=True, exclude={"project_id", "batch_export_id"})
+    proposed = params.model_dump(mode="json", exclude_none=True, exclude={"project_id", "batch_export_id", *_FLEET})
     changes: dict[str, Any] = {}
     destination = proposed.pop("destination", None)
     for key, new in proposed.items():
@@ -286,7 +301,7 @@ def _diff(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
 def _unchanged(current: dict[str, Any], params: UpdateParams) -> dict[str, Any]:
     """Fields the update sends with the value they already have: still sent, so still shown."""
     proposed = params.model_dump(
-        mode="json", exclude_none=True, exclude={"project_id", "batch_export_id", "destination"}
+        mode="json", exclude_none=True, exclude={"project_id", "batch_export_id", "destination", *_FLEET}
     )
     same = {key: shown(value) for key, value in proposed.items() if current.get(key) == value}
     return {"unchanged": same} if same else {}
@@ -345,6 +360,10 @@ async def preview_create(upstream: Upstream, params: CreateParams) -> Preview:
 
 async def preview_update(upstream: Upstream, params: UpdateParams) -> Preview:
     current = await read_export(upstream, params)
+    if params.destination is not None:
+        held = held_keys(current, params.destination.config)
+        if held:
+            raise NotPossible(await held_refusal(upstream, current, held))
     old_type = (current.get("destination") or {}).get("type")
     if params.destination is not None and params.destination.type != old_type and is_newer_posthog(current):
         raise NotPossible(
@@ -450,7 +469,9 @@ def applied_update(params: UpdateParams, answer: Any) -> Any:
     again would cost a model's context 2-3 KB to say one thing changed (batch-export-get reads it)."""
     if not isinstance(answer, dict):
         return answer
-    asked = params.model_dump(mode="json", exclude_none=True, exclude={"project_id", "batch_export_id", "destination"})
+    asked = params.model_dump(
+        mode="json", exclude_none=True, exclude={"project_id", "batch_export_id", "destination", *_FLEET}
+    )
     applied: dict[str, Any] = {"batch_export_id": answer.get("id", str(params.batch_export_id))}
     applied |= {key: answer.get(key) for key in asked}
     if params.destination is not None:
@@ -523,7 +544,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-update",
         title="Update a batch export",
-        description="Change fields of a batch export; destination config is merged, so secrets need not be resent.",
+        description="Change an export's fields; its destination config is merged (secrets need not be resent).",
         method="PATCH",
         path=EXPORT_PATH,
         scope=WRITE,

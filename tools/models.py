@@ -81,10 +81,11 @@ class Cancelled(_Tolerant):
 
 
 class UpdateApplied(_Tolerant):
-    """What an update changed, as PostHog now holds it, and the export's new version."""
+    """What an update changed, as PostHog now holds it, and the export's new version; for many exports,
+    the plan's receipt (updated, skipped, deferred)."""
 
-    batch_export_id: str
-    version: str
+    batch_export_id: str | None = None
+    version: str | None = None
 
 
 class Deleted(BaseModel):

@@ -41,11 +41,12 @@ from server import budget, metrics, results, untrusted
 from server.caller import caller_name
 from server.config import DEFAULT_TIMEOUT, UPSTREAM_CALL_TIMEOUTS
 from server.guard.audit import AuditLog
+from server.guard.plans import PlanApplier, PlanCall, check_size, digest_of, kept, restored
 from server.guard.result import TOKEN_PARAM, GuardedResult, GuardedStatus
 from server.guard.sealing import STATE_KIND, TOKEN_KIND, Claim, Refused, TokenSigner, canonical_digest, label_of
 from server.guard.shared_state import InProcessState, SharedState, StateUnavailable
 from server.posthog import PostHogError
-from tools.declaration import NotPossible, Preview, ToolSpec
+from tools.declaration import MAX_PLAN_WRITES, Applied, NotPossible, Plan, PlannedWrite, Preview, ToolSpec
 from tools.upstream import OverBudget
 
 # Re-exported: the guard's tests and callers name these through the guard.
@@ -54,6 +55,7 @@ __all__ = [
     "TOKEN_KIND",
     "Guard",
     "GuardedCall",
+    "PlanCall",
     "Refused",
     "TokenSigner",
     "canonical_digest",
@@ -89,11 +91,13 @@ class GuardedCall:
     project: int
     arguments: dict[str, Any]  # validated, canonical, secrets included (never logged)
     token: str | None
-    read_preview: PreviewRead
-    execute: Execute
+    read_preview: PreviewRead | None
+    execute: Execute | None
     secrets: set[str]
     # The HTTP status of the last request sent for this call (the write, once executed).
     upstream_status: Callable[[], int | None] = _no_status
+    # A tool that writes in fleets: several writes behind one confirmation (server/guard/plans.py).
+    plan: PlanCall | None = None
 
     @property
     def adds(self) -> bool:
@@ -126,6 +130,16 @@ class Progress:
     # connection, a 5xx or a cancelled call leave the in-flight lock to expire instead of lifting it,
     # since the write may still land and a copy sent now would make it twice.
     unknown: bool = False
+    plan: str | None = None  # the id of the plan this call previews or applies, on each of its audit lines
+
+
+def _counts(applied: Applied) -> dict[str, int]:
+    return {
+        "started": len(applied.started),
+        "skipped": len(applied.skipped),
+        "failed": len(applied.failed),
+        "not_sent": len(applied.not_sent),
+    }
 
 
 def _shown(call: GuardedCall, preview: Preview) -> dict[str, Any]:
@@ -201,6 +215,9 @@ class Guard:
     async def _decide(
         self, call: GuardedCall, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams, progress: Progress
     ) -> Decision:
+        if call.plan is not None:
+            return await self._decide_plan(call, call.plan, ctx, params, progress)
+        assert call.read_preview is not None and call.execute is not None, f"{call.spec.name} has nothing to write"
         digest = canonical_digest(call.arguments)
         modern = ctx.protocol_version in protocol_versions.MODERN_PROTOCOL_VERSIONS
         claim: Claim | None = None  # the sealed confirmation, in the token and 2026-07-28 channels
@@ -267,6 +284,121 @@ class Guard:
             GuardedResult(GuardedStatus.EXECUTED, f"Done: {current.summary}", result=result),
             line={"upstream_status": call.upstream_status(), **({"target": target} if target else {})},
         )
+
+    async def _decide_plan(
+        self,
+        call: GuardedCall,
+        plan_call: PlanCall,
+        ctx: ServerRequestContext[Any],
+        params: types.CallToolRequestParams,
+        progress: Progress,
+    ) -> Decision:
+        """The same decision for a plan: one preview (the plan), one answer, one confirmation spent, then
+        each write re-checked and sent once (server/guard/plans.py) and a receipt."""
+        digest = canonical_digest(call.arguments)
+        modern = ctx.protocol_version in protocol_versions.MODERN_PROTOCOL_VERSIONS
+        claim: Claim | None = None
+        if call.token is not None:
+            claim = self.signer.verify(call.token, call.spec.name, call.project, digest, TOKEN_KIND)
+            plan = await self._recall_plan(plan_call, claim.version, progress)
+        elif modern and params.request_state and params.input_responses:
+            claim = self.signer.verify(params.request_state, call.spec.name, call.project, digest, STATE_KIND)
+            plan = await self._recall_plan(plan_call, claim.version, progress)
+            no = self._unless_agreed(call, params.input_responses.get(ELICIT_KEY), self._plan_preview(plan, progress))
+            if no is not None:
+                return no
+        else:
+            plan = await plan_call.make()
+            if not plan.writes:
+                raise NotPossible(plan.summary)
+            check_size(plan)
+            progress.plan = secrets.token_hex(8)
+            preview = self._plan_preview(plan, progress)
+            caps = ctx.session.client_capabilities
+            if caps is None or caps.elicitation is None or modern:
+                # The confirmation comes back in another call, perhaps to another replica: it finds the plan here.
+                await self.state.keep(self._plan_name(progress.plan), kept(plan, progress.plan), self.signer.ttl)
+            if caps is None or caps.elicitation is None:
+                progress.channel = "token"
+                return self._offer_token(call, preview, digest)
+            message, schema = self._question(call, preview)
+            if modern:
+                state, _ = self.signer.issue(call.spec.name, call.project, digest, preview.version, STATE_KIND)
+                request = types.ElicitRequest(
+                    params=types.ElicitRequestFormParams(message=message, requested_schema=schema)
+                )
+                return Decision(
+                    "previewed", types.InputRequiredResult(input_requests={ELICIT_KEY: request}, request_state=state)
+                )
+            self._audit(call, progress, "previewed")
+            progress.step = "ask"
+            answer = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
+            no = self._unless_agreed(call, answer, preview)
+            if no is not None:
+                return no
+
+        progress.step = "confirm"
+        if claim is not None:
+            await self._spend(claim)  # once, across replicas: only one of them applies the plan
+        self._audit(call, progress, "confirmed")
+
+        progress.step = "write"
+
+        def lock_name(write: PlannedWrite) -> str:
+            # Named by what the write does, not by the plan: the same write in another plan waits too.
+            return self.signer.store_name(
+                "in-flight", call.spec.name, call.project, write.target, canonical_digest(write.action)
+            )
+
+        def note(decision: str, index: int, write: PlannedWrite, **fields: Any) -> None:
+            if "upstream_status" not in fields and decision == "executed":
+                fields["upstream_status"] = call.upstream_status()
+            fields.setdefault("upstream_status", None)
+            self._audit(call, progress, decision, target=write.target, write=index + 1, action=write.label, **fields)
+
+        # Confirmed: its re-checks and writes may use the request budget's reserve (server/budget/pacing.py).
+        with budget.confirmed():
+            applied = await PlanApplier(self.state, lock_name, note, self.in_flight).apply(plan, plan_call)
+        receipt = {"plan_id": progress.plan, **plan_call.receipt(plan, applied)}
+        counts = _counts(applied)
+        told = ", ".join(f"{n} {what}" for what, n in counts.items() if n) or "nothing sent"
+        message = f"Plan {progress.plan} applied: {told}. {plan.summary}"
+        return Decision(
+            "applied",
+            GuardedResult(GuardedStatus.EXECUTED, message, result=receipt),
+            line={"receipt": counts},
+        )
+
+    def _plan_name(self, plan_id: str) -> str:
+        return self.signer.store_name("plan", plan_id)
+
+    def _plan_preview(self, plan: Plan, progress: Progress) -> Preview:
+        bound = {"id": progress.plan, "writes": len(plan.writes), "at_most": MAX_PLAN_WRITES}
+        return Preview(
+            summary=plan.summary,
+            details={"plan": bound, **plan.details},
+            version=f"{progress.plan}.{digest_of(plan)}",
+        )
+
+    async def _recall_plan(self, plan_call: PlanCall, version: str | None, progress: Progress) -> Plan:
+        """The plan a confirmation covers: as kept at its preview or, when not kept here, planned again
+        and the same writes."""
+        plan_id, _, digest = (version or "").partition(".")
+        progress.plan = plan_id or None
+        value = await self.state.recall(self._plan_name(plan_id)) if plan_id else None
+        if value is not None:
+            plan = restored(value)
+            if digest_of(plan) == digest:
+                return plan
+        progress.step = "recheck"
+        plan = await plan_call.make()
+        if digest_of(plan) != digest:
+            raise Refused(
+                "The plan this confirmation covers is not held here (it expired, or it was previewed on a server "
+                "that restarted or shares no POSTHOG_MCP_REDIS_URL with this one), and planning again gives "
+                f"other writes. Call again without {TOKEN_PARAM} to preview the current plan."
+            )
+        return plan
 
     # --- the steps ------------------------------------------------------------------------------
 
@@ -410,8 +542,11 @@ class Guard:
         target = next((arguments[k] for k in ("run_id", "backfill_id", "batch_export_id") if k in arguments), None)
         fields.setdefault("target", target)
         fields.setdefault("upstream_status", None)
-        if "reason" in fields:
-            fields["reason"] = results.redact(fields["reason"], call.secrets)
+        if progress.plan is not None:
+            fields["plan"] = progress.plan
+        for key in ("reason", "result", "action"):
+            if key in fields:
+                fields[key] = results.redact(results.strip_secrets(fields[key]), call.secrets)
         self.audit.record(
             tool=call.spec.name,
             project=call.project,

@@ -1,6 +1,6 @@
-"""State the guard must share between replicas: spent confirmations, and writes in flight.
+"""State the guard must share between replicas: spent confirmations, writes in flight, previewed plans.
 
-Two operations, each one atomic step in the store:
+Three kinds of operation, each one atomic step in the store:
 - `spend(name, seconds)`: true the first time a confirmation is spent, false ever after (while it
   could still be valid). A confirmation is spent before its write is sent, so two replicas given
   the same token, or the same requestState and answer, cannot both write.
@@ -8,6 +8,8 @@ Two operations, each one atomic step in the store:
   covers the slowest re-check and write POSTHOG_MCP_TIMEOUT allows: `server.guard.in_flight_seconds`),
   so a copy of it (a client retrying on another replica after a timeout) is refused with what is
   in flight, instead of adding a second export, backfill or retry.
+- `keep(name, value, seconds)` / `recall(name)`: a previewed plan, held until its confirmation
+  expires, so whichever replica the confirmation reaches applies exactly the plan the person saw.
 
 `InProcessState` serves one process (stdio). `RedisState` serves replicas sharing one Redis
 (POSTHOG_MCP_REDIS_URL); when Redis cannot be reached, its operations raise `StateUnavailable`
@@ -43,6 +45,12 @@ class SharedState(Protocol):
 
     async def release(self, name: str, holder: dict[str, Any]) -> None: ...
 
+    async def keep(self, name: str, value: dict[str, Any], seconds: int) -> None: ...
+
+    async def recall(self, name: str) -> dict[str, Any] | None:
+        """What `keep` stored under this name, or None once it expired (or was never kept here)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -55,11 +63,13 @@ class InProcessState:
         self.clock = clock
         self._spent: dict[str, float] = {}
         self._held: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._kept: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
     def _forget_expired(self, now: float) -> None:
         self._spent = {name: until for name, until in self._spent.items() if until > now}
         self._held = {name: entry for name, entry in self._held.items() if entry[0] > now}
+        self._kept = {name: entry for name, entry in self._kept.items() if entry[0] > now}
 
     async def spend(self, name: str, seconds: int) -> bool:
         with self._lock:
@@ -85,8 +95,28 @@ class InProcessState:
             if entry is not None and entry[1] == holder:
                 del self._held[name]
 
+    async def keep(self, name: str, value: dict[str, Any], seconds: int) -> None:
+        with self._lock:
+            now = self.clock()
+            self._forget_expired(now)
+            self._kept[name] = (now + seconds, json.dumps(value))  # a copy: the caller's dict may change
+
+    async def recall(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            self._forget_expired(self.clock())
+            entry = self._kept.get(name)
+        return _decoded(entry[1]) if entry is not None else None
+
     async def aclose(self) -> None:
         return None
+
+
+def _decoded(text: str | bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 # Delete the lock only if it is still ours: it may have expired and been taken by another copy.
@@ -155,6 +185,14 @@ class RedisState:
     async def release(self, name: str, holder: dict[str, Any]) -> None:
         value = json.dumps(holder, sort_keys=True)
         await self._ask(lambda: self._release(keys=[KEY_PREFIX + name], args=[value]))
+
+    async def keep(self, name: str, value: dict[str, Any], seconds: int) -> None:
+        text = json.dumps(value, sort_keys=True)
+        await self._ask(lambda: self._redis.set(KEY_PREFIX + name, text, ex=max(1, seconds)))
+
+    async def recall(self, name: str) -> dict[str, Any] | None:
+        found = await self._ask(lambda: self._redis.get(KEY_PREFIX + name))
+        return _decoded(found) if found is not None else None
 
     async def aclose(self) -> None:
         await self._redis.aclose()

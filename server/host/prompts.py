@@ -139,6 +139,17 @@ PROMPTS: tuple[PromptSpec, ...] = (
         arguments=(PROJECT, EXPORT),
         steps=(
             Step("Read the export with {tool}; secret keys are never shown.", ("batch-export-get",), essential=True),
+            Step(
+                "If its destination names an integration, the credentials live there, shared: see which exports "
+                "share it with {tool}.",
+                ("batch-export-integrations",),
+            ),
+            Step(
+                "To change shared credentials, create new ones with {tool} (it previews first), then move every "
+                "export using the old integration with batch-export-update on_integration: one plan, one "
+                "confirmation, after the destination's test steps pass.",
+                ("batch-export-integration-create",),
+            ),
             Step("Ask the user which credential keys change and for their new values. Never repeat a secret back."),
             Step(
                 "Before changing anything, test the new keys with {tool} on this export (the keys to try, not saved).",

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
-from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig, start_sandbox
+from posthog_sandbox import DEFAULT_API_KEY, SandboxConfig, SandboxKey, start_sandbox
 from server.definitions import enforced_input_schema
 from tests.reliability.schema_strategies import from_schema, mutated, validator
 from tests.support import MODES, SandboxControl, connect, running_app, settings_for, text
@@ -49,7 +49,10 @@ def route_pattern(template: str) -> re.Pattern[str]:
 
 
 QUERY_ROUTE = route_pattern(QUERY_PATH)  # a POST that only reads: PostHog's Query API
-ROUTES = [route_pattern(spec.path) for spec in CATALOG] + [QUERY_ROUTE]
+# A POST that changes nothing in PostHog: a destination test step (a plan checks its destination with one).
+CHECK_ROUTE = re.compile(rf"^/api/projects/(?P<project>\d+)/batch_exports/{UUID}/run_test_step/$")
+INTEGRATION_ROUTE = re.compile(r"^/api/projects/(?P<project>\d+)/integrations/\d+/$")  # one integration, read
+ROUTES = [route_pattern(spec.path) for spec in CATALOG] + [QUERY_ROUTE, CHECK_ROUTE, INTEGRATION_ROUTE]
 
 
 @dataclass
@@ -68,7 +71,9 @@ class Live:
 
 @pytest.fixture(scope="module", params=MODES)
 def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    sandbox = start_sandbox(SandboxConfig(generation=3, throttle=False))
+    # A key that may use every tool, the integration ones included.
+    scopes = ["batch_export:read", "batch_export:write", "integration:read", "integration:write"]
+    sandbox = start_sandbox(SandboxConfig(generation=3, throttle=False, keys=[SandboxKey(DEFAULT_API_KEY, scopes)]))
     control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
     exports = [e["id"] for e in control.api("GET", "1/batch_exports/").json()["results"]]
     state = control.state()
@@ -122,7 +127,7 @@ def assert_requests_stay_in_their_segments(name: str, arguments: dict[str, Any],
         assert match, f"{name} sent {request['method']} {path}, which is not one of the catalog's routes"
         if "project" in match.groupdict():
             assert match["project"] == str(arguments.get("project_id")), f"{name} sent {path} for {arguments!r}"
-        if request["method"] not in ("GET",) and not QUERY_ROUTE.match(path):
+        if request["method"] not in ("GET",) and not QUERY_ROUTE.match(path) and not CHECK_ROUTE.match(path):
             assert name in UNGUARDED_POSTS, f"{name} wrote upstream without a confirmation: {request}"
 
 

@@ -270,9 +270,11 @@ async def test_no_reply_log_or_audit_line_carries_a_secret(
     capfd: pytest.CaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    from posthog_sandbox import SandboxKey
     from tests.support import EVERY_TOOL_SCOPES
 
-    # A key that may call every tool (who changed what included: its answer must not leak either).
+    # A key that may call every tool, who changed what and the integration ones included (their answers must
+    # not leak secrets either).
     sandbox = make_sandbox(generation=3, throttle=False, keys=[SandboxKey(DEFAULT_API_KEY, list(EVERY_TOOL_SCOPES))])
     control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
     seen = Transcript()
@@ -294,7 +296,11 @@ async def test_elicitation_questions_carry_no_secret(
 ) -> None:
     """The question a person is asked (both eras) is built from live state and the arguments."""
     caplog.set_level(logging.DEBUG)
-    sandbox = make_sandbox(generation=3, throttle=False)
+    from posthog_sandbox import SandboxKey
+    from tests.support import EVERY_TOOL_SCOPES
+
+    # A key that may call every tool, the integration ones included (their secrets must not leak either).
+    sandbox = make_sandbox(generation=3, throttle=False, keys=[SandboxKey(DEFAULT_API_KEY, list(EVERY_TOOL_SCOPES))])
     control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
     seen = Transcript()
 

@@ -176,6 +176,37 @@ async def backfill_what_failed_last_week(rec: Recorder, control: SandboxControl,
     rec.played.why = f"{len(failed_last_week)} failed intervals, {len(made)} backfill(s) covering {len(covered)}"
 
 
+OUTAGE_INTENT = "repair yesterday's Snowflake outage across the project"
+
+
+async def repair_an_outage(rec: Recorder, control: SandboxControl, elicits: bool) -> None:
+    """Snowflake down for 18 hours until a day ago: find what every export missed, repair it as one plan."""
+    start = (_parse(control.clock()) - timedelta(hours=42)).replace(minute=0, second=0, microsecond=0)
+    control.outage("Snowflake", start.isoformat(), (start + timedelta(hours=18)).isoformat())
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    window = {"start": (start - timedelta(hours=24)).strftime(iso), "end": (start + timedelta(hours=20)).strftime(iso)}
+    before = {b["id"] for b in control.state()["backfills"]}
+    found = await rec.call("batch-export-gaps", {"project_id": 1, "destination_type": "Snowflake", **window})
+    gaps = list(found["gaps"])
+    if "omitted" in found:  # the rest of the exports with gaps, by the exact call the answer gives
+        gaps += (await rec.call("batch-export-gaps", found["omitted"]["call"]["arguments"]))["gaps"]
+    call = found["repair"]["call"]
+    done = await rec.call(call["tool"], call["arguments"])
+    if not elicits:
+        done = await rec.call(call["tool"], {**call["arguments"], "confirmation_token": done["confirmation_token"]})
+    control.advance(10)  # PostHog writes the backfill rows a moment later
+    made = sorted(
+        (b["batch_export"], _parse(b["start_at"]), _parse(b["end_at"]))
+        for b in control.state()["backfills"]
+        if b["id"] not in before
+    )
+    wanted = sorted(
+        (g["batch_export_id"], _parse(r["start_at"]), _parse(r["end_at"])) for g in gaps for r in g["ranges"]
+    )
+    rec.played.right = done["status"] == "executed" and made == wanted and len(gaps) >= 40
+    rec.played.why = f"{len(gaps)} exports with gaps, {len(wanted)} ranges, {len(made)} backfills made"
+
+
 async def errors_in_the_last_day(rec: Recorder, control: SandboxControl) -> None:
     answer = await rec.call("batch-export-errors", {"project_id": 1})
     after = answer["window"]["after"]

@@ -12,12 +12,14 @@ from posthog_sandbox.control import SandboxControl
 from tests.scenarios.intents import (
     BACKFILL_INTENT,
     INTENTS,
+    OUTAGE_INTENT,
     TARGETS,
     Played,
     Recorder,
     backfill_target,
     backfill_what_failed_last_week,
     grow_project,
+    repair_an_outage,
 )
 from tests.support import MODES, answering, connect, running_app, settings_for
 
@@ -82,3 +84,22 @@ async def test_backfill_what_failed_last_week(make_sandbox: Any, mode: str, elic
     assert len(played.calls) == backfill_target(elicits), played.calls
     writes = [c for c in played.calls if c == "batch-export-gaps-backfill"]
     assert len(writes) == len(played.calls) - 1
+
+
+@pytest.mark.parametrize("elicits", [False, True], ids=["token", "elicitation"])
+@pytest.mark.parametrize("mode", MODES)
+async def test_repair_an_outage_across_the_project(make_sandbox: Any, mode: str, elicits: bool, tmp_path: Path) -> None:
+    """Issue 20's target: an outage across 40+ of 500 exports found and repaired in at most 4 calls and one
+    confirmation, on a PostHog that lets a project run 100 backfills at once."""
+    from posthog_sandbox import DEFAULT_API_KEY
+
+    sandbox = make_sandbox(exports=500, max_concurrent_backfills=100)
+    control = SandboxControl(sandbox.base_url, DEFAULT_API_KEY)
+    extra = {"elicitation_callback": answering("accept", {"confirm": True})} if elicits else {}
+    settings = settings_for(sandbox.base_url, DEFAULT_API_KEY, tmp_path, toolsets=(), backfill_limit=100)
+    async with running_app(settings) as app, connect(app, mode, **extra) as client:
+        played = Played(OUTAGE_INTENT)
+        await repair_an_outage(Recorder(client, played), control, elicits)
+    assert played.right, played.why
+    assert len(played.calls) <= (3 if elicits else 4), played.calls
+    assert played.largest_result <= 16_000, played.largest_result

@@ -107,7 +107,7 @@ TOOLS = [
     ToolSpec(
         name="batch-export-destination-check",
         title="Check a destination",
-        description="Can PostHog reach a destination? Every test step of an export's or a proposed one, to the first failure.",
+        description="Every test step of an export's destination or a proposed one, to the first failure.",
         method="POST",
         path="batch_exports/run_test_step_new/",
         scope=WRITE,

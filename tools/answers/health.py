@@ -79,7 +79,7 @@ HEALTH_VIEW = "ui://posthog-batch-exports/health.html"  # the health view a host
 
 
 class HealthParams(Params):
-    state: HealthState = Field("attention", description="Which to list; attention: all but paused/healthy.")
+    state: HealthState = Field("attention", description="attention: all but paused/healthy.")
     destination_type: DestinationType | None = Field(None, description="Only this destination type.")
     name_contains: str | None = Field(None, min_length=1, max_length=200, description="Name contains (any case).")
     # Recent intervals per export, as cells: the health app asks for them (a model reads states).
