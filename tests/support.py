@@ -167,7 +167,7 @@ def guarded_arguments(control: SandboxControl) -> dict[str, dict[str, Any]]:
         "batch-export-integration-create": {
             "project_id": 1,
             "kind": "snowflake",
-            "config": {
+            "integration_config": {
                 "name": "guarded-snowflake",
                 "account": "acme-xy12345",
                 "user": "posthog",

@@ -83,7 +83,7 @@ async def test_every_snowflake_export_moves_to_a_new_integration_in_few_calls_an
         }
         control.clear_requests()
         created = await session.write(
-            "batch-export-integration-create", {"project_id": 1, "kind": "snowflake", "config": config}
+            "batch-export-integration-create", {"project_id": 1, "kind": "snowflake", "integration_config": config}
         )
         fresh = created["id"]
         moved = await session.write(

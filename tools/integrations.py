@@ -9,6 +9,7 @@ integration with the same identity in place, which changes every export using it
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tools import secrets
 from tools.declaration import NotPossible, Preview, ToolSpec
 from tools.destinations import INTEGRATION_HELD_KEYS
-from tools.params import Params
-from tools.upstream import Upstream, UpstreamError, path_for
+from tools.params import JsonObject, Params
+from tools.upstream import Request, Upstream, UpstreamError, path_for
 
 INTEGRATIONS_PATH = "integrations/"
 INTEGRATION_PATH = "integrations/{integration_id}/"
@@ -48,17 +49,20 @@ IN_POSTHOG = (
 
 class IntegrationCreateParams(Params):
     kind: CreatableKind = Field(description="Integration kind (a destination type's credentials).")
-    config: dict[str, Any] = Field(
+    # PostHog's body calls it `config`; a parameter of that name is swallowed by LangChain, which passes its
+    # own RunnableConfig as `config` (docs/architecture.md, "Every agent framework"). `_send` renames it.
+    integration_config: JsonObject = Field(
         description="Its settings and secret, e.g. snowflake: name, account, user, password."
     )
 
     @model_validator(mode="after")
     def _complete(self) -> IntegrationCreateParams:
-        missing = [k for k in REQUIRED[self.kind] if self.config.get(k) in (None, "")]
-        if self.kind == "snowflake" and not (self.config.get("password") or self.config.get("private_key")):
+        config = self.integration_config
+        missing = [k for k in REQUIRED[self.kind] if config.get(k) in (None, "")]
+        if self.kind == "snowflake" and not (config.get("password") or config.get("private_key")):
             missing.append("password (or private_key with authentication_type keypair)")
         if missing:
-            raise ValueError(f"config for a {self.kind} integration needs {', '.join(missing)}")
+            raise ValueError(f"integration_config for a {self.kind} integration needs {', '.join(missing)}")
         return self
 
 
@@ -156,7 +160,7 @@ async def integration(upstream: Upstream, integration_id: Any) -> dict[str, Any]
 
 async def preview_create_integration(upstream: Upstream, params: IntegrationCreateParams) -> Preview:
     existing = await integrations_of(upstream, params.kind)
-    name = params.config.get("name")
+    name = params.integration_config.get("name")
     if existing is not None and params.kind in NAMED_KINDS:
         taken = next((i for i in existing if (i.get("config") or {}).get("name") == name), None)
         if taken is not None:
@@ -176,13 +180,18 @@ async def preview_create_integration(upstream: Upstream, params: IntegrationCrea
         )
     details: dict[str, Any] = {
         "kind": params.kind,
-        # Not named "config": results drop secret keys under any "config", and the person should see which
-        # secrets are set (as markers, never values).
-        "integration_config": secrets.mask(params.config, "(secret, set)"),
+        # Not under a config key (tools/secrets.py drops secret keys there): the person should see which
+        # secrets are set, as markers, never values.
+        "settings": secrets.mask(params.integration_config, "(secret, set)"),
     }
     newest = max((int(i.get("id") or 0) for i in existing or []), default=0)
     version = f"{len(existing)}:{newest}" if existing is not None else "unreadable"
     return Preview(summary=summary, details=details, version=version)
+
+
+async def _send(upstream: Upstream, params: IntegrationCreateParams, request: Request) -> Any:
+    """The body PostHog reads: `{kind, config}`."""
+    return await upstream.send(replace(request, body={"kind": params.kind, "config": params.integration_config}))
 
 
 def _shape_created(answer: Any) -> Any:
@@ -209,6 +218,7 @@ TOOLS = [
         output=IntegrationCreated,
         shape=_shape_created,
         preview=preview_create_integration,
+        handler=_send,
         max_requests=2 * MAX_PAGES + 5,  # the integrations of a kind, twice (preview, re-check), and the write
         read_only=False,
         destructive=False,

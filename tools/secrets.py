@@ -17,7 +17,7 @@ from tools.destinations import SECRET_CONFIG_KEYS
 
 REDACTED = "[redacted]"
 # Objects whose members are destination settings, where secret keys are looked for.
-_CONFIG_KEYS = ("config", "copy_inputs")
+_CONFIG_KEYS = ("config", "copy_inputs", "integration_config")  # the last: batch-export-integration-create's
 _DROP = object()
 
 

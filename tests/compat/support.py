@@ -18,12 +18,14 @@ from typing import Any
 
 from pydantic_core import PydanticUndefined
 
-from posthog_sandbox import DEFAULT_API_KEY
+from posthog_sandbox import DEFAULT_API_KEY, SandboxKey
 from server.untrusted import unmark
 from server.visibility import listed_by_default
-from tests.support import SandboxControl, guarded_arguments
+from tests.support import EVERY_TOOL_SCOPES, SandboxControl, guarded_arguments
 from tools.catalog import BY_NAME, CATALOG
 
+# The sandbox key of these tests may use every tool, so a default server lists every default toolset's.
+KEYS = [SandboxKey(DEFAULT_API_KEY, list(EVERY_TOOL_SCOPES))]
 DEFAULT_TOOLS = frozenset(spec.name for spec in CATALOG if listed_by_default(spec))
 
 
@@ -65,12 +67,16 @@ def targets(control: SandboxControl) -> dict[str, dict[str, Any]]:
         # One of two ids: the run, the backfill id sent empty.
         "batch-export-wait": {"project_id": 1, "batch_export_id": s3, "run_id": finished["id"]},
         "batch-export-projects": {},
+        "batch-export-changes": {"project_id": 1, "batch_export_id": s3},
+        "batch-export-integrations": {"project_id": 1},
     }
     for name, arguments in guarded_arguments(control).items():
         if name in DEFAULT_TOOLS:
             destination = arguments.get("destination")
             if destination is not None:
                 arguments = {**arguments, "destination": {**destination, "config": json.dumps(destination["config"])}}
+            if isinstance(arguments.get("integration_config"), dict):  # listed as JSON text too
+                arguments = {**arguments, "integration_config": json.dumps(arguments["integration_config"])}
             chosen[name] = arguments
     assert set(chosen) == DEFAULT_TOOLS, set(chosen) ^ DEFAULT_TOOLS
     return chosen

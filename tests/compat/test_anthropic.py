@@ -15,7 +15,7 @@ from anthropic.lib.tools import ToolError
 from anthropic.lib.tools.mcp import async_mcp_tool
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from tests.compat.support import DEFAULT_TOOLS, judged, server_command, strict_arguments, targets
+from tests.compat.support import DEFAULT_TOOLS, KEYS, judged, server_command, strict_arguments, targets
 from tests.support import SandboxControl
 
 
@@ -26,7 +26,7 @@ def _text(output: Any) -> str:
 
 
 async def test_every_tool_converts_and_answers_a_strict_shaped_call(make_sandbox: Any, tmp_path: Path) -> None:
-    sandbox = make_sandbox(generation=3)
+    sandbox = make_sandbox(generation=3, keys=KEYS)
     control = SandboxControl(sandbox.base_url)
     given = targets(control)
     before = control.state()

@@ -15,12 +15,12 @@ import jsonschema
 from google.genai import _extra_utils, types
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from tests.compat.support import DEFAULT_TOOLS, gemini_problems, judged, server_command, strict_arguments, targets
+from tests.compat.support import DEFAULT_TOOLS, KEYS, gemini_problems, judged, server_command, strict_arguments, targets
 from tests.support import SandboxControl
 
 
 async def test_every_tool_converts_and_answers_a_strict_shaped_call(make_sandbox: Any, tmp_path: Path) -> None:
-    sandbox = make_sandbox(generation=3)
+    sandbox = make_sandbox(generation=3, keys=KEYS)
     control = SandboxControl(sandbox.base_url)
     given = targets(control)
     before = control.state()

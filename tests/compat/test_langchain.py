@@ -23,6 +23,7 @@ import jsonschema
 
 from tests.compat.support import (
     DEFAULT_TOOLS,
+    KEYS,
     judged,
     openai_strict_problems,
     server_command,
@@ -61,7 +62,7 @@ def exchange(client: subprocess.Popen[str], message: dict[str, Any], log: Path) 
 
 
 def test_every_tool_converts_strict_and_answers_a_strict_shaped_call(make_sandbox: Any, tmp_path: Path) -> None:
-    sandbox = make_sandbox(generation=3)
+    sandbox = make_sandbox(generation=3, keys=KEYS)
     control = SandboxControl(sandbox.base_url)
     given = targets(control)
     before = control.state()

@@ -22,6 +22,7 @@ from agents.tool_context import ToolContext
 
 from tests.compat.support import (
     DEFAULT_TOOLS,
+    KEYS,
     judged,
     openai_strict_problems,
     server_command,
@@ -44,7 +45,7 @@ def _text(output: Any) -> str:
 async def test_every_tool_converts_and_answers_a_strict_shaped_call(
     make_sandbox: Any, tmp_path: Path, strict: bool
 ) -> None:
-    sandbox = make_sandbox(generation=3)
+    sandbox = make_sandbox(generation=3, keys=KEYS)
     control = SandboxControl(sandbox.base_url)
     given = targets(control)
     before = control.state()

@@ -24,6 +24,7 @@ from pydantic_ai.profiles.openai import openai_model_profile
 
 from tests.compat.support import (
     DEFAULT_TOOLS,
+    KEYS,
     judged,
     openai_strict_problems,
     server_command,
@@ -39,7 +40,7 @@ PROFILES = {"openai": lambda: openai_model_profile("gpt-5"), "google": lambda: g
 async def test_every_tool_converts_and_answers_a_strict_shaped_call(
     make_sandbox: Any, tmp_path: Path, provider: str
 ) -> None:
-    sandbox = make_sandbox(generation=3)
+    sandbox = make_sandbox(generation=3, keys=KEYS)
     control = SandboxControl(sandbox.base_url)
     given = targets(control)
     before = control.state()

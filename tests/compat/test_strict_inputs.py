@@ -17,7 +17,7 @@ from google.genai import _mcp_utils
 from mcp import types as mcp_types
 
 from server.definitions import LISTED_FORMATS
-from tests.compat.support import gemini_problems, openai_strict_problems, strict_arguments
+from tests.compat.support import KEYS, gemini_problems, openai_strict_problems, strict_arguments
 from tests.support import SandboxControl, connect, data, reviewed_catalog, running_app, settings_for, text
 from tools.catalog import BY_NAME
 
@@ -67,7 +67,7 @@ def test_every_definition_converts_for_strict_openai_and_gemini(
 @pytest.fixture
 def sandbox(make_sandbox: Any) -> Any:
     """The newer PostHog only: the older serves logs to no personal key, and nothing here is generational."""
-    return make_sandbox(generation=3)
+    return make_sandbox(generation=3, keys=KEYS)
 
 
 @asynccontextmanager
