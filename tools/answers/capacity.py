@@ -8,7 +8,8 @@ duration of a call, as it installs the progress reporter.
 
 Counting the running ones costs one backfills read per export, too many at a fleet's size; an
 export that has a backfill at work shows it in its embedded latest runs (a Starting or Running run
-made by a backfill), and only such exports, and the ones a plan touches, are read.
+made by a backfill), and only such exports are read. A backfill started a moment ago, whose first run
+is not made yet, shows nowhere: PostHog's refusal then stops a plan, and its receipt says so.
 """
 
 from __future__ import annotations

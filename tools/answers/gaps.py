@@ -281,7 +281,7 @@ class _Later:
 # A backfill created this long before a plan counts as new when a write is re-checked: the margin covers the
 # difference between this server's clock and PostHog's (a backfill PostHog dates a little before the plan).
 NEW_BACKFILL_MARGIN = timedelta(minutes=2)
-FILLING = {"Starting", "Running", "Completed"}  # a backfill filling a range, or one that filled it
+FILLING = {"Starting", "Running"}  # a backfill at work on a range (one that finished did before the plan was read)
 
 
 async def plan_backfills(upstream: Upstream, params: GapsParams) -> Plan:
