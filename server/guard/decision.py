@@ -236,23 +236,7 @@ class Guard:
                 return no
         else:
             preview = await call.read_preview()
-            caps = ctx.session.client_capabilities
-            if caps is None or caps.elicitation is None:
-                progress.channel = "token"
-                return self._offer_token(call, preview, digest)
-            message, schema = self._question(call, preview)
-            if modern:
-                state, _ = self.signer.issue(call.spec.name, call.project, digest, preview.version, STATE_KIND)
-                request = types.ElicitRequest(
-                    params=types.ElicitRequestFormParams(message=message, requested_schema=schema)
-                )
-                return Decision(
-                    "previewed", types.InputRequiredResult(input_requests={ELICIT_KEY: request}, request_state=state)
-                )
-            self._audit(call, progress, "previewed")
-            progress.step = "ask"
-            answer = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
-            no = self._unless_agreed(call, answer, preview)
+            no = await self._ask(call, preview, digest, ctx, progress, modern)
             if no is not None:
                 return no
             version = preview.version
@@ -318,22 +302,7 @@ class Guard:
             if caps is None or caps.elicitation is None or modern:
                 # The confirmation comes back in another call, perhaps to another replica: it finds the plan here.
                 await self.state.keep(self._plan_name(progress.plan), kept(plan, progress.plan), self.signer.ttl)
-            if caps is None or caps.elicitation is None:
-                progress.channel = "token"
-                return self._offer_token(call, preview, digest)
-            message, schema = self._question(call, preview)
-            if modern:
-                state, _ = self.signer.issue(call.spec.name, call.project, digest, preview.version, STATE_KIND)
-                request = types.ElicitRequest(
-                    params=types.ElicitRequestFormParams(message=message, requested_schema=schema)
-                )
-                return Decision(
-                    "previewed", types.InputRequiredResult(input_requests={ELICIT_KEY: request}, request_state=state)
-                )
-            self._audit(call, progress, "previewed")
-            progress.step = "ask"
-            answer = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
-            no = self._unless_agreed(call, answer, preview)
+            no = await self._ask(call, preview, digest, ctx, progress, modern)
             if no is not None:
                 return no
 
@@ -401,6 +370,36 @@ class Guard:
         return plan
 
     # --- the steps ------------------------------------------------------------------------------
+
+    async def _ask(
+        self,
+        call: GuardedCall,
+        preview: Preview,
+        digest: str,
+        ctx: ServerRequestContext[Any],
+        progress: Progress,
+        modern: bool,
+    ) -> Decision | None:
+        """Ask for a confirmation of `preview` (a write's or a plan's): a token where the client cannot be
+        asked, an elicitation (in this call, or as an input request in the 2026-07-28 era) where it can.
+        None once the person agreed in this call."""
+        caps = ctx.session.client_capabilities
+        if caps is None or caps.elicitation is None:
+            progress.channel = "token"
+            return self._offer_token(call, preview, digest)
+        message, schema = self._question(call, preview)
+        if modern:
+            state, _ = self.signer.issue(call.spec.name, call.project, digest, preview.version, STATE_KIND)
+            request = types.ElicitRequest(
+                params=types.ElicitRequestFormParams(message=message, requested_schema=schema)
+            )
+            return Decision(
+                "previewed", types.InputRequiredResult(input_requests={ELICIT_KEY: request}, request_state=state)
+            )
+        self._audit(call, progress, "previewed")
+        progress.step = "ask"
+        answer = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
+        return self._unless_agreed(call, answer, preview)
 
     def _offer_token(self, call: GuardedCall, preview: Preview, digest: str) -> Decision:
         token, expires = self.signer.issue(call.spec.name, call.project, digest, preview.version, TOKEN_KIND)
